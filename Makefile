@@ -1,0 +1,190 @@
+# ppfwd / libproxyproto - the front door.
+#
+#   make            build the library, ppfwd and the tests into build/
+#   make run        install what is missing, build, show the demo
+#   make test       install what is missing, build, run every test (ASan + UBSan)
+#   make bench      PROXY header parse/build benchmark, side by side with Go peers
+#   make fuzz       run the libFuzzer targets for FUZZ_SECONDS each (default 300)
+#   make install    PREFIX=/usr/local DESTDIR=
+#
+# Everything is built out of tree in build/: build/ for the optimised
+# objects, build/asan/ for the sanitizer build the tests run against, and
+# build/fuzz/ for the clang fuzz targets.
+
+CC ?= cc
+CLANG ?= clang
+AR ?= ar
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+FUZZ_SECONDS ?= 300
+FUZZ_TEST_SECONDS ?= 30
+
+VERSION := 0.1.0
+SOMAJOR := 0
+
+B := build
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	-Wpointer-arith -Wcast-qual -Wwrite-strings -Wformat=2 -Wvla
+CSTD := -std=c11 -D_DEFAULT_SOURCE
+OPT ?= -O2 -g
+CFLAGS_ALL := $(CSTD) $(WARN) $(OPT) -Iinclude $(CFLAGS)
+SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+CFLAGS_ASAN := $(CSTD) $(WARN) -O1 -g $(SAN) -Iinclude $(CFLAGS)
+
+LIB_SRC := $(sort $(wildcard src/lib/*.c))
+DAEMON_SRC := $(sort $(wildcard src/daemon/*.c))
+TEST_SRC := $(sort $(wildcard tests/unit/test_*.c))
+TEST_COMMON := $(sort $(wildcard tests/common/*.c))
+FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
+BENCH_SRC := $(sort $(wildcard bench/bench_*.c))
+
+LIB_OBJ := $(LIB_SRC:%.c=$(B)/obj/%.o)
+LIB_OBJ_ASAN := $(LIB_SRC:%.c=$(B)/asan/obj/%.o)
+DAEMON_OBJ := $(DAEMON_SRC:%.c=$(B)/obj/%.o)
+DAEMON_OBJ_ASAN := $(DAEMON_SRC:%.c=$(B)/asan/obj/%.o)
+COMMON_OBJ_ASAN := $(TEST_COMMON:%.c=$(B)/asan/obj/%.o)
+TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(B)/asan/tests/%)
+FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(B)/fuzz/%)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
+
+STATIC := $(B)/libproxyproto.a
+SHARED := $(B)/libproxyproto.so.$(VERSION)
+STATIC_ASAN := $(B)/asan/libproxyproto.a
+
+.PHONY: all lib ppfwd tests deps-build deps-test deps-fuzz deps-bench run test \
+	bench fuzz install uninstall clean format
+.DELETE_ON_ERROR:
+
+all: lib $(B)/ppfwd tests $(B)/proxyproto.pc
+
+lib: $(STATIC) $(SHARED)
+
+# ---- library ----------------------------------------------------------------
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -fPIC -fvisibility=hidden -MMD -MP -c $< -o $@
+
+$(B)/asan/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ASAN) -MMD -MP -c $< -o $@
+
+$(STATIC): $(LIB_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(SHARED): $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,libproxyproto.so.$(SOMAJOR) -o $@ $^ $(LDFLAGS)
+	ln -sf libproxyproto.so.$(VERSION) $(B)/libproxyproto.so.$(SOMAJOR)
+	ln -sf libproxyproto.so.$(SOMAJOR) $(B)/libproxyproto.so
+
+$(STATIC_ASAN): $(LIB_OBJ_ASAN)
+	@mkdir -p $(@D)
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(B)/proxyproto.pc: proxyproto.pc.in Makefile
+	@mkdir -p $(@D)
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+
+# ---- daemon -----------------------------------------------------------------
+
+$(B)/ppfwd: $(DAEMON_OBJ) $(STATIC)
+	$(CC) $(CFLAGS_ALL) -o $@ $(DAEMON_OBJ) $(STATIC) $(LDFLAGS)
+
+$(B)/asan/ppfwd: $(DAEMON_OBJ_ASAN) $(STATIC_ASAN)
+	$(CC) $(CFLAGS_ASAN) -o $@ $(DAEMON_OBJ_ASAN) $(STATIC_ASAN) $(LDFLAGS)
+
+# ---- tests (cmocka, ASan + UBSan) -------------------------------------------
+
+tests: $(TEST_BIN) $(B)/asan/ppfwd $(B)/hex2bin
+
+$(B)/asan/tests/%: tests/unit/%.c $(COMMON_OBJ_ASAN) $(STATIC_ASAN)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ASAN) -Isrc/lib -Itests/common -MMD -MP -o $@ $< \
+	    $(COMMON_OBJ_ASAN) $(STATIC_ASAN) -lcmocka $(LDFLAGS)
+
+$(B)/hex2bin: tests/tools/hex2bin.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -o $@ $<
+
+# ---- fuzz (clang libFuzzer) -------------------------------------------------
+
+$(B)/fuzz/%: fuzz/%.c $(LIB_SRC) $(wildcard src/lib/*.h) include/proxyproto.h
+	@mkdir -p $(@D)
+	$(CLANG) $(CSTD) -O1 -g -fsanitize=fuzzer,address,undefined -Iinclude -Isrc/lib \
+	    -o $@ $< $(LIB_SRC)
+
+$(B)/fuzz/corpus.stamp: $(B)/hex2bin $(wildcard tests/vectors/*/*.hex)
+	rm -rf $(B)/fuzz/corpus && mkdir -p $(B)/fuzz/corpus
+	for f in tests/vectors/*/*.hex; do \
+	    n=$$(basename $$(dirname $$f))-$$(basename $$f .hex); \
+	    $(B)/hex2bin < $$f > $(B)/fuzz/corpus/$$n || exit 1; \
+	done
+	touch $@
+
+# ---- bench ------------------------------------------------------------------
+
+$(B)/bench/%: bench/%.c $(STATIC)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LDFLAGS)
+
+# ---- front-door targets -----------------------------------------------------
+
+deps-build:
+	@scripts/deps.sh build
+deps-test:
+	@scripts/deps.sh test
+deps-fuzz:
+	@scripts/deps.sh fuzz
+deps-bench:
+	@scripts/deps.sh bench
+
+run: deps-build
+	$(MAKE) lib $(B)/ppfwd
+	@scripts/demo.sh $(B)/ppfwd
+
+test: deps-test
+	$(MAKE) all $(FUZZ_BIN) $(B)/fuzz/corpus.stamp
+	@FUZZ_TEST_SECONDS=$(FUZZ_TEST_SECONDS) scripts/run-tests.sh $(B)
+
+fuzz: deps-fuzz $(FUZZ_BIN) $(B)/fuzz/corpus.stamp
+	@for f in $(FUZZ_BIN); do \
+	    echo "== $$f for $(FUZZ_SECONDS)s"; \
+	    mkdir -p $(B)/fuzz/work-$$(basename $$f); \
+	    $$f -max_total_time=$(FUZZ_SECONDS) -dict=fuzz/pp.dict -print_final_stats=1 \
+	        $(B)/fuzz/work-$$(basename $$f) $(B)/fuzz/corpus || exit 1; \
+	done
+
+bench: deps-bench
+	$(MAKE) $(BENCH_BIN)
+	@bench/run.sh $(B)
+
+install: lib $(B)/ppfwd $(B)/proxyproto.pc
+	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(BINDIR) \
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
+	install -m 644 include/proxyproto.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
+	ln -sf libproxyproto.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libproxyproto.so.$(SOMAJOR)
+	ln -sf libproxyproto.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libproxyproto.so
+	install -m 644 $(B)/proxyproto.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+	install -m 755 $(B)/ppfwd $(DESTDIR)$(BINDIR)/
+	install -m 644 docs/ppfwd.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 docs/proxyproto.3 $(DESTDIR)$(MANDIR)/man3/
+
+uninstall:
+	rm -f $(DESTDIR)$(INCLUDEDIR)/proxyproto.h $(DESTDIR)$(LIBDIR)/libproxyproto.* \
+	    $(DESTDIR)$(LIBDIR)/pkgconfig/proxyproto.pc $(DESTDIR)$(BINDIR)/ppfwd \
+	    $(DESTDIR)$(MANDIR)/man1/ppfwd.1 $(DESTDIR)$(MANDIR)/man3/proxyproto.3
+
+format:
+	clang-format -i include/*.h src/*/*.[ch] tests/*/*.[ch] fuzz/*.c bench/*.c
+
+clean:
+	rm -rf $(B)
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -1,0 +1,37 @@
+#!/bin/sh
+# Installs the Debian packages a make target needs, if any are missing.
+# Usage: scripts/deps.sh build|test|bench|fuzz|run
+# Each package is here for one reason, listed in README.md ("Dependencies").
+set -eu
+
+case "${1:-build}" in
+build|run) pkgs="gcc make libc6-dev" ;;
+test) pkgs="gcc make libc6-dev libcmocka-dev clang libclang-rt-14-dev" ;;
+fuzz) pkgs="gcc make libc6-dev clang libclang-rt-14-dev" ;;
+bench) pkgs="gcc make libc6-dev golang-go golang-github-pires-go-proxyproto-dev golang-github-armon-go-proxyproto-dev" ;;
+*) echo "deps.sh: unknown target '$1'" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $pkgs; do
+    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    case "$status" in
+    *"install ok installed"*) ;;
+    *) missing="$missing $p" ;;
+    esac
+done
+[ -z "$missing" ] && exit 0
+
+echo "deps.sh: installing:$missing"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || {
+        echo "deps.sh: need root or sudo to install:$missing" >&2
+        exit 1
+    }
+    sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+# shellcheck disable=SC2086
+$sudo apt-get install -y -qq --no-install-recommends $missing

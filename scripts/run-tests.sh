@@ -1,0 +1,50 @@
+#!/bin/sh
+# Runs every test binary of the sanitizer build, then each fuzz target over its
+# seed corpus for FUZZ_TEST_SECONDS, and ends with "N passed, N failed".
+# Usage: scripts/run-tests.sh BUILD_DIR
+set -u
+b=${1:-build}
+fuzz_seconds=${FUZZ_TEST_SECONDS:-30}
+passed=0
+failed=0
+failures=""
+
+export PPFWD="$b/asan/ppfwd"
+export PP_VECTORS="tests/vectors"
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+
+record() {
+    if [ "$2" -eq 0 ]; then
+        passed=$((passed + 1))
+        echo "PASS: $1"
+    else
+        failed=$((failed + 1))
+        failures="$failures $1"
+        echo "FAIL: $1 (exit $2)"
+    fi
+}
+
+for t in "$b"/asan/tests/test_*; do
+    [ -x "$t" ] || continue
+    case "$t" in *.d) continue ;; esac
+    echo "== $t"
+    timeout 300 "$t"
+    record "$(basename "$t")" $?
+done
+
+for f in "$b"/fuzz/fuzz_*; do
+    [ -x "$f" ] || continue
+    echo "== $f for ${fuzz_seconds}s"
+    work="$b/fuzz/work-$(basename "$f")"
+    mkdir -p "$work"
+    timeout $((fuzz_seconds + 60)) "$f" -max_total_time="$fuzz_seconds" \
+        -dict=fuzz/pp.dict -print_final_stats=1 "$work" "$b/fuzz/corpus" 2>"$work.log"
+    rc=$?
+    tail -n 12 "$work.log"
+    record "$(basename "$f")" $rc
+done
+
+[ -n "$failures" ] && echo "failed:$failures"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
