@@ -322,8 +322,10 @@ ssize_t pp_build_v1(uint8_t *buf, size_t cap, const struct sockaddr *src,
  * dst are ignored. command PP2_CMD_PROXY: the addresses of src and dst with
  * socktype SOCK_STREAM or SOCK_DGRAM; both AF_INET gives TCP4/UDP4, one
  * AF_INET6 gives TCP6/UDP6 with the IPv4 end mapped, both AF_UNIX gives the
- * UNIX family (paths over 108 bytes are -PP_EINVAL); src or dst NULL or
- * AF_UNSPEC gives fam UNSPEC with no address block.
+ * UNIX family (src and dst must then point to a whole struct sockaddr_un; the
+ * path is copied up to its NUL and padded with NULs, so abstract socket names
+ * come out empty); src or dst NULL or AF_UNSPEC gives fam UNSPEC with no
+ * address block.
  * Returns the header length, -PP_ENOSPC, or -PP_EINVAL (unknown command,
  * socktype or family, or mixing AF_UNIX with IP).
  */
