@@ -66,7 +66,7 @@ lib: $(STATIC) $(SHARED)
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_ALL) -fPIC -fvisibility=hidden -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS_ALL) -fPIC -fvisibility=hidden -fno-semantic-interposition -MMD -MP -c $< -o $@
 
 $(B)/asan/obj/%.o: %.c
 	@mkdir -p $(@D)

@@ -64,8 +64,9 @@ uint32_t pp__crc32c_sw(uint32_t crc, const uint8_t *p, size_t len)
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <nmmintrin.h>
 
-__attribute__((target("sse4.2"))) uint32_t pp__crc32c_hw(uint32_t crc, const uint8_t *p,
-                                                          size_t len)
+/* Eight bytes per instruction, then 4, 2 and 1 for the tail. */
+static inline __attribute__((always_inline, target("sse4.2"))) uint32_t
+crc_hw(uint32_t crc, const uint8_t *p, size_t len)
 {
     uint64_t c = crc;
 
@@ -75,16 +76,36 @@ __attribute__((target("sse4.2"))) uint32_t pp__crc32c_hw(uint32_t crc, const uin
         c = _mm_crc32_u64(c, v);
     }
     crc = (uint32_t)c;
-    if (len >= 4) {
+    if (len & 4) {
         uint32_t v;
         memcpy(&v, p, 4);
         crc = _mm_crc32_u32(crc, v);
         p += 4;
-        len -= 4;
     }
-    while (len--)
-        crc = _mm_crc32_u8(crc, *p++);
+    if (len & 2) {
+        uint16_t v;
+        memcpy(&v, p, 2);
+        crc = _mm_crc32_u16(crc, v);
+        p += 2;
+    }
+    if (len & 1)
+        crc = _mm_crc32_u8(crc, *p);
     return crc;
+}
+
+__attribute__((target("sse4.2"))) uint32_t pp__crc32c_hw(uint32_t crc, const uint8_t *p,
+                                                          size_t len)
+{
+    return crc_hw(crc, p, len);
+}
+
+__attribute__((target("sse4.2"))) static uint32_t crc_hole_hw(const uint8_t *p, size_t len,
+                                                               size_t hole)
+{
+    uint32_t c = crc_hw(0xFFFFFFFF, p, hole);
+
+    c = _mm_crc32_u32(c, 0);
+    return ~crc_hw(c, p + hole + 4, len - hole - 4);
 }
 
 /* 0 unknown, 1 absent, 2 present. Races only ever store the same value. */
@@ -107,6 +128,12 @@ uint32_t pp__crc32c_hw(uint32_t crc, const uint8_t *p, size_t len)
     return pp__crc32c_sw(crc, p, len);
 }
 
+static uint32_t crc_hole_hw(const uint8_t *p, size_t len, size_t hole)
+{
+    (void)p, (void)len, (void)hole;
+    return 0;
+}
+
 int pp__cpu_has_crc32c(void)
 {
     return 0;
@@ -123,4 +150,16 @@ PP_API uint32_t pp_crc32c(uint32_t crc, const void *buf, size_t len)
     else
         crc = pp__crc32c_sw(crc, buf, len);
     return ~crc;
+}
+
+uint32_t pp__crc32c_hole(const uint8_t *p, size_t len, size_t hole)
+{
+    static const uint8_t zero[4];
+    uint32_t c;
+
+    if (pp__cpu_has_crc32c())
+        return crc_hole_hw(p, len, hole);
+    c = pp__crc32c_sw(0xFFFFFFFF, p, hole);
+    c = pp__crc32c_sw(c, zero, 4);
+    return ~pp__crc32c_sw(c, p + hole + 4, len - hole - 4);
 }

@@ -85,4 +85,8 @@ uint32_t pp__crc32c_sw(uint32_t crc, const uint8_t *p, size_t len);
 uint32_t pp__crc32c_hw(uint32_t crc, const uint8_t *p, size_t len);
 int pp__cpu_has_crc32c(void);
 
+/* CRC32c of p[0..len) as a finished value, with the 4 bytes at p + hole
+ * counted as zeros: the check of a header's own CRC32C TLV. */
+uint32_t pp__crc32c_hole(const uint8_t *p, size_t len, size_t hole);
+
 #endif /* PP_INTERNAL_H */

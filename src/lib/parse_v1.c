@@ -27,39 +27,42 @@ static inline int is_digit(uint8_t c)
     return (unsigned)(c - '0') < 10;
 }
 
-/* Reads a decimal number of at most max_digits digits, without a leading
- * zero unless the number is 0. Returns the position after it, or NULL. */
-static const uint8_t *read_dec(const uint8_t *p, unsigned max_digits, unsigned *out)
+/* One IPv4 octet, 0-255 without a leading zero. Each digit is looked at
+ * only if the one before was a digit, so the CR sentinel bounds the reads. */
+static inline const uint8_t *read_octet(const uint8_t *p, uint8_t *out)
 {
-    const uint8_t *start = p;
-    unsigned v = 0;
+    unsigned d0 = (unsigned)(p[0] - '0'), d1, d2, v;
 
-    if (!is_digit(*p))
+    if (d0 > 9)
         return NULL;
-    if (*p == '0') {
-        *out = 0;
-        return is_digit(p[1]) ? NULL : p + 1;
+    d1 = (unsigned)(p[1] - '0');
+    if (d1 > 9) {
+        *out = (uint8_t)d0;
+        return p + 1;
     }
-    while (is_digit(*p) && (unsigned)(p - start) < max_digits)
-        v = v * 10 + (unsigned)(*p++ - '0');
-    if (is_digit(*p))
+    if (d0 == 0)
         return NULL;
-    *out = v;
-    return p;
+    d2 = (unsigned)(p[2] - '0');
+    if (d2 > 9) {
+        *out = (uint8_t)(d0 * 10 + d1);
+        return p + 2;
+    }
+    v = d0 * 100 + d1 * 10 + d2;
+    if (v > 255 || is_digit(p[3]))
+        return NULL;
+    *out = (uint8_t)v;
+    return p + 3;
 }
 
 /* Dotted quad, four decimal octets 0-255 without leading zeros. */
 static const uint8_t *parse_ipv4(const uint8_t *p, uint8_t out[4])
 {
-    unsigned v;
-
     for (int i = 0; i < 4; i++) {
         if (i > 0 && *p++ != '.')
             return NULL;
-        p = read_dec(p, 3, &v);
-        if (p == NULL || v > 255)
+        p = read_octet(p, &out[i]);
+        if (p == NULL)
             return NULL;
-        out[i] = (uint8_t)v;
     }
     return p;
 }
@@ -166,14 +169,16 @@ static inline int field_missing(const uint8_t *p)
 
 static const uint8_t *parse_port(const uint8_t *p, uint16_t *port, int *err)
 {
-    unsigned v;
+    const uint8_t *start = p;
+    unsigned v = 0;
 
     if (field_missing(p)) {
         *err = -PP_EBADLINE;
         return NULL;
     }
-    p = read_dec(p, 5, &v);
-    if (p == NULL || v > 65535 || (*p != ' ' && *p != '\r')) {
+    while (is_digit(*p) && p - start < 5)
+        v = v * 10 + (unsigned)(*p++ - '0');
+    if (p == start || (*start == '0' && p - start > 1) || v > 65535 || (*p != ' ' && *p != '\r')) {
         *err = -PP_EBADPORT;
         return NULL;
     }
@@ -290,10 +295,11 @@ ssize_t pp__parse_v1(const uint8_t *buf, size_t len, struct pp_header *hdr, unsi
     size_t scan, total, rest;
     int rc;
 
-    if (memcmp(buf, V1_PREFIX, len < V1_PREFIX_LEN ? len : V1_PREFIX_LEN) != 0)
-        return -PP_EBADSIG;
+    /* A constant length lets the compiler inline the comparison. */
     if (len <= V1_PREFIX_LEN)
-        return 0;
+        return memcmp(buf, V1_PREFIX, len) == 0 ? 0 : -PP_EBADSIG;
+    if (memcmp(buf, V1_PREFIX, V1_PREFIX_LEN) != 0)
+        return -PP_EBADSIG;
 
     /* The CR may be at most at index PP_V1_MAX_LEN - 2, its LF right after. */
     scan = len < PP_V1_MAX_LEN - 1 ? len : PP_V1_MAX_LEN - 1;

@@ -12,7 +12,10 @@
 /* Checks the fixed part that has arrived so far (len may be < 16). */
 static int check_fixed(const uint8_t *buf, size_t len)
 {
-    if (memcmp(buf, PP_V2_SIG, len < PP_V2_SIG_LEN ? len : PP_V2_SIG_LEN) != 0)
+    if (len < PP_V2_SIG_LEN)
+        return memcmp(buf, PP_V2_SIG, len) == 0 ? 0 : -PP_EBADSIG;
+    /* A constant length lets the compiler inline the comparison. */
+    if (memcmp(buf, PP_V2_SIG, PP_V2_SIG_LEN) != 0)
         return -PP_EBADSIG;
     if (len > 12) {
         if ((buf[12] & 0xF0) != PP2_VERSION)

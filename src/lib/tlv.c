@@ -48,25 +48,6 @@ static int ssl_subtlvs_valid(const uint8_t *p, const uint8_t *end)
     return rc;
 }
 
-/* The header's CRC32C with the 4 value bytes at crc_at counted as zeros. */
-static uint32_t header_crc(const uint8_t *hdr, size_t hdr_len, const uint8_t *crc_at)
-{
-    static const uint8_t zero[4];
-    size_t before = (size_t)(crc_at - hdr), after = hdr_len - before - 4;
-    uint32_t c = 0xFFFFFFFF;
-
-    if (pp__cpu_has_crc32c()) {
-        c = pp__crc32c_hw(c, hdr, before);
-        c = pp__crc32c_hw(c, zero, 4);
-        c = pp__crc32c_hw(c, crc_at + 4, after);
-    } else {
-        c = pp__crc32c_sw(c, hdr, before);
-        c = pp__crc32c_sw(c, zero, 4);
-        c = pp__crc32c_sw(c, crc_at + 4, after);
-    }
-    return ~c;
-}
-
 /* Length limits and inner structure that pp_parse enforces per type. */
 static int check_tlv(const struct pp_tlv *t)
 {
@@ -107,7 +88,7 @@ int pp__tlv_validate(const uint8_t *hdr, size_t hdr_len, const uint8_t *p, const
     if (rc < 0)
         return rc;
     if (crc_at != NULL && !no_crc) {
-        if (header_crc(hdr, hdr_len, crc_at) != rd32be(crc_at))
+        if (pp__crc32c_hole(hdr, hdr_len, (size_t)(crc_at - hdr)) != rd32be(crc_at))
             return -PP_EBADCRC;
         *crc_ok = 1;
     }
