@@ -89,8 +89,13 @@ ssize_t pp__parse_v2(const uint8_t *buf, size_t len, struct pp_header *hdr,
     if (total > cap)
         return -PP_ETOOLONG;
     alen = (size_t)pp__addr_len(buf[13]);
-    if (total - PP_V2_HDR_LEN < alen)
-        return -PP_EADDRLEN;
+    if (total - PP_V2_HDR_LEN < alen) {
+        /* LOCAL ignores its family and the receiver must skip len bytes
+         * whatever they are (spec 2.2): all of them are the block. */
+        if ((buf[12] & 0x0F) != PP2_CMD_LOCAL)
+            return -PP_EADDRLEN;
+        alen = total - PP_V2_HDR_LEN;
+    }
     if ((buf[12] & 0x0F) == PP2_CMD_PROXY && buf[13] == PP2_FAM_UNSPEC_UNSPEC &&
         (opts->flags & PP_PARSE_REJECT_UNSPEC))
         return -PP_EUNSPEC;
