@@ -131,7 +131,7 @@ enum pp_error {
     PP_EBADCRLF,    /* v1 line with a bare CR or a bare LF */
     PP_EBADADDR,    /* address not canonical for its family, or family mismatch */
     PP_EBADPORT,    /* port not 0-65535, or with a leading zero */
-    PP_EADDRLEN,    /* v2 length shorter than the family's address block */
+    PP_EADDRLEN,    /* v2 PROXY length shorter than the family's address block */
     PP_EUNSPEC,     /* PROXY with family UNSPEC, refused by PP_PARSE_REJECT_UNSPEC */
     PP_EBADTLV,     /* TLV truncated, overrunning its container, or CRC32C repeated */
     PP_ETLVLEN,     /* TLV value length not allowed for its type */

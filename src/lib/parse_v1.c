@@ -335,6 +335,8 @@ ssize_t pp__parse_v1(const uint8_t *buf, size_t len, struct pp_header *hdr, unsi
         hdr->socktype = SOCK_STREAM;
         return (ssize_t)total;
     }
+    if (rest == 4 && (memcmp(p, "TCP4", 4) == 0 || memcmp(p, "TCP6", 4) == 0))
+        return -PP_EBADLINE;
     /* UNKNOWN: whatever follows up to the CRLF is ignored (spec 2.1). */
     if (rest < 7 || memcmp(p, "UNKNOWN", 7) != 0 || (p[7] != '\r' && p[7] != ' '))
         return line_error(buf, cr, -PP_EBADPROTO);
