@@ -262,6 +262,28 @@ void vectors_free(struct vector *v)
     memset(v, 0, sizeof(*v));
 }
 
+long vectors_unhex(const char *hex, uint8_t *out, size_t cap)
+{
+    size_t n = 0;
+    int hi = -1;
+    for (const char *p = hex; *p != '\0'; p++) {
+        if (*p == ' ' || *p == '\t' || *p == '\n')
+            continue;
+        int d = hexval((unsigned char)*p);
+        if (d < 0)
+            return -1;
+        if (hi < 0) {
+            hi = d;
+            continue;
+        }
+        if (n == cap)
+            return -1;
+        out[n++] = (uint8_t)(hi << 4 | d);
+        hi = -1;
+    }
+    return hi < 0 ? (long)n : -1;
+}
+
 const char *vectors_dir(void)
 {
     const char *d = getenv("PP_VECTORS");
