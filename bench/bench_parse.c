@@ -317,7 +317,8 @@ static double time_parse_tlv(const struct bcase *c, long iters)
 
         LAUNDER(p);
         acc += (uint64_t)pp_parse(p, c->len, &hdr, NULL);
-        const uint8_t *cur = hdr.tlv, *end = hdr.tlv + hdr.tlv_len;
+        /* v1 headers have tlv == NULL, and NULL + 0 is undefined in C. */
+        const uint8_t *cur = hdr.tlv, *end = cur ? cur + hdr.tlv_len : cur;
         while (pp_tlv_next(&cur, end, &t) == 1) {
             acc += t.type + t.len;
             for (uint16_t k = 0; k < t.len; k++)
