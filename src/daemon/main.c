@@ -1,0 +1,173 @@
+/*
+ * main.c - ppfwd's entry point: global options, then dispatch to a subcommand
+ * (decode, encode; later check and whoami) or to running routes (main_*).
+ *
+ * The whole command line of INTERFACE.md is parsed and validated here even
+ * where the feature behind it is not written yet, so that a later issue only
+ * has to replace a "not implemented yet" branch, and so that a script using a
+ * missing feature fails loudly (exit 2) instead of appearing to succeed.
+ */
+#define _GNU_SOURCE /* getopt_long */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <proxyproto.h>
+
+#include "addr.h"
+#include "cli.h"
+#include "decode.h"
+#include "encode.h"
+
+#define USAGE_HINT "usage: ppfwd [OPTIONS] ROUTE... | -c FILE | SUBCOMMAND ...; see ppfwd --help"
+
+/* Global options, kept for the daemon; the subcommands of today ignore them. */
+struct main_opts {
+    const char *config;
+    const char *log_level;
+    const char *log_format;
+    unsigned long workers;
+    struct sockaddr_storage metrics;
+};
+
+enum { OPT_LOG_FORMAT = 256, OPT_METRICS };
+
+static const struct option longopts[] = {
+    {"config", required_argument, NULL, 'c'},
+    {"log-level", required_argument, NULL, 'l'},
+    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+    {"workers", required_argument, NULL, 'w'},
+    {"metrics", required_argument, NULL, OPT_METRICS},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
+};
+
+static void main_help(void)
+{
+    fputs("usage:\n"
+          "  ppfwd [OPTIONS] ROUTE...        run the routes given as URLs      (not yet)\n"
+          "  ppfwd [OPTIONS] -c FILE         run the routes of a YAML config   (not yet)\n"
+          "  ppfwd check -c FILE             validate a config file            (not yet)\n"
+          "  ppfwd whoami [--udp] [--accept-proxy=optional|required|off] ADDR:PORT\n"
+          "                                  test server answering in JSON     (not yet)\n"
+          "  ppfwd decode [FILE]             parse the PROXY header at the start of FILE\n"
+          "                                  (default stdin) and print it as JSON;\n"
+          "                                  exit 0 valid, 1 invalid, 2 incomplete\n"
+          "  ppfwd encode --src IP:PORT --dst IP:PORT [--v1|--v2] [--udp] [--local]\n"
+          "               [--tlv TYPE=VALUE]... [--crc32c]\n"
+          "                                  write a PROXY header to stdout (default v2)\n"
+          "  ppfwd --version | --help\n"
+          "\n"
+          "OPTIONS (for running routes, not yet):\n"
+          "  -l, --log-level debug|info|warn|error   (default info)\n"
+          "      --log-format text|json              (default text on a terminal, else json)\n"
+          "  -w, --workers N                         (default: number of CPUs)\n"
+          "      --metrics ADDR:PORT                 Prometheus text at /metrics\n"
+          "\n"
+          "ROUTE: PROTO://[BIND]:PORT/UPSTREAM[,UPSTREAM...][?KEY=VALUE&...]\n"
+          "  e.g. 'tcp://:2222/127.0.0.1:22?send-proxy=v2'\n"
+          "\n"
+          "`ppfwd decode --help` and `ppfwd encode --help` describe those subcommands;\n"
+          "man ppfwd describes everything.\n",
+          stdout);
+}
+
+static int main_one_of(const char *opt, const char *val, const char *const *allowed)
+{
+    for (; *allowed != NULL; allowed++)
+        if (strcmp(val, *allowed) == 0)
+            return 0;
+    cli_error(NULL, "%s: bad value '%s'", opt, val);
+    return -1;
+}
+
+static int main_option(struct main_opts *o, int c)
+{
+    static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
+    static const char *const formats[] = {"text", "json", NULL};
+    int rc;
+
+    switch (c) {
+    case 'c':
+        o->config = optarg;
+        return 0;
+    case 'l':
+        o->log_level = optarg;
+        return main_one_of("--log-level", optarg, levels);
+    case OPT_LOG_FORMAT:
+        o->log_format = optarg;
+        return main_one_of("--log-format", optarg, formats);
+    case 'w':
+        if (cli_parse_uint(optarg, 1, 4096, &o->workers) == 0)
+            return 0;
+        cli_error(NULL, "--workers: expected a number from 1 to 4096, got '%s'", optarg);
+        return -1;
+    case OPT_METRICS:
+        rc = addr_parse(optarg, 0, &o->metrics);
+        if (rc != 0)
+            cli_error(NULL, "--metrics '%s': %s", optarg, addr_strerror(rc));
+        return rc;
+    default:
+        return -1;
+    }
+}
+
+/* Parses the global options, stopping at the first operand. Returns 0, 1
+ * after --help or --version, or -1 (reported). */
+static int main_args(int argc, char **argv, struct main_opts *o)
+{
+    int c;
+
+    opterr = 0;
+    /* '+': options after the first operand belong to the subcommand. */
+    while ((c = getopt_long(argc, argv, "+:c:l:w:hV", longopts, NULL)) != -1) {
+        if (c == 'h') {
+            main_help();
+            return 1;
+        }
+        if (c == 'V') {
+            printf("ppfwd %s (libproxyproto %s)\n", PP_VERSION_STRING, PP_VERSION_STRING);
+            return 1;
+        }
+        if (c == '?' || c == ':') {
+            cli_opt_error(NULL, longopts, argv, c);
+            fprintf(stderr, "%s\n", USAGE_HINT);
+            return -1;
+        }
+        if (main_option(o, c) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int main_not_yet(const char *what)
+{
+    cli_error(NULL, "%s: not implemented yet (available now: decode, encode)", what);
+    return CLI_EXIT_NOTIMPL;
+}
+
+int main(int argc, char **argv)
+{
+    struct main_opts o;
+    const char *cmd;
+    int rc;
+
+    memset(&o, 0, sizeof(o));
+    rc = main_args(argc, argv, &o);
+    if (rc != 0)
+        return rc > 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+    cmd = optind < argc ? argv[optind] : NULL;
+    if (cmd != NULL && strcmp(cmd, "decode") == 0)
+        return decode_main(argc - optind, argv + optind);
+    if (cmd != NULL && strcmp(cmd, "encode") == 0)
+        return encode_main(argc - optind, argv + optind);
+    if (cmd != NULL && (strcmp(cmd, "check") == 0 || strcmp(cmd, "whoami") == 0))
+        return main_not_yet(cmd);
+    if (cmd != NULL || o.config != NULL)
+        return main_not_yet(cmd != NULL ? "running routes" : "running routes from -c FILE");
+    cli_error(NULL, "nothing to do: give ROUTE..., -c FILE or a subcommand");
+    fprintf(stderr, "%s\n", USAGE_HINT);
+    return CLI_EXIT_FAIL;
+}
