@@ -27,6 +27,8 @@
 
 enum { OPT_MAX_LEN = 256, OPT_NO_CRC, OPT_V4_IN_V6 };
 
+/* One option per line reads as a table. */
+/* clang-format off */
 static const struct option longopts[] = {
     {"max-len", required_argument, NULL, OPT_MAX_LEN},
     {"no-crc", no_argument, NULL, OPT_NO_CRC},
@@ -34,6 +36,7 @@ static const struct option longopts[] = {
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
+/* clang-format on */
 
 static void decode_help(void)
 {

@@ -20,13 +20,15 @@
 #include "encode.h"
 
 #define CMD "encode"
-#define USAGE                                                                                  \
-    "usage: ppfwd encode --src IP:PORT --dst IP:PORT [--v1|--v2] [--udp] [--local] "           \
+#define USAGE                                                                                      \
+    "usage: ppfwd encode --src IP:PORT --dst IP:PORT [--v1|--v2] [--udp] [--local] "               \
     "[--tlv TYPE=VALUE]... [--crc32c]"
 #define TLV_VALUE_MAX 65535
 
 enum { OPT_SRC = 256, OPT_DST, OPT_V1, OPT_V2, OPT_UDP, OPT_LOCAL, OPT_TLV, OPT_CRC };
 
+/* One option per line reads as a table. */
+/* clang-format off */
 static const struct option longopts[] = {
     {"src", required_argument, NULL, OPT_SRC},
     {"dst", required_argument, NULL, OPT_DST},
@@ -39,6 +41,7 @@ static const struct option longopts[] = {
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
+/* clang-format on */
 
 struct encode_args {
     int v1, v2, udp, local, crc; /* flags seen */
@@ -280,8 +283,8 @@ static int encode_tlv_limits(const char *spec, int tn, uint8_t type, size_t len)
     else if (type == PP2_TYPE_UNIQUE_ID)
         max = PP2_UNIQUE_ID_MAX;
     if (len > max) {
-        cli_error(CMD, "--tlv %.*s: value is %zu bytes, more than the %zu allowed", tn, spec,
-                  len, max);
+        cli_error(CMD, "--tlv %.*s: value is %zu bytes, more than the %zu allowed", tn, spec, len,
+                  max);
         return -1;
     }
     return 0;
@@ -303,13 +306,14 @@ static int encode_tlv(uint8_t *buf, size_t cap, size_t *len, const char *spec, u
     }
     tn = (int)(eq - spec) > 40 ? 40 : (int)(eq - spec);
     if (encode_tlv_type(spec, (size_t)(eq - spec), &type) != 0) {
-        cli_error(CMD, "--tlv: unknown TLV type '%.*s' (want 0-255, 0x00-0xff, alpn, "
-                  "authority, unique-id, netns or noop)", tn, spec);
+        cli_error(CMD,
+                  "--tlv: unknown TLV type '%.*s' (want 0-255, 0x00-0xff, alpn, "
+                  "authority, unique-id, netns or noop)",
+                  tn, spec);
         return -1;
     }
     if (encode_tlv_value(eq + 1, scratch, &val, &vlen) != 0) {
-        cli_error(CMD, "--tlv %.*s: bad hex value (want hex: and pairs of hex digits)", tn,
-                  spec);
+        cli_error(CMD, "--tlv %.*s: bad hex value (want hex: and pairs of hex digits)", tn, spec);
         return -1;
     }
     if (encode_tlv_limits(spec, tn, type, vlen) != 0)
@@ -331,8 +335,7 @@ static const struct sockaddr *sa_or_null(const struct sockaddr_storage *ss, int 
 }
 
 /* Builds the header into buf[0..cap); returns its length or -1 (reported). */
-static ssize_t encode_build(const struct encode_args *a, uint8_t *buf, size_t cap,
-                            uint8_t *scratch)
+static ssize_t encode_build(const struct encode_args *a, uint8_t *buf, size_t cap, uint8_t *scratch)
 {
     const struct sockaddr *src = sa_or_null(&a->src_addr, a->local);
     const struct sockaddr *dst = sa_or_null(&a->dst_addr, a->local);
@@ -355,9 +358,9 @@ static ssize_t encode_build(const struct encode_args *a, uint8_t *buf, size_t ca
     if (a->crc) {
         n = pp_build_v2_crc32c(buf, cap, len);
         if (n < 0) {
-            cli_error(CMD, "--crc32c: %s", n == -PP_EINVAL
-                                               ? "the header would be longer than 65551 bytes"
-                                               : pp_strerror((int)n));
+            cli_error(CMD, "--crc32c: %s",
+                      n == -PP_EINVAL ? "the header would be longer than 65551 bytes"
+                                      : pp_strerror((int)n));
             return -1;
         }
         len = (size_t)n;

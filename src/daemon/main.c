@@ -33,6 +33,8 @@ struct main_opts {
 
 enum { OPT_LOG_FORMAT = 256, OPT_METRICS };
 
+/* One option per line reads as a table. */
+/* clang-format off */
 static const struct option longopts[] = {
     {"config", required_argument, NULL, 'c'},
     {"log-level", required_argument, NULL, 'l'},
@@ -43,6 +45,7 @@ static const struct option longopts[] = {
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
 };
+/* clang-format on */
 
 static void main_help(void)
 {

@@ -124,8 +124,7 @@ static void write_tlvs(struct json *j, const struct pp_header *hdr)
     json_array_end(j);
 }
 
-void proxy_json_write(struct json *j, const char *key, const struct pp_header *hdr,
-                      unsigned flags)
+void proxy_json_write(struct json *j, const char *key, const struct pp_header *hdr, unsigned flags)
 {
     int proxied = hdr->command == PP2_CMD_PROXY;
 

@@ -27,7 +27,6 @@
  * A vendor TLV whose value does not decode simply has no "value".
  * Errors are reported through j (see json.h).
  */
-void proxy_json_write(struct json *j, const char *key, const struct pp_header *hdr,
-                      unsigned flags);
+void proxy_json_write(struct json *j, const char *key, const struct pp_header *hdr, unsigned flags);
 
 #endif /* PPFWD_PROXY_JSON_H */

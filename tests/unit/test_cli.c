@@ -119,8 +119,7 @@ static int pump(int fin, int fout, int ferr, const uint8_t *in, size_t in_len, s
         }
         if (p[1].fd != -1 && p[1].revents != 0 && !drain(fout, &r->out, &r->out_len))
             p[1].fd = -1;
-        if (p[2].fd != -1 && p[2].revents != 0 &&
-            !drain(ferr, (uint8_t **)&r->err, &r->err_len))
+        if (p[2].fd != -1 && p[2].revents != 0 && !drain(ferr, (uint8_t **)&r->err, &r->err_len))
             p[2].fd = -1;
     }
     if (p[0].fd != -1)
@@ -171,8 +170,8 @@ static void run_ppfwd(struct run *r, const char *const *args, const void *in, si
     if (r->err == NULL)
         r->err = calloc(1, 1);
     if (timed_out || r->status >= 128)
-        fprintf(stderr, "ppfwd %s: status %d, stderr: %s\n", args[0] ? args[0] : "",
-                r->status, r->err);
+        fprintf(stderr, "ppfwd %s: status %d, stderr: %s\n", args[0] ? args[0] : "", r->status,
+                r->err);
 }
 
 static size_t unhex(const char *hex, uint8_t *out, size_t cap)
@@ -284,8 +283,8 @@ static void expect_encode_bytes(const char *const *args, const char *hex)
 
 #define V2_SIG "0d0a0d0a000d0a515549540a"
 #define ADDRS4 "c0a80001c0a8000bdc0401bb"
-#define SSL_VALUE                                                                              \
-    "0700000000210007544c5376312e3322000e636c69656e742e6578616d706c65230016544c535f4145535f3132" \
+#define SSL_VALUE                                                                                  \
+    "0700000000210007544c5376312e3322000e636c69656e742e6578616d706c65230016544c535f4145535f3132"   \
     "385f47434d5f534841323536"
 
 struct vector {
@@ -403,8 +402,8 @@ static const char *const invalid_v1[] = {
     "proxy tcp4 1.2.3.4 5.6.7.8 1 2\r\n",
     "PROXY TCP4 256.1.1.1 1.1.1.1 1 2\r\n",
     "PROXY TCP4 1.2.3.4 5.6.7.8 1\r\n",
-    "PROXY UNKNOWN AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
-    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    ("PROXY UNKNOWN AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+     "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
 };
 
 /* ---- decode ---------------------------------------------------------------- */
@@ -438,7 +437,8 @@ static void test_decode_unix(void **state)
  * header included, are neither parsed nor reported. */
 static void test_decode_ignores_trailing_data(void **state)
 {
-    static const char in[] = "PROXY UNKNOWN\r\nPROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\nGET / HTTP/1.1\r\n";
+    static const char in[] =
+        "PROXY UNKNOWN\r\nPROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\nGET / HTTP/1.1\r\n";
 
     (void)state;
     expect_decode(in, sizeof(in) - 1,
@@ -487,7 +487,7 @@ static void test_decode_unique_id_too_long(void **state)
     uint8_t buf[16 + 12 + 3 + 129];
 
     (void)state;
-    unhex(V2_SIG "21110090" "7f0000017f00000100010002" "050081", buf, sizeof(buf));
+    unhex(V2_SIG "211100907f0000017f00000100010002050081", buf, sizeof(buf));
     memset(buf + 31, 'x', 129);
     expect_invalid(buf, sizeof(buf));
 }
@@ -590,8 +590,7 @@ static void test_decode_options(void **state)
     assert_non_null(strstr((const char *)r.out, "\"hex\":\"3442e160\""));
     run_free(&r);
     n = unhex(valid[6].hex, buf, sizeof(buf));
-    expect_fail(ARGS("decode", "--max-len", "34"), buf, n, 1,
-                NEEDLES(pp_strerror(-PP_ETOOLONG)));
+    expect_fail(ARGS("decode", "--max-len", "34"), buf, n, 1, NEEDLES(pp_strerror(-PP_ETOOLONG)));
     run_ppfwd(&r, ARGS("decode", "--max-len=35"), buf, n);
     assert_int_equal(r.status, 0);
     run_free(&r);
@@ -770,14 +769,14 @@ static void test_encode_bytes(void **state)
     expect_encode_bytes(ARGS("encode", "--local"), valid[0].hex);
     expect_encode_bytes(ARGS("encode", "--src", "127.0.0.1:51755", "--dst", "127.0.0.1:1025"),
                         valid[2].hex);
-    expect_encode_bytes(ARGS("encode", "--src", "127.0.0.1:51755", "--dst", "127.0.0.1:1025",
-                             "--udp"),
-                        valid[3].hex);
+    expect_encode_bytes(
+        ARGS("encode", "--src", "127.0.0.1:51755", "--dst", "127.0.0.1:1025", "--udp"),
+        valid[3].hex);
     expect_encode_bytes(ARGS("encode", SRC6, DST6), valid[4].hex);
     expect_encode_bytes(ARGS("encode", SRC6, DST6, "--udp"), valid[5].hex);
-    expect_encode_bytes(ARGS("encode", "--src", "127.0.0.1:51755", "--dst", "127.0.0.1:1025",
-                             "--crc32c"),
-                        valid[6].hex);
+    expect_encode_bytes(
+        ARGS("encode", "--src", "127.0.0.1:51755", "--dst", "127.0.0.1:1025", "--crc32c"),
+        valid[6].hex);
     expect_encode_bytes(ARGS("encode", "--src", "[::1]:53135", "--dst", "[::1]:1025", "--crc32c"),
                         valid[7].hex);
     expect_encode_bytes(ARGS("encode", "--src", "192.168.0.1:56324", "--dst", "192.168.0.11:443",
@@ -790,10 +789,10 @@ static void test_encode_bytes(void **state)
     expect_encode_bytes(ARGS("encode", "--src", "192.168.0.1:56324", "--dst", "192.168.0.11:443",
                              "--tlv", "0xEE=hex:0178563412"),
                         valid[12].hex);
-    expect_encode_bytes(ARGS("encode", "--v1", "--src", "192.168.0.1:56324", "--dst",
-                             "192.168.0.11:443"),
-                        "50524f58592054435034203139322e3136382e302e31203139322e3136382e302e3131"
-                        "203536333234203434330d0a");
+    expect_encode_bytes(
+        ARGS("encode", "--v1", "--src", "192.168.0.1:56324", "--dst", "192.168.0.11:443"),
+        "50524f58592054435034203139322e3136382e302e31203139322e3136382e302e3131"
+        "203536333234203434330d0a");
     expect_encode_bytes(ARGS("encode", "--v1", "--local"), "50524f585920554e4b4e4f574e0d0a");
 }
 
@@ -830,8 +829,8 @@ static void test_encode_big(void **state)
 static void test_json_escaping(void **state)
 {
     (void)state;
-    expect_roundtrip(ARGS("encode", SRC4, DST4, "--tlv", "alpn=hex:225c0a011fff417fe282ac",
-                          "--tlv", "netns=hex:c080eda080e282", "--tlv", "authority=a\"b\\c\td"),
+    expect_roundtrip(ARGS("encode", SRC4, DST4, "--tlv", "alpn=hex:225c0a011fff417fe282ac", "--tlv",
+                          "netns=hex:c080eda080e282", "--tlv", "authority=a\"b\\c\td"),
                      J_V2_TCP4 ",\"length\":62,\"tlvs\":["
                                "{\"type\":1,\"name\":\"alpn\","
                                "\"value\":\"\\\"\\\\\\n\\u0001\\u001f\\ufffdA\\u007f\xe2\x82\xac\","
