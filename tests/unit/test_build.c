@@ -98,12 +98,14 @@ static void prepare(const struct bcase *c, uint8_t *buf, size_t n)
         memcpy(buf, c->pre, c->pre_len);
 }
 
+/* Scratch buffers, static so that a failed assertion leaks nothing. */
+#define SCRATCH (PP_V2_MAX_LEN + 8192)
+static uint8_t buf[SCRATCH], ref[SCRATCH];
+
 static void check_exact(const struct bcase *c, const uint8_t *want, size_t want_len)
 {
     size_t n = want_len + SPARE;
-    uint8_t *buf = malloc(n), *ref = malloc(n);
-    assert_non_null(buf);
-    assert_non_null(ref);
+    assert_true(n <= SCRATCH);
 
     for (size_t cap = 0; cap < want_len; cap++) {
         prepare(c, buf, n);
@@ -130,8 +132,6 @@ static void check_exact(const struct bcase *c, const uint8_t *want, size_t want_
     assert_memory_equal(buf, want, want_len);
     for (size_t i = want_len; i < n; i++)
         assert_int_equal(buf[i], CANARY);
-    free(buf);
-    free(ref);
 }
 
 static void check_exact_hex(const struct bcase *c, const char *hex)
@@ -150,17 +150,13 @@ static void check_exact_str(const struct bcase *c, const char *s)
 /* The call fails with err and leaves a canary buffer of cap bytes alone. */
 static void check_refused(const struct bcase *c, size_t cap, int err)
 {
-    uint8_t *buf = malloc(cap + SPARE), *ref = malloc(cap + SPARE);
-    assert_non_null(buf);
-    assert_non_null(ref);
+    assert_true(cap + SPARE <= SCRATCH);
     prepare(c, buf, cap + SPARE);
     memcpy(ref, buf, cap + SPARE);
     ssize_t rc = run(c, buf, cap);
     if (rc != -err)
         fail_msg("got %zd (%s), want -%s", rc, vectors_error_name(rc), vectors_error_name(err));
     assert_memory_equal(buf, ref, cap + SPARE);
-    free(buf);
-    free(ref);
 }
 
 /* ---- v2 ------------------------------------------------------------------- */
@@ -228,8 +224,7 @@ static void test_v2_unix(void **state)
     memset(&big, 0, sizeof(big));
     big.sun_family = AF_UNIX;
     memcpy(big.sun_path, full, sizeof(full));
-    uint8_t *out = malloc(232 + SPARE);
-    assert_non_null(out);
+    static uint8_t out[232 + SPARE];
     /* guard_place returns the page end minus the size: 2-byte aligned, as a
      * sockaddr_un needs. */
     const struct sockaddr *gsa = SA(guard_place(&guard, &big, sizeof(big)));
@@ -237,7 +232,6 @@ static void test_v2_unix(void **state)
     assert_int_equal(rc, 232);
     assert_memory_equal(out + 16, full, 108);
     assert_memory_equal(out + 16 + 108, "/run/b.sock\0", 12);
-    free(out);
 }
 
 static void test_v2_local_and_unspec(void **state)
@@ -521,10 +515,8 @@ static void test_tlv_invalid(void **state)
 static void test_tlv_size_limits(void **state)
 {
     (void)state;
-    size_t cap = PP_V2_MAX_LEN + 256;
-    uint8_t *b = calloc(1, cap), *value = calloc(1, 65536 + 16);
-    assert_non_null(b);
-    assert_non_null(value);
+    static uint8_t b[PP_V2_MAX_LEN + 256], value[65536 + 16], snap[PP_V2_MAX_LEN + 256];
+    size_t cap = sizeof(b);
     struct sockaddr_in s4 = in4("127.0.0.1", 1), d4 = in4("127.0.0.1", 2);
 
     /* Grow the header with a NOOP to 65548 bytes: one empty TLV still fits
@@ -535,14 +527,12 @@ static void test_tlv_size_limits(void **state)
     size_t n = 28 + 3 + pad;
     assert_int_equal(n, PP_V2_MAX_LEN - 3);
 
-    uint8_t *ref = malloc(cap);
-    assert_non_null(ref);
-    memcpy(ref, b, cap);
+    memcpy(snap, b, cap);
     assert_int_equal(pp_build_v2_tlv(b, cap, n, PP2_TYPE_NOOP, value, 1), -PP_EINVAL);
-    assert_memory_equal(b, ref, cap);
+    assert_memory_equal(b, snap, cap);
     /* The CRC TLV is 7 bytes: no room under the 16-bit length either. */
     assert_int_equal(pp_build_v2_crc32c(b, cap, n), -PP_EINVAL);
-    assert_memory_equal(b, ref, cap);
+    assert_memory_equal(b, snap, cap);
     assert_int_equal(pp_build_v2_tlv(b, cap, n, PP2_TYPE_NOOP, NULL, 0), PP_V2_MAX_LEN);
 
     struct pp_header h;
@@ -552,12 +542,9 @@ static void test_tlv_size_limits(void **state)
 
     /* A value longer than a TLV length can say. */
     assert_int_equal(pp_build_v2(b, cap, PP2_CMD_LOCAL, SOCK_STREAM, NULL, NULL), 16);
-    memcpy(ref, b, cap);
+    memcpy(snap, b, cap);
     assert_int_equal(pp_build_v2_tlv(b, cap, 16, PP2_TYPE_NOOP, value, 65536), -PP_EINVAL);
-    assert_memory_equal(b, ref, cap);
-    free(ref);
-    free(value);
-    free(b);
+    assert_memory_equal(b, snap, cap);
 }
 
 /* ---- SSL ------------------------------------------------------------------ */
@@ -636,11 +623,9 @@ static void test_ssl_all_fields(void **state)
 static void test_ssl_too_long(void **state)
 {
     (void)state;
-    size_t big_len = 70000;
-    char *big = malloc(big_len);
-    uint8_t *out = malloc(big_len + 64);
-    assert_non_null(big);
-    assert_non_null(out);
+    static char big[70016];
+    static uint8_t out[sizeof(big) + 64];
+    size_t big_len = sizeof(big);
     memset(big, 'c', big_len);
     struct pp_ssl ssl;
 
@@ -660,8 +645,6 @@ static void test_ssl_too_long(void **state)
     ssl.cn.ptr = big;
     ssl.cn.len = 30000;
     check_refused(&c, big_len, PP_EINVAL);
-    free(out);
-    free(big);
 }
 
 static int setup(void **state)
