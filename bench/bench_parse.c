@@ -419,8 +419,7 @@ static const char *target_str(const struct bcase *c, char *out, size_t cap)
                  parse_ok ? "yes" : "NO", TARGET_V2_BUILD_NS, build_ok ? "yes" : "NO");
     } else if (strcmp(c->name, "v1 TCP4-Typical") == 0) {
         parse_ok = c->med[OP_PARSE] <= TARGET_V1_TYPICAL_PARSE_NS;
-        snprintf(out, cap, "parse<=%.0f %s", TARGET_V1_TYPICAL_PARSE_NS,
-                 parse_ok ? "yes" : "NO");
+        snprintf(out, cap, "parse<=%.0f %s", TARGET_V1_TYPICAL_PARSE_NS, parse_ok ? "yes" : "NO");
     } else {
         snprintf(out, cap, "-");
     }

@@ -75,8 +75,8 @@ static size_t text_limit(uint8_t type)
 
 static struct pp_str *ssl_slot(struct pp_ssl *s, uint8_t sub)
 {
-    struct pp_str *slots[] = {&s->version, &s->cn,      &s->cipher,     &s->sig_alg,
-                              &s->key_alg, &s->group,   &s->sig_scheme, &s->client_cert};
+    struct pp_str *slots[] = {&s->version, &s->cn,    &s->cipher,     &s->sig_alg,
+                              &s->key_alg, &s->group, &s->sig_scheme, &s->client_cert};
 
     return sub >= PP2_SUBTYPE_SSL_VERSION && sub <= PP2_SUBTYPE_SSL_CLIENT_CERT
                ? slots[sub - PP2_SUBTYPE_SSL_VERSION]
@@ -165,8 +165,7 @@ static void check_ssl(const struct pp_tlv *t)
 
 static int aws_id_char(uint8_t c)
 {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           c == '-';
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-';
 }
 
 static void check_vendor(const struct pp_tlv *t)

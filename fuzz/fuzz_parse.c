@@ -384,8 +384,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cap = cap_of(&o);
     loosen = !(o.flags & (PP_PARSE_REJECT_UNSPEC | PP_PARSE_NO_V1 | PP_PARSE_NO_V2)) &&
              cap >= PP_V2_DEFAULT_CAP;
-    tighten = !(o.flags & (PP_PARSE_NO_CRC | PP_PARSE_V1_IPV4_IN_TCP6)) &&
-              cap <= PP_V2_DEFAULT_CAP;
+    tighten = !(o.flags & (PP_PARSE_NO_CRC | PP_PARSE_V1_IPV4_IN_TCP6)) && cap <= PP_V2_DEFAULT_CAP;
     if (loosen && def > 0)
         CHECK(var == def);
     if (tighten && var > 0)

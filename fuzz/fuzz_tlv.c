@@ -91,10 +91,9 @@ static void walk_raw(const uint8_t *data, size_t size)
 
 static void decode_as_every_type(const uint8_t *data, size_t size)
 {
-    static const uint8_t types[] = {PP2_TYPE_ALPN,  PP2_TYPE_AUTHORITY, PP2_TYPE_CRC32C,
-                                    PP2_TYPE_NOOP,  PP2_TYPE_UNIQUE_ID, PP2_TYPE_SSL,
-                                    PP2_TYPE_NETNS, PP2_TYPE_AWS,       PP2_TYPE_AZURE,
-                                    PP2_TYPE_GCP};
+    static const uint8_t types[] = {
+        PP2_TYPE_ALPN, PP2_TYPE_AUTHORITY, PP2_TYPE_CRC32C, PP2_TYPE_NOOP,  PP2_TYPE_UNIQUE_ID,
+        PP2_TYPE_SSL,  PP2_TYPE_NETNS,     PP2_TYPE_AWS,    PP2_TYPE_AZURE, PP2_TYPE_GCP};
     struct pp_tlv t;
 
     if (size == 0)
@@ -124,8 +123,8 @@ struct rec {
 static ssize_t build_ssl(struct reader *r, uint8_t **valuep)
 {
     struct pp_ssl s, got;
-    struct pp_str *f[] = {&s.version, &s.cn,      &s.cipher,     &s.sig_alg,
-                          &s.key_alg, &s.group,   &s.sig_scheme, &s.client_cert};
+    struct pp_str *f[] = {&s.version, &s.cn,    &s.cipher,     &s.sig_alg,
+                          &s.key_alg, &s.group, &s.sig_scheme, &s.client_cert};
     size_t want = PP2_SSL_FIXED_LEN, cap;
     unsigned present;
     int einval = 0;
@@ -160,8 +159,7 @@ static ssize_t build_ssl(struct reader *r, uint8_t **valuep)
     n = pp_build_ssl(buf, cap, &s);
     *valuep = buf;
     if (einval || want > cap) {
-        CHECK(n == (einval ? -PP_EINVAL : -PP_ENOSPC) ||
-              (einval && want > cap && n == -PP_ENOSPC));
+        CHECK(n == (einval ? -PP_EINVAL : -PP_ENOSPC) || (einval && want > cap && n == -PP_ENOSPC));
         CHECK(memcmp(buf, shadow, cap) == 0);
         free(shadow);
         return -1;
@@ -174,8 +172,8 @@ static ssize_t build_ssl(struct reader *r, uint8_t **valuep)
     CHECK(pp_tlv_ssl(&t, &got) == 0);
     check_decoders(&t);
     CHECK(got.client == s.client && got.verify == s.verify);
-    struct pp_str *g[] = {&got.version, &got.cn,      &got.cipher,     &got.sig_alg,
-                          &got.key_alg, &got.group,   &got.sig_scheme, &got.client_cert};
+    struct pp_str *g[] = {&got.version, &got.cn,    &got.cipher,     &got.sig_alg,
+                          &got.key_alg, &got.group, &got.sig_scheme, &got.client_cert};
     for (int i = 0; i < 8; i++) {
         CHECK((g[i]->ptr == NULL) == (f[i]->ptr == NULL));
         if (f[i]->ptr != NULL)
