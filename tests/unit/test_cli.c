@@ -989,6 +989,12 @@ int main(void)
         cmocka_unit_test(test_not_implemented),
     };
 
+    if (access(ppfwd_path(), X_OK) != 0) {
+        fprintf(stderr, "test_cli: %s: %s (set PPFWD to the ppfwd binary)\n", ppfwd_path(),
+                strerror(errno));
+        return 1;
+    }
+    /* ppfwd decode may stop reading stdin early; that must not kill us. */
     signal(SIGPIPE, SIG_IGN);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
