@@ -418,6 +418,146 @@ static void test_opts_null(void **state)
     assert_int_equal(pp_parse(p, strlen(s), &h, NULL), -PP_EBADADDR);
 }
 
+/* ---- randomised checks (fixed seed: a failure replays identically) -------- */
+
+static uint64_t rng_state = 0x2545F4914F6CDD1DULL;
+
+static uint64_t rng(void)
+{
+    uint64_t x = rng_state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return rng_state = x;
+}
+
+static unsigned below(unsigned n)
+{
+    return (unsigned)(rng() >> 33) % n;
+}
+
+/* Random address-like strings, and real addresses with a few characters
+ * changed: the parser accepts exactly what inet_pton accepts (both refuse
+ * leading zeros in dotted quads), with the same bytes. */
+static void test_addresses_match_inet_pton(void **state)
+{
+    (void)state;
+    static const char *const alphabets[2] = {"0123456789...x", "0123456789abcdefABCDEF:::..g"};
+    unsigned accepted[2] = {0, 0};
+    for (unsigned i = 0; i < 200000; i++) {
+        int v6 = (int)below(2);
+        const char *al = alphabets[v6];
+        size_t al_len = strlen(al);
+        char s[64];
+        if (below(2)) {
+            size_t n = 1 + below(45);
+            for (size_t k = 0; k < n; k++)
+                s[k] = al[below((unsigned)al_len)];
+            s[n] = '\0';
+        } else {
+            uint8_t b[16];
+            for (int k = 0; k < 16; k++)
+                b[k] = below(3) ? 0 : (uint8_t)rng();
+            if (v6 && below(4) == 0) {
+                memset(b, 0, 10);
+                b[10] = b[11] = 0xff;
+            }
+            assert_non_null(inet_ntop(v6 ? AF_INET6 : AF_INET, b, s, sizeof(s)));
+            size_t n = strlen(s);
+            for (unsigned m = below(3); m > 0; m--)
+                s[below((unsigned)n)] = al[below((unsigned)al_len)];
+        }
+        char line[128];
+        int n = snprintf(line, sizeof(line), "PROXY %s %s %s 1 2\r\n", v6 ? "TCP6" : "TCP4", s,
+                         v6 ? "::1" : "1.1.1.1");
+        uint8_t want[16];
+        int ok = inet_pton(v6 ? AF_INET6 : AF_INET, s, want) == 1;
+        struct pp_header h;
+        ssize_t rc = parse_n(line, (size_t)n, 0, &h);
+        if (rc != (ok ? n : -PP_EBADADDR))
+            fail_msg("\"%s\": got %zd, inet_pton says %s", s, rc, ok ? "valid" : "invalid");
+        if (!ok)
+            continue;
+        accepted[v6]++;
+        if (v6)
+            assert_memory_equal(&h.src.sin6.sin6_addr, want, 16);
+        else
+            assert_memory_equal(&h.src.sin.sin_addr, want, 4);
+    }
+    /* Both kinds were really exercised, not only refused. */
+    assert_true(accepted[0] > 10000);
+    assert_true(accepted[1] > 10000);
+}
+
+/* Valid lines with random edits: whatever is accepted is one CRLF-ended line
+ * of at most 107 bytes with a known protocol, and for TCP4 (whose text form
+ * is unique) building the parsed addresses gives the very same line back. */
+static void test_accepted_lines_are_canonical(void **state)
+{
+    (void)state;
+    static const char *const seeds[] = {
+        "PROXY TCP4 192.168.0.1 192.168.0.11 56324 443\r\n",
+        "PROXY TCP4 1.1.1.5 1.1.1.6 2 3\r\n",
+        "PROXY TCP4 255.255.255.255 255.255.255.254 65535 65535\r\n",
+        "PROXY TCP6 2001:db8::1 2001:db8::2 1234 443\r\n",
+        "PROXY TCP6 ::ffff:192.168.0.1 2001:db8::2 56324 443\r\n",
+        "PROXY UNKNOWN\r\n",
+        "PROXY UNKNOWN a b c\r\n",
+    };
+    static const char edits[] = "PROXYTCP46UNKW0123456789abcdef:. \r\n\t-+";
+    unsigned accepted = 0;
+    for (unsigned i = 0; i < 300000; i++) {
+        char s[200];
+        const char *seed = seeds[below(sizeof(seeds) / sizeof(seeds[0]))];
+        size_t n = strlen(seed);
+        memcpy(s, seed, n);
+        for (unsigned m = 1 + below(3); m > 0; m--) {
+            size_t pos = below((unsigned)n);
+            char c = edits[below(sizeof(edits))]; /* the final NUL included */
+            unsigned op = below(3);
+            if (op == 0) {
+                s[pos] = c;
+            } else if (op == 1) {
+                memmove(s + pos + 1, s + pos, n - pos);
+                s[pos] = c;
+                n++;
+            } else if (n > 1) {
+                memmove(s + pos, s + pos + 1, n - pos - 1);
+                n--;
+            }
+        }
+        struct pp_header h;
+        ssize_t rc = parse_n(s, n, 0, &h);
+        if (rc <= 0)
+            continue;
+        accepted++;
+        assert_true(rc >= PP_MIN_LEN && rc <= PP_V1_MAX_LEN);
+        assert_memory_equal(s + rc - 2, "\r\n", 2);
+        assert_null(memchr(s, '\r', (size_t)rc - 2));
+        assert_null(memchr(s, '\n', (size_t)rc - 2));
+        if (h.command == PP2_CMD_LOCAL) {
+            assert_memory_equal(s, "PROXY UNKNOWN", 13);
+            assert_true(s[13] == '\r' || s[13] == ' ');
+            continue;
+        }
+        assert_memory_equal(s, h.fam == PP2_FAM_TCP4 ? "PROXY TCP4 " : "PROXY TCP6 ", 11);
+        uint8_t out[PP_V1_MAX_LEN];
+        ssize_t n2 = pp_build_v1(out, sizeof(out), &h.src.sa, &h.dst.sa);
+        if (h.fam == PP2_FAM_TCP4) {
+            if (n2 != rc || memcmp(out, s, (size_t)rc) != 0)
+                fail_msg("\"%.*s\" accepted but not canonical", (int)rc - 2, s);
+            continue;
+        }
+        struct pp_header h2;
+        assert_int_equal(parse_n(out, (size_t)n2, 0, &h2), n2);
+        assert_memory_equal(&h2.src.sin6.sin6_addr, &h.src.sin6.sin6_addr, 16);
+        assert_memory_equal(&h2.dst.sin6.sin6_addr, &h.dst.sin6.sin6_addr, 16);
+        assert_int_equal(h2.src.sin6.sin6_port, h.src.sin6.sin6_port);
+        assert_int_equal(h2.dst.sin6.sin6_port, h.dst.sin6.sin6_port);
+    }
+    assert_true(accepted > 10000);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -452,6 +592,8 @@ int main(void)
         cmocka_unit_test(test_signature_prefix_decides),
         cmocka_unit_test(test_no_v1),
         cmocka_unit_test(test_opts_null),
+        cmocka_unit_test(test_addresses_match_inet_pton),
+        cmocka_unit_test(test_accepted_lines_are_canonical),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -46,6 +46,21 @@ static size_t unhex(const char *hex, uint8_t *out, size_t cap)
     return (size_t)n;
 }
 
+/* Address block size of a fam byte (0 for an undefined one). */
+static int pp2_block(uint8_t fam)
+{
+    switch (fam >> 4) {
+    case 1:
+        return PP2_ADDR_LEN_INET;
+    case 2:
+        return PP2_ADDR_LEN_INET6;
+    case 3:
+        return PP2_ADDR_LEN_UNIX;
+    default:
+        return 0;
+    }
+}
+
 /* The placed copy of the last input, so tlv pointers can be checked. */
 static const uint8_t *placed(size_t n)
 {
@@ -527,6 +542,124 @@ static void test_vendor_tlvs_accepted(void **state)
     }
 }
 
+/* Section 12 headers with random byte edits and length changes: whatever is
+ * accepted keeps every promise of a positive result (fixed seed). */
+static void check_accepted(const uint8_t *b, size_t rc, const struct pp_header *h,
+                           unsigned flags)
+{
+    assert_int_equal(rc, PP_V2_HDR_LEN + ((size_t)b[14] << 8 | b[15]));
+    assert_int_equal(h->len, rc);
+    assert_true(b[12] == 0x20 || b[12] == 0x21);
+    assert_int_equal(h->fam, b[13]);
+    size_t block = (size_t)pp2_block(b[13]);
+    if (h->command == PP2_CMD_PROXY) {
+        assert_true(rc >= PP_V2_HDR_LEN + block);
+        if (h->tlv_len > 0)
+            assert_ptr_equal(h->tlv, b + PP_V2_HDR_LEN + block);
+    }
+    if (h->tlv_len > 0)
+        assert_ptr_equal(h->tlv + h->tlv_len, b + rc);
+
+    /* "A header pp_parse accepted can be iterated without errors", within
+     * HAProxy's per-type limits, with at most one CRC32C that matches. */
+    const uint8_t *cur = h->tlv, *end = h->tlv + h->tlv_len;
+    struct pp_tlv t;
+    int rc_next, crcs = 0;
+    while ((rc_next = pp_tlv_next(&cur, end, &t)) == 1) {
+        struct pp_ssl ssl;
+        switch (t.type) {
+        case PP2_TYPE_CRC32C: {
+            static uint8_t copy[4096];
+            assert_int_equal(t.len, 4);
+            crcs++;
+            if (flags & PP_PARSE_NO_CRC)
+                break;
+            memcpy(copy, b, rc);
+            memset(copy + (t.value - b), 0, 4);
+            uint32_t want = pp_crc32c(0, copy, rc);
+            uint32_t got = (uint32_t)t.value[0] << 24 | (uint32_t)t.value[1] << 16 |
+                           (uint32_t)t.value[2] << 8 | t.value[3];
+            assert_int_equal(got, want);
+            break;
+        }
+        case PP2_TYPE_AUTHORITY:
+            assert_true(t.len <= PP2_AUTHORITY_MAX);
+            break;
+        case PP2_TYPE_UNIQUE_ID:
+            assert_true(t.len <= PP2_UNIQUE_ID_MAX);
+            break;
+        case PP2_TYPE_SSL:
+            assert_int_equal(pp_tlv_ssl(&t, &ssl), 0);
+            break;
+        default:
+            break;
+        }
+    }
+    assert_int_equal(rc_next, 0);
+    assert_true(crcs <= 1);
+    assert_int_equal(h->flags & PP_HDR_CRC_VERIFIED,
+                     crcs == 1 && !(flags & PP_PARSE_NO_CRC) ? PP_HDR_CRC_VERIFIED : 0);
+}
+
+static void test_mutations_keep_invariants(void **state)
+{
+    (void)state;
+    static const char *const seeds[] = {
+        SIG "20000000",
+        SIG "2011000c0a0000010a000002045708ae",
+        SIG "2111000c7f0000017f000001ca2b0401",
+        SIG "2122002420010db800000000000000000000000120010db8000000000000000000000002dc0401bb",
+        SIG "211100137f0000017f000001ca2b04010300043442e161",
+        SIG "21110021c0a80001c0a8000bdc0401bb02000b6578616d706c652e636f6d030004bb56885c",
+        SIG "2111002ec0a80001c0a8000bdc0401bb010002683202000b6578616d706c652e636f6d040000050009"
+            "636f6e6e2d30303031",
+        SIG "21110048c0a80001c0a8000bdc0401bb2000390700000000210007544c5376312e3322000e636c6965"
+            "6e742e6578616d706c65230016544c535f4145535f3132385f47434d5f534841323536",
+        SIG "21000000",
+    };
+    uint64_t x = 0x9E3779B97F4A7C15ULL;
+    unsigned accepted = 0;
+    for (unsigned i = 0; i < 300000; i++) {
+        uint8_t b[256];
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        uint64_t r = x;
+        size_t n = unhex(seeds[r % (sizeof(seeds) / sizeof(seeds[0]))], b, sizeof(b));
+        r >>= 4;
+        /* One to three edits past the signature: a bit flip, a random byte,
+         * a small byte (TLV types, lengths), or a shorter length field. */
+        for (unsigned m = 1 + (unsigned)(r % 3); m > 0; m--) {
+            r = r * 6364136223846793005ULL + 1442695040888963407ULL;
+            size_t pos = 12 + (size_t)(r >> 40) % (n - 12);
+            switch ((r >> 20) & 3) {
+            case 0:
+                b[pos] ^= (uint8_t)(1u << ((r >> 8) & 7));
+                break;
+            case 1:
+                b[pos] = (uint8_t)(r >> 24);
+                break;
+            case 2:
+                b[pos] = (uint8_t)((r >> 24) % 6);
+                break;
+            default:
+                n -= (size_t)(r >> 30) % 4 < n - 16 ? (size_t)(r >> 30) % 4 : n - 16;
+                b[14] = (uint8_t)((n - 16) >> 8);
+                b[15] = (uint8_t)(n - 16);
+                break;
+            }
+        }
+        unsigned flags = (x >> 62) == 0 ? PP_PARSE_NO_CRC : 0;
+        struct pp_header h;
+        ssize_t rc = parse_n(b, n, flags, &h);
+        if (rc <= 0)
+            continue;
+        accepted++;
+        check_accepted(placed(n), (size_t)rc, &h, flags);
+    }
+    assert_true(accepted > 10000);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -561,6 +694,7 @@ int main(void)
         cmocka_unit_test(test_one_header_only),
         cmocka_unit_test(test_big_noop),
         cmocka_unit_test(test_vendor_tlvs_accepted),
+        cmocka_unit_test(test_mutations_keep_invariants),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
