@@ -113,7 +113,7 @@ $(B)/hex2bin: tests/tools/hex2bin.c
 
 # ---- fuzz (clang libFuzzer) -------------------------------------------------
 
-$(B)/fuzz/%: fuzz/%.c $(LIB_SRC) $(wildcard src/lib/*.h) include/proxyproto.h
+$(B)/fuzz/%: fuzz/%.c $(wildcard fuzz/*.h) $(LIB_SRC) $(wildcard src/lib/*.h) include/proxyproto.h
 	@mkdir -p $(@D)
 	$(CLANG) $(CSTD) -O1 -g -fsanitize=fuzzer,address,undefined -Iinclude -Isrc/lib \
 	    -o $@ $< $(LIB_SRC)
@@ -182,7 +182,7 @@ uninstall:
 	    $(DESTDIR)$(MANDIR)/man1/ppfwd.1 $(DESTDIR)$(MANDIR)/man3/proxyproto.3
 
 format:
-	clang-format -i include/*.h src/*/*.[ch] tests/*/*.[ch] fuzz/*.c bench/*.c
+	clang-format -i include/*.h src/*/*.[ch] tests/*/*.[ch] fuzz/*.[ch] bench/*.c
 
 clean:
 	rm -rf $(B)

@@ -12,14 +12,29 @@
 #define V1_PREFIX "PROXY "
 #define V1_PREFIX_LEN 6
 
+/* Hex digit values, -1 for every other byte. */
+static const int8_t hex_table[256] = {
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+     0,  1,  2,  3,  4,  5,  6,  7,  8,  9, -1, -1, -1, -1, -1, -1,
+    -1, 10, 11, 12, 13, 14, 15, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, 10, 11, 12, 13, 14, 15, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+};
+
 static inline int hexval(uint8_t c)
 {
-    if ((unsigned)(c - '0') < 10)
-        return c - '0';
-    c |= 0x20;
-    if ((unsigned)(c - 'a') < 6)
-        return c - 'a' + 10;
-    return -1;
+    return hex_table[c];
 }
 
 static inline int is_digit(uint8_t c)
@@ -80,6 +95,30 @@ static const uint8_t *ipv6_dotted_tail(const uint8_t *q, uint16_t *g)
     return q;
 }
 
+/* One group of 1-4 hex digits. p[i] is read only after p[i - 1] was a
+ * digit, so the CR sentinel bounds the reads. */
+static inline const uint8_t *read_group(const uint8_t *p, unsigned *out)
+{
+    int d = hexval(p[0]);
+    unsigned v;
+
+    if (d < 0)
+        return NULL;
+    v = (unsigned)d;
+    for (int i = 1; i < 4; i++) {
+        d = hexval(p[i]);
+        if (d < 0) {
+            *out = v;
+            return p + i;
+        }
+        v = v << 4 | (unsigned)d;
+    }
+    if (hexval(p[4]) >= 0)
+        return NULL;
+    *out = v;
+    return p + 4;
+}
+
 /*
  * RFC 4291 text form: up to eight groups of 1-4 hex digits, at most one "::"
  * for a run of zero groups, and optionally a dotted IPv4 address as the last
@@ -101,14 +140,10 @@ static const uint8_t *parse_ipv6(const uint8_t *p, uint8_t out[16], int allow_v4
     }
     for (;;) {
         const uint8_t *q = p;
-        unsigned v = 0;
-        int d;
+        unsigned v;
 
-        while ((d = hexval(*p)) >= 0 && p - q < 4) {
-            v = v << 4 | (unsigned)d;
-            p++;
-        }
-        if (p == q || hexval(*p) >= 0)
+        p = read_group(p, &v);
+        if (p == NULL)
             return NULL;
         if (*p == '.') {
             if (n == 0 && gap < 0) {
