@@ -165,8 +165,11 @@ static void test_v2_inet(void **state)
 {
     (void)state;
     struct sockaddr_in s4 = in4("127.0.0.1", 51755), d4 = in4("127.0.0.1", 1025);
-    struct bcase c = {.kind = V2, .command = PP2_CMD_PROXY, .socktype = SOCK_STREAM,
-                      .src = SA(&s4), .dst = SA(&d4)};
+    struct bcase c = {.kind = V2,
+                      .command = PP2_CMD_PROXY,
+                      .socktype = SOCK_STREAM,
+                      .src = SA(&s4),
+                      .dst = SA(&d4)};
     check_exact_hex(&c, SIG "2111000c7f0000017f000001ca2b0401");
     c.socktype = SOCK_DGRAM;
     check_exact_hex(&c, SIG "2112000c7f0000017f000001ca2b0401");
@@ -187,8 +190,11 @@ static void test_v2_mixed_families_map_ipv4(void **state)
     (void)state;
     struct sockaddr_in s4 = in4("192.168.0.1", 56324);
     struct sockaddr_in6 d6 = in6("2001:db8::2", 443);
-    struct bcase c = {.kind = V2, .command = PP2_CMD_PROXY, .socktype = SOCK_STREAM,
-                      .src = SA(&s4), .dst = SA(&d6)};
+    struct bcase c = {.kind = V2,
+                      .command = PP2_CMD_PROXY,
+                      .socktype = SOCK_STREAM,
+                      .src = SA(&s4),
+                      .dst = SA(&d6)};
     check_exact_hex(&c, SIG "21210024 00000000000000000000ffffc0a80001"
                             "20010db8000000000000000000000002 dc0401bb");
     c.src = SA(&d6);
@@ -209,8 +215,11 @@ static void test_v2_unix(void **state)
     memcpy(want + 16, "/run/a.sock", 11);
     memcpy(want + 16 + 108, "/run/b.sock", 11);
 
-    struct bcase c = {.kind = V2, .command = PP2_CMD_PROXY, .socktype = SOCK_STREAM,
-                      .src = SA(&sa), .dst = SA(&da)};
+    struct bcase c = {.kind = V2,
+                      .command = PP2_CMD_PROXY,
+                      .socktype = SOCK_STREAM,
+                      .src = SA(&sa),
+                      .dst = SA(&da)};
     check_exact(&c, want, sizeof(want));
     c.socktype = SOCK_DGRAM;
     want[13] = PP2_FAM_UNIX_DGRAM;
@@ -268,8 +277,11 @@ static void test_v2_invalid_arguments(void **state)
     struct sockaddr_storage odd;
     memset(&odd, 0, sizeof(odd));
     odd.ss_family = AF_NETLINK;
-    struct bcase c = {.kind = V2, .command = PP2_CMD_PROXY, .socktype = SOCK_STREAM,
-                      .src = SA(&s4), .dst = SA(&d4)};
+    struct bcase c = {.kind = V2,
+                      .command = PP2_CMD_PROXY,
+                      .socktype = SOCK_STREAM,
+                      .src = SA(&s4),
+                      .dst = SA(&d4)};
 
     static const int bad_commands[] = {2, 3, 0x0f, 0x10, 0x21, -1};
     for (size_t i = 0; i < sizeof(bad_commands) / sizeof(bad_commands[0]); i++) {
@@ -344,8 +356,8 @@ static void test_v1_unknown(void **state)
     memset(&none, 0, sizeof(none));
     none.ss_family = AF_UNSPEC;
     const struct sockaddr *pairs[][2] = {
-        {NULL, NULL}, {SA(&s4), NULL}, {NULL, SA(&s4)}, {SA(&su), SA(&su)},
-        {SA(&s4), SA(&su)}, {SA(&none), SA(&s4)},
+        {NULL, NULL},       {SA(&s4), NULL},    {NULL, SA(&s4)},
+        {SA(&su), SA(&su)}, {SA(&s4), SA(&su)}, {SA(&none), SA(&s4)},
     };
     for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
         struct bcase c = {.kind = V1, .src = pairs[i][0], .dst = pairs[i][1]};
@@ -359,9 +371,18 @@ static void test_v1_ipv6_text(void **state)
 {
     (void)state;
     static const char *const addrs[] = {
-        "::",          "::1",           "1::",          "2001:db8::1",     "2001:db8:0:1:1:1:1:1",
-        "1:0:0:2:0:0:0:3", "1:0:0:0:2:0:0:3", "fe80::abcd:ef01", "1:2:3:4:5:6:7:8",
-        "::ffff:10.0.0.1", "0:0:1::",   "1:2:3:4:5:6:7:0",
+        "::",
+        "::1",
+        "1::",
+        "2001:db8::1",
+        "2001:db8:0:1:1:1:1:1",
+        "1:0:0:2:0:0:0:3",
+        "1:0:0:0:2:0:0:3",
+        "fe80::abcd:ef01",
+        "1:2:3:4:5:6:7:8",
+        "::ffff:10.0.0.1",
+        "0:0:1::",
+        "1:2:3:4:5:6:7:0",
     };
     uint8_t out[PP_V1_MAX_LEN];
     for (size_t i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++) {
@@ -415,25 +436,28 @@ static void test_tlv_and_crc_section12(void **state)
     (void)state;
     struct sockaddr_in s4 = in4("192.168.0.1", 56324), d4 = in4("192.168.0.11", 443);
     uint8_t hdr[64], with_tlv[64];
-    assert_int_equal(
-        pp_build_v2(hdr, sizeof(hdr), PP2_CMD_PROXY, SOCK_STREAM, SA(&s4), SA(&d4)), 28);
+    assert_int_equal(pp_build_v2(hdr, sizeof(hdr), PP2_CMD_PROXY, SOCK_STREAM, SA(&s4), SA(&d4)),
+                     28);
 
-    struct bcase c = {.kind = V2_TLV, .pre = hdr, .pre_len = 28, .type = PP2_TYPE_AUTHORITY,
-                      .value = "example.com", .vlen = 11};
+    struct bcase c = {.kind = V2_TLV,
+                      .pre = hdr,
+                      .pre_len = 28,
+                      .type = PP2_TYPE_AUTHORITY,
+                      .value = "example.com",
+                      .vlen = 11};
     check_exact_hex(&c, SIG "2111001a c0a80001c0a8000bdc0401bb 02000b6578616d706c652e636f6d");
 
     memcpy(with_tlv, hdr, 28);
-    assert_int_equal(pp_build_v2_tlv(with_tlv, sizeof(with_tlv), 28, PP2_TYPE_AUTHORITY,
-                                     "example.com", 11),
-                     42);
+    assert_int_equal(
+        pp_build_v2_tlv(with_tlv, sizeof(with_tlv), 28, PP2_TYPE_AUTHORITY, "example.com", 11), 42);
     struct bcase k = {.kind = V2_CRC, .pre = with_tlv, .pre_len = 42};
     check_exact_hex(&k, SIG "21110021c0a80001c0a8000bdc0401bb02000b6578616d706c652e636f6d"
                             "030004bb56885c");
 
     /* CRC32C straight after the address block: the 0x3442E161 vector. */
     struct sockaddr_in l1 = in4("127.0.0.1", 51755), l2 = in4("127.0.0.1", 1025);
-    assert_int_equal(
-        pp_build_v2(hdr, sizeof(hdr), PP2_CMD_PROXY, SOCK_STREAM, SA(&l1), SA(&l2)), 28);
+    assert_int_equal(pp_build_v2(hdr, sizeof(hdr), PP2_CMD_PROXY, SOCK_STREAM, SA(&l1), SA(&l2)),
+                     28);
     struct bcase k2 = {.kind = V2_CRC, .pre = hdr, .pre_len = 28};
     check_exact_hex(&k2, SIG "211100137f0000017f000001ca2b04010300043442e161");
 }
@@ -478,10 +502,10 @@ static void test_tlv_invalid(void **state)
     (void)state;
     uint8_t hdr[64] = {0};
     struct sockaddr_in s4 = in4("127.0.0.1", 1), d4 = in4("127.0.0.1", 2);
-    assert_int_equal(
-        pp_build_v2(hdr, sizeof(hdr), PP2_CMD_PROXY, SOCK_STREAM, SA(&s4), SA(&d4)), 28);
-    struct bcase c = {.kind = V2_TLV, .pre = hdr, .pre_len = 28, .type = 1, .value = "x",
-                      .vlen = 1};
+    assert_int_equal(pp_build_v2(hdr, sizeof(hdr), PP2_CMD_PROXY, SOCK_STREAM, SA(&s4), SA(&d4)),
+                     28);
+    struct bcase c = {
+        .kind = V2_TLV, .pre = hdr, .pre_len = 28, .type = 1, .value = "x", .vlen = 1};
     struct bcase k = {.kind = V2_CRC, .pre = hdr, .pre_len = 28};
 
     /* hdr_len that does not match the length field, or below 16. */
@@ -580,8 +604,12 @@ static void test_ssl_section12(void **state)
     assert_int_equal(vn, 57);
     struct sockaddr_in s4 = in4("192.168.0.1", 56324), d4 = in4("192.168.0.11", 443);
     assert_int_equal(pp_build_v2(b, sizeof(b), PP2_CMD_PROXY, SOCK_STREAM, SA(&s4), SA(&d4)), 28);
-    struct bcase t = {.kind = V2_TLV, .pre = b, .pre_len = 28, .type = PP2_TYPE_SSL,
-                      .value = v, .vlen = (size_t)vn};
+    struct bcase t = {.kind = V2_TLV,
+                      .pre = b,
+                      .pre_len = 28,
+                      .type = PP2_TYPE_SSL,
+                      .value = v,
+                      .vlen = (size_t)vn};
     char hex[512];
     snprintf(hex, sizeof(hex), SIG "21110048c0a80001c0a8000bdc0401bb200039%s", value);
     check_exact_hex(&t, hex);

@@ -182,12 +182,9 @@ static void test_sw_and_hw_agree(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_check_value),
-        cmocka_unit_test(test_rfc3720_patterns),
-        cmocka_unit_test(test_section12_values),
-        cmocka_unit_test(test_matches_reference),
-        cmocka_unit_test(test_incremental),
-        cmocka_unit_test(test_sw_and_hw_agree),
+        cmocka_unit_test(test_check_value),      cmocka_unit_test(test_rfc3720_patterns),
+        cmocka_unit_test(test_section12_values), cmocka_unit_test(test_matches_reference),
+        cmocka_unit_test(test_incremental),      cmocka_unit_test(test_sw_and_hw_agree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -77,8 +77,8 @@ static void test_tcp4_extremes(void **state)
 {
     (void)state;
     struct pp_header h;
-    assert_int_equal(
-        parse_str("PROXY TCP4 255.255.255.255 255.255.255.254 65535 65535\r\n", 0, &h), 56);
+    assert_int_equal(parse_str("PROXY TCP4 255.255.255.255 255.255.255.254 65535 65535\r\n", 0, &h),
+                     56);
     assert_proxy_v1(&h, PP2_FAM_TCP4, 56);
     assert_in4(&h.src, "255.255.255.255", 65535);
     assert_in4(&h.dst, "255.255.255.254", 65535);
@@ -103,8 +103,8 @@ static void test_tcp6_v4_mapped(void **state)
     (void)state;
     struct pp_header h;
     static const uint8_t mapped[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 168, 0, 1};
-    assert_int_equal(
-        parse_str("PROXY TCP6 ::ffff:192.168.0.1 2001:db8::2 56324 443\r\n", 0, &h), 53);
+    assert_int_equal(parse_str("PROXY TCP6 ::ffff:192.168.0.1 2001:db8::2 56324 443\r\n", 0, &h),
+                     53);
     assert_proxy_v1(&h, PP2_FAM_TCP6, 53);
     /* The mapped form stays IPv6: the line said TCP6. */
     assert_int_equal(h.src.sa.sa_family, AF_INET6);
@@ -153,10 +153,24 @@ static void test_tcp6_bad_forms(void **state)
 {
     (void)state;
     static const char *const forms[] = {
-        ":",       ":::",         "1:::2",          ":1::2",        "1::2:",
-        "1::2::3", "12345::",     "::12345",        "1:2:3:4:5:6:7", "1:2:3:4:5:6:7:8:9",
-        "::g",     "::1.2.3",     "::1.2.3.256",    "::1.2.3.04",   "1.2.3.4::",
-        "[::1]",   "fe80::1%eth0", "1:2:3:4:5:6:7:8::",
+        ":",
+        ":::",
+        "1:::2",
+        ":1::2",
+        "1::2:",
+        "1::2::3",
+        "12345::",
+        "::12345",
+        "1:2:3:4:5:6:7",
+        "1:2:3:4:5:6:7:8:9",
+        "::g",
+        "::1.2.3",
+        "::1.2.3.256",
+        "::1.2.3.04",
+        "1.2.3.4::",
+        "[::1]",
+        "fe80::1%eth0",
+        "1:2:3:4:5:6:7:8::",
     };
     for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
         char line[160];
@@ -175,9 +189,9 @@ static void test_tcp4_bad_forms(void **state)
 {
     (void)state;
     static const char *const forms[] = {
-        "01.2.3.4", "1.2.3.00", "256.0.0.1", "1.2.3",   "1.2.3.4.5", "1..3.4",  ".1.2.3",
-        "1.2.3.",   "a.b.c.d",  "1.2.3.-4",  "1.2.3.+4", "0x1.2.3.4", "1.2.3.4a", "1000.1.1.1",
-        "::1",      "::ffff:1.2.3.4",
+        "01.2.3.4", "1.2.3.00",   "256.0.0.1", "1.2.3",          "1.2.3.4.5", "1..3.4",
+        ".1.2.3",   "1.2.3.",     "a.b.c.d",   "1.2.3.-4",       "1.2.3.+4",  "0x1.2.3.4",
+        "1.2.3.4a", "1000.1.1.1", "::1",       "::ffff:1.2.3.4",
     };
     for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
         char line[160];
@@ -200,10 +214,25 @@ static void test_ports(void **state)
         const char *text;
         long port; /* -1: must be refused */
     } cases[] = {
-        {"0", 0},        {"1", 1},        {"9", 9},        {"10", 10},       {"443", 443},
-        {"65534", 65534}, {"65535", 65535}, {"65536", -1},  {"99999", -1},    {"100000", -1},
-        {"00", -1},      {"01", -1},      {"056324", -1},  {"+1", -1},       {"-1", -1},
-        {"1a", -1},      {"0x1", -1},     {"4294967297", -1}, {"18446744073709551617", -1},
+        {"0", 0},
+        {"1", 1},
+        {"9", 9},
+        {"10", 10},
+        {"443", 443},
+        {"65534", 65534},
+        {"65535", 65535},
+        {"65536", -1},
+        {"99999", -1},
+        {"100000", -1},
+        {"00", -1},
+        {"01", -1},
+        {"056324", -1},
+        {"+1", -1},
+        {"-1", -1},
+        {"1a", -1},
+        {"0x1", -1},
+        {"4294967297", -1},
+        {"18446744073709551617", -1},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char line[160];
@@ -233,8 +262,8 @@ static void test_unknown(void **state)
     static const char *const lines[] = {
         "PROXY UNKNOWN\r\n",
         "PROXY UNKNOWN 10.0.0.1 junk !@#$ whatever\r\n",
-        "PROXY UNKNOWN ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff "
-        "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 65535\r\n",
+        ("PROXY UNKNOWN ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff "
+         "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 65535\r\n"),
     };
     for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
         struct pp_header h;

@@ -410,15 +410,24 @@ static void test_fixed_part_decides(void **state)
         const char *hex;
         long want; /* -PP_E*, 0 for a valid prefix, 16 for a whole header */
     } cases[] = {
-        {SIG "1111000c", -PP_EBADVER},  {SIG "0111000c", -PP_EBADVER},
-        {SIG "f111000c", -PP_EBADVER},  {SIG "2211000c", -PP_EBADCMD},
-        {SIG "2f11000c", -PP_EBADCMD},  {SIG "2113000c", -PP_EBADFAM},
-        {SIG "2141000c", -PP_EBADFAM},  {SIG "2110000c", -PP_EBADFAM},
-        {SIG "2101000c", -PP_EBADFAM},  {SIG "2013000c", -PP_EBADFAM},
-        {SIG "21120000", -PP_EADDRLEN}, {SIG "2111000b", -PP_EADDRLEN},
-        {SIG "21210023", -PP_EADDRLEN}, {SIG "213100d7", -PP_EADDRLEN},
-        {SIG "21111000", -PP_ETOOLONG}, {SIG "2111000c", 0},
-        {SIG "21000003", 0},            {SIG "20110000", 16},
+        {SIG "1111000c", -PP_EBADVER},
+        {SIG "0111000c", -PP_EBADVER},
+        {SIG "f111000c", -PP_EBADVER},
+        {SIG "2211000c", -PP_EBADCMD},
+        {SIG "2f11000c", -PP_EBADCMD},
+        {SIG "2113000c", -PP_EBADFAM},
+        {SIG "2141000c", -PP_EBADFAM},
+        {SIG "2110000c", -PP_EBADFAM},
+        {SIG "2101000c", -PP_EBADFAM},
+        {SIG "2013000c", -PP_EBADFAM},
+        {SIG "21120000", -PP_EADDRLEN},
+        {SIG "2111000b", -PP_EADDRLEN},
+        {SIG "21210023", -PP_EADDRLEN},
+        {SIG "213100d7", -PP_EADDRLEN},
+        {SIG "21111000", -PP_ETOOLONG},
+        {SIG "2111000c", 0},
+        {SIG "21000003", 0},
+        {SIG "20110000", 16},
         {SIG "21000000", 16},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -428,8 +437,8 @@ static void test_fixed_part_decides(void **state)
         assert_int_equal(n, 16);
         ssize_t rc = parse_n(b, n, 0, &h);
         if (rc != cases[i].want)
-            fail_msg("%s: got %zd (%s), want %ld", cases[i].hex + 24, rc,
-                     vectors_error_name(rc), cases[i].want);
+            fail_msg("%s: got %zd (%s), want %ld", cases[i].hex + 24, rc, vectors_error_name(rc),
+                     cases[i].want);
     }
 }
 
@@ -544,8 +553,7 @@ static void test_vendor_tlvs_accepted(void **state)
 
 /* Section 12 headers with random byte edits and length changes: whatever is
  * accepted keeps every promise of a positive result (fixed seed). */
-static void check_accepted(const uint8_t *b, size_t rc, const struct pp_header *h,
-                           unsigned flags)
+static void check_accepted(const uint8_t *b, size_t rc, const struct pp_header *h, unsigned flags)
 {
     assert_int_equal(rc, PP_V2_HDR_LEN + ((size_t)b[14] << 8 | b[15]));
     assert_int_equal(h->len, rc);

@@ -166,7 +166,7 @@ struct tlv_model {
 struct model {
     int version, command, socktype, crc;
     uint8_t fam;
-    union pp_addr src, dst;   /* given to the builder */
+    union pp_addr src, dst; /* given to the builder */
     int src_null, dst_null;
     union pp_addr esrc, edst; /* expected back */
     int esocktype;
@@ -202,9 +202,9 @@ static void random_ssl(struct tlv_model *t)
 
 static void random_tlv(struct tlv_model *t)
 {
-    static const uint8_t known[] = {PP2_TYPE_ALPN,  PP2_TYPE_AUTHORITY, PP2_TYPE_NOOP,
-                                    PP2_TYPE_UNIQUE_ID, PP2_TYPE_SSL,   PP2_TYPE_NETNS,
-                                    PP2_TYPE_GCP,   PP2_TYPE_AWS,       PP2_TYPE_AZURE};
+    static const uint8_t known[] = {PP2_TYPE_ALPN,      PP2_TYPE_AUTHORITY, PP2_TYPE_NOOP,
+                                    PP2_TYPE_UNIQUE_ID, PP2_TYPE_SSL,       PP2_TYPE_NETNS,
+                                    PP2_TYPE_GCP,       PP2_TYPE_AWS,       PP2_TYPE_AZURE};
     static const char aws_chars[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-";
     t->is_ssl = 0;
@@ -374,8 +374,8 @@ static void check_ssl(const struct tlv_model *t, const struct pp_tlv *got)
     assert_true(s.verify == t->ssl.verify);
     const struct pp_str *g[8] = {&s.version, &s.cn,    &s.cipher,     &s.sig_alg,
                                  &s.key_alg, &s.group, &s.sig_scheme, &s.client_cert};
-    const struct pp_str *w[8] = {&t->ssl.version, &t->ssl.cn,         &t->ssl.cipher,
-                                 &t->ssl.sig_alg, &t->ssl.key_alg,    &t->ssl.group,
+    const struct pp_str *w[8] = {&t->ssl.version,    &t->ssl.cn,         &t->ssl.cipher,
+                                 &t->ssl.sig_alg,    &t->ssl.key_alg,    &t->ssl.group,
                                  &t->ssl.sig_scheme, &t->ssl.client_cert};
     for (int i = 0; i < 8; i++) {
         assert_true(g[i]->len == w[i]->len);
@@ -533,7 +533,7 @@ static void test_roundtrip(void **state)
     assert_true(seen_fam[0][PP2_FAM_TCP6] > 0);
     assert_true(seen_fam[0][0x80 | PP2_FAM_UNSPEC_UNSPEC] > 0);
     static const uint8_t fams[] = {PP2_FAM_UNSPEC_UNSPEC, PP2_FAM_TCP4, PP2_FAM_UDP4,
-                                   PP2_FAM_TCP6, PP2_FAM_UDP6, PP2_FAM_UNIX_STREAM,
+                                   PP2_FAM_TCP6,          PP2_FAM_UDP6, PP2_FAM_UNIX_STREAM,
                                    PP2_FAM_UNIX_DGRAM};
     for (size_t i = 0; i < sizeof(fams); i++)
         assert_true(seen_fam[1][fams[i]] > 0);

@@ -219,14 +219,15 @@ static void test_find(void **state)
 static void test_names(void **state)
 {
     (void)state;
-    static const struct {
+    struct name_case {
         uint8_t type;
         const char *name;
-    } types[] = {
-        {0x01, "alpn"},  {0x02, "authority"}, {0x03, "crc32c"}, {0x04, "noop"},
-        {0x05, "unique-id"}, {0x20, "ssl"},   {0x30, "netns"},  {0xEA, "aws"},
-        {0xEE, "azure"}, {0xE0, "gcp"},
-    }, subs[] = {
+    };
+    static const struct name_case types[] = {
+        {0x01, "alpn"}, {0x02, "authority"}, {0x03, "crc32c"}, {0x04, "noop"},  {0x05, "unique-id"},
+        {0x20, "ssl"},  {0x30, "netns"},     {0xEA, "aws"},    {0xEE, "azure"}, {0xE0, "gcp"},
+    };
+    static const struct name_case subs[] = {
         {0x21, "version"}, {0x22, "cn"},    {0x23, "cipher"},     {0x24, "sig_alg"},
         {0x25, "key_alg"}, {0x26, "group"}, {0x27, "sig_scheme"}, {0x28, "client_cert"},
     };
@@ -364,11 +365,11 @@ static void test_ssl_errors(void **state)
         assert_int_equal(pp_tlv_ssl(&t, &s), -PP_ETLVLEN);
     }
     static const char *const bad_subs[] = {
-        "01 00000000 21000a 544c53",        /* sub-TLV runs past the value */
-        "01 00000000 21",                   /* 1 byte left */
-        "01 00000000 2100",                 /* 2 bytes left */
-        "01 00000000 210001 41 2200",       /* good one, then 2 bytes */
-        "01 00000000 210001 41 22ffff 41",  /* good one, then a huge length */
+        "01 00000000 21000a 544c53",       /* sub-TLV runs past the value */
+        "01 00000000 21",                  /* 1 byte left */
+        "01 00000000 2100",                /* 2 bytes left */
+        "01 00000000 210001 41 2200",      /* good one, then 2 bytes */
+        "01 00000000 210001 41 22ffff 41", /* good one, then a huge length */
     };
     for (size_t i = 0; i < 5; i++) {
         t = tlv_hex(PP2_TYPE_SSL, bad_subs[i]);
@@ -498,8 +499,8 @@ static void test_str_limits(void **state)
         uint8_t type;
         size_t max; /* longest accepted value */
     } types[] = {
-        {PP2_TYPE_ALPN, 65535},     {PP2_TYPE_AUTHORITY, PP2_AUTHORITY_MAX},
-        {PP2_TYPE_NOOP, 65535},     {PP2_TYPE_UNIQUE_ID, PP2_UNIQUE_ID_MAX},
+        {PP2_TYPE_ALPN, 65535},  {PP2_TYPE_AUTHORITY, PP2_AUTHORITY_MAX},
+        {PP2_TYPE_NOOP, 65535},  {PP2_TYPE_UNIQUE_ID, PP2_UNIQUE_ID_MAX},
         {PP2_TYPE_NETNS, 65535},
     };
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
@@ -511,17 +512,23 @@ static void test_str_limits(void **state)
             int rc = pp_tlv_str(&t, &s);
             int want = lens[j] <= types[i].max ? 0 : -PP_ETLVLEN;
             if (rc != want)
-                fail_msg("type 0x%02x len %zu: got %d, want %d", types[i].type, lens[j], rc,
-                         want);
+                fail_msg("type 0x%02x len %zu: got %d, want %d", types[i].type, lens[j], rc, want);
             if (rc == 0) {
                 assert_ptr_equal(s.ptr, (const char *)v);
                 assert_int_equal(s.len, lens[j]);
             }
         }
     }
-    static const uint8_t not_text[] = {PP2_TYPE_CRC32C, PP2_TYPE_SSL, PP2_SUBTYPE_SSL_CN,
-                                       PP2_TYPE_AWS,    PP2_TYPE_AZURE, PP2_TYPE_GCP,
-                                       0x00,            0x06,           0xF0, 0xFF};
+    static const uint8_t not_text[] = {PP2_TYPE_CRC32C,
+                                       PP2_TYPE_SSL,
+                                       PP2_SUBTYPE_SSL_CN,
+                                       PP2_TYPE_AWS,
+                                       PP2_TYPE_AZURE,
+                                       PP2_TYPE_GCP,
+                                       0x00,
+                                       0x06,
+                                       0xF0,
+                                       0xFF};
     for (size_t i = 0; i < sizeof(not_text); i++) {
         struct pp_str s;
         struct pp_tlv t = tlv_of(not_text[i], big, 4);
@@ -532,16 +539,16 @@ static void test_str_limits(void **state)
 /* ---- accessors ------------------------------------------------------------ */
 
 #define ALL_TLVS                                                                                   \
-    "010002 6832"                             /* ALPN h2 */                                        \
-    "02000b 6578616d706c652e636f6d"           /* AUTHORITY example.com */                          \
-    "040003 000000"                           /* NOOP */                                           \
-    "050009 636f6e6e2d30303031"               /* UNIQUE_ID conn-0001 */                            \
-    "300004 626c7565"                         /* NETNS blue */                                     \
+    "010002 6832"                              /* ALPN h2 */                                       \
+    "02000b 6578616d706c652e636f6d"            /* AUTHORITY example.com */                         \
+    "040003 000000"                            /* NOOP */                                          \
+    "050009 636f6e6e2d30303031"                /* UNIQUE_ID conn-0001 */                           \
+    "300004 626c7565"                          /* NETNS blue */                                    \
     "20000f 07 00000000 210007 544c5376312e33" /* SSL */                                           \
-    "ea0005 0176706365"                       /* AWS vpce */                                       \
-    "ee0005 0178563412"                       /* Azure */                                          \
-    "e00008 0102030405060708"                 /* GCP */                                            \
-    "020006 7365636f6e64"                     /* AUTHORITY second (ignored) */
+    "ea0005 0176706365"                        /* AWS vpce */                                      \
+    "ee0005 0178563412"                        /* Azure */                                         \
+    "e00008 0102030405060708"                  /* GCP */                                           \
+    "020006 7365636f6e64"                      /* AUTHORITY second (ignored) */
 
 static void test_accessors(void **state)
 {
@@ -605,8 +612,7 @@ static void test_accessors_not_found(void **state)
 {
     (void)state;
     static const char *const headers[] = {
-        SIG "2111000c7f0000017f000001ca2b0401",
-        SIG "20000000",
+        SIG "2111000c7f0000017f000001ca2b0401", SIG "20000000",
         "50524f5859205443503420312e322e332e3420352e362e372e3820312032 0d0a",
         SIG "21110011 7f0000017f000001ca2b0401 e1000258 58", /* one custom TLV */
     };

@@ -43,8 +43,7 @@ static const char *base(const char *path)
     return s != NULL ? s + 1 : path;
 }
 
-static ssize_t parse_placed(const struct vector *v, size_t n, unsigned flags,
-                            struct pp_header *hdr)
+static ssize_t parse_placed(const struct vector *v, size_t n, unsigned flags, struct pp_header *hdr)
 {
     struct pp_parse_opts opts = {.max_len = v->max_len, .flags = flags};
     const uint8_t *p = guard_place(&guard, v->bytes, n);
@@ -66,8 +65,7 @@ static void test_valid(void **state)
 
     ssize_t n = parse_placed(v, v->len, v->flags, &hdr);
     if (n != v->expect)
-        fail_msg("%s: got %zd (%s), want %ld", base(c->path), n, vectors_error_name(n),
-                 v->expect);
+        fail_msg("%s: got %zd (%s), want %ld", base(c->path), n, vectors_error_name(n), v->expect);
     const uint8_t *p = guard.limit - v->len;
     int version = v->bytes[0] == 'P' ? 1 : 2;
     assert_int_equal(hdr.len, (size_t)n);
