@@ -124,6 +124,17 @@ static void test_local_skips_address_block(void **state)
     assert_int_equal(h.src.sa.sa_family, AF_UNSPEC);
     assert_int_equal(h.dst.sa.sa_family, AF_UNSPEC);
 
+    /* TLVs after a skipped block start after it, not at byte 16. */
+    n = unhex(SIG "20110011 0a0000010a000002045708ae 0100026832", b, sizeof(b));
+    assert_int_equal(parse_n(b, n, 0, &h), 33);
+    assert_int_equal(h.command, PP2_CMD_LOCAL);
+    assert_int_equal(h.tlv_len, 5);
+    assert_ptr_equal(h.tlv, placed(n) + 28);
+    struct pp_str alpn;
+    assert_int_equal(pp_get_alpn(&h, &alpn), 0);
+    assert_int_equal(alpn.len, 2);
+    assert_memory_equal(alpn.ptr, "h2", 2);
+
     /* "Receivers MUST skip len bytes whatever it is": a LOCAL length shorter
      * than its family's block is no error. */
     n = unhex(SIG "20110000", b, sizeof(b));
@@ -385,6 +396,14 @@ static void test_length_cap(void **state)
     assert_int_equal(parse_cap(4098, 4097, 4098), -PP_ETOOLONG);
     assert_int_equal(parse_cap(35, 35, 35), 35);
     assert_int_equal(parse_cap(36, 35, 36), -PP_ETOOLONG);
+
+    /* A cap below the fixed part refuses every v2 header. */
+    uint8_t local[16];
+    assert_int_equal(unhex(SIG "20000000", local, sizeof(local)), 16);
+    struct pp_parse_opts tiny = {.max_len = 16};
+    assert_int_equal(parse_opts(local, 16, &tiny, &h), 16);
+    tiny.max_len = 15;
+    assert_int_equal(parse_opts(local, 16, &tiny, &h), -PP_ETOOLONG);
 
     /* The largest header the length field allows. */
     assert_int_equal(parse_cap(PP_V2_MAX_LEN, PP_V2_MAX_LEN, PP_V2_MAX_LEN), PP_V2_MAX_LEN);
