@@ -57,6 +57,7 @@ STATIC_ASAN := $(B)/asan/libproxyproto.a
 .PHONY: all lib ppfwd tests deps-build deps-test deps-fuzz deps-bench run test \
 	bench fuzz install uninstall clean format
 .DELETE_ON_ERROR:
+.SECONDARY: $(COMMON_OBJ_ASAN)
 
 all: lib $(B)/ppfwd tests $(B)/proxyproto.pc
 
