@@ -47,17 +47,25 @@ else
     gobin=$B/bench/go-bench
 fi
 
+# Both sides run pinned to the same CPU: on this class of VM a thread that
+# migrates between vCPUs loses 20-50% of its speed for a while, which swamps
+# differences of a few ns. Go gets GOMAXPROCS=1 so it measures one core too.
+pin=""
+if command -v taskset >/dev/null 2>&1 && taskset -c "${BENCH_CPU:-1}" true 2>/dev/null; then
+    pin="taskset -c ${BENCH_CPU:-1}"
+fi
+
 cstatus=0
 : > "$tmp/c.tsv"
 : > "$tmp/go.tsv"
 r=1
 while [ "$r" -le "$ROUNDS" ]; do
     echo "bench: round $r/$ROUNDS: libproxyproto ($RUNS runs x $ITERS iterations)" >&2
-    "$cbin" --tsv --runs "$RUNS" --iters "$ITERS" > "$tmp/c.out" || cstatus=1
+    $pin "$cbin" --tsv --runs "$RUNS" --iters "$ITERS" > "$tmp/c.out" || cstatus=1
     sed "s/^/$r	/" "$tmp/c.out" >> "$tmp/c.tsv"
     if [ -n "$gobin" ]; then
         echo "bench: round $r/$ROUNDS: Go peers ($RUNS runs x ~$GO_MS ms)" >&2
-        "$gobin" -cases "$tmp/cases.tsv" -runs "$RUNS" -ms "$GO_MS" > "$tmp/go.out"
+        GOMAXPROCS=1 $pin "$gobin" -cases "$tmp/cases.tsv" -runs "$RUNS" -ms "$GO_MS" > "$tmp/go.out"
         sed "s/^/$r	/" "$tmp/go.out" >> "$tmp/go.tsv"
     fi
     r=$((r + 1))
