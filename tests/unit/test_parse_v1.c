@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "proxyproto.h"
+#include "rng.h"
 #include "vectors.h"
 
 static struct guard guard;
@@ -449,21 +450,7 @@ static void test_opts_null(void **state)
 
 /* ---- randomised checks (fixed seed: a failure replays identically) -------- */
 
-static uint64_t rng_state = 0x2545F4914F6CDD1DULL;
-
-static uint64_t rng(void)
-{
-    uint64_t x = rng_state;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return rng_state = x;
-}
-
-static unsigned below(unsigned n)
-{
-    return (unsigned)(rng() >> 33) % n;
-}
+static struct rng prng = {0x2545F4914F6CDD1DULL};
 
 /* Random address-like strings, and real addresses with a few characters
  * changed: the parser accepts exactly what inet_pton accepts (both refuse
@@ -474,27 +461,27 @@ static void test_addresses_match_inet_pton(void **state)
     static const char *const alphabets[2] = {"0123456789...x", "0123456789abcdefABCDEF:::..g"};
     unsigned accepted[2] = {0, 0};
     for (unsigned i = 0; i < 200000; i++) {
-        int v6 = (int)below(2);
+        int v6 = (int)rng_below(&prng, 2);
         const char *al = alphabets[v6];
         size_t al_len = strlen(al);
         char s[64];
-        if (below(2)) {
-            size_t n = 1 + below(45);
+        if (rng_below(&prng, 2)) {
+            size_t n = 1 + rng_below(&prng, 45);
             for (size_t k = 0; k < n; k++)
-                s[k] = al[below((unsigned)al_len)];
+                s[k] = al[rng_below(&prng, (unsigned)al_len)];
             s[n] = '\0';
         } else {
             uint8_t b[16];
             for (int k = 0; k < 16; k++)
-                b[k] = below(3) ? 0 : (uint8_t)rng();
-            if (v6 && below(4) == 0) {
+                b[k] = rng_below(&prng, 3) ? 0 : (uint8_t)rng_next(&prng);
+            if (v6 && rng_below(&prng, 4) == 0) {
                 memset(b, 0, 10);
                 b[10] = b[11] = 0xff;
             }
             assert_non_null(inet_ntop(v6 ? AF_INET6 : AF_INET, b, s, sizeof(s)));
             size_t n = strlen(s);
-            for (unsigned m = below(3); m > 0; m--)
-                s[below((unsigned)n)] = al[below((unsigned)al_len)];
+            for (unsigned m = rng_below(&prng, 3); m > 0; m--)
+                s[rng_below(&prng, (unsigned)n)] = al[rng_below(&prng, (unsigned)al_len)];
         }
         char line[128];
         int n = snprintf(line, sizeof(line), "PROXY %s %s %s 1 2\r\n", v6 ? "TCP6" : "TCP4", s,
@@ -537,13 +524,13 @@ static void test_accepted_lines_are_canonical(void **state)
     unsigned accepted = 0;
     for (unsigned i = 0; i < 300000; i++) {
         char s[200];
-        const char *seed = seeds[below(sizeof(seeds) / sizeof(seeds[0]))];
+        const char *seed = seeds[rng_below(&prng, sizeof(seeds) / sizeof(seeds[0]))];
         size_t n = strlen(seed);
         memcpy(s, seed, n);
-        for (unsigned m = 1 + below(3); m > 0; m--) {
-            size_t pos = below((unsigned)n);
-            char c = edits[below(sizeof(edits))]; /* the final NUL included */
-            unsigned op = below(3);
+        for (unsigned m = 1 + rng_below(&prng, 3); m > 0; m--) {
+            size_t pos = rng_below(&prng, (unsigned)n);
+            char c = edits[rng_below(&prng, sizeof(edits))]; /* the final NUL included */
+            unsigned op = rng_below(&prng, 3);
             if (op == 0) {
                 s[pos] = c;
             } else if (op == 1) {

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "proxyproto.h"
+#include "rng.h"
 #include "vectors.h"
 
 #define SIG "0d0a0d0a000d0a515549540a"
@@ -644,13 +645,11 @@ static void test_mutations_keep_invariants(void **state)
             "6e742e6578616d706c65230016544c535f4145535f3132385f47434d5f534841323536",
         SIG "21000000",
     };
-    uint64_t x = 0x9E3779B97F4A7C15ULL;
+    struct rng prng = {0x9E3779B97F4A7C15ULL};
     unsigned accepted = 0;
     for (unsigned i = 0; i < 300000; i++) {
         uint8_t b[256];
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
+        uint64_t x = rng_next(&prng);
         uint64_t r = x;
         size_t n = unhex(seeds[r % (sizeof(seeds) / sizeof(seeds[0]))], b, sizeof(b));
         r >>= 4;

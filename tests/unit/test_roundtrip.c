@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "proxyproto.h"
+#include "rng.h"
 #include "vectors.h"
 
 #define ROUNDS 20000
@@ -30,32 +31,18 @@
 #define BUF_CAP 16384
 #define DEFAULT_SEED 0x5EED0F00DULL
 
-static uint64_t seed, rng_state;
+static uint64_t seed;
+static struct rng prng;
 static unsigned round_no;
 /* What the run covered, checked at the end so a generator change cannot
  * silently stop exercising a family or TLV kind. */
 static unsigned seen_fam[2][256], seen_tlv_type[256], seen_ssl_fields, seen_crc, seen_tlv_bytes;
 static struct guard guard;
 
-static uint64_t rng(void)
-{
-    uint64_t x = rng_state;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return rng_state = x;
-}
-
-/* Uniform enough in [0, n) for the small n used here. */
-static unsigned below(unsigned n)
-{
-    return (unsigned)(rng() >> 33) % n;
-}
-
 static void fill_random(uint8_t *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        p[i] = (uint8_t)(rng() >> 40);
+        p[i] = (uint8_t)(rng_next(&prng) >> 40);
 }
 
 /* ---- random inputs -------------------------------------------------------- */
@@ -63,9 +50,9 @@ static void fill_random(uint8_t *p, size_t n)
 static uint16_t random_port(void)
 {
     static const uint16_t edges[] = {0, 1, 9, 10, 99, 100, 999, 1000, 9999, 10000, 65535};
-    if (below(4) == 0)
-        return edges[below(sizeof(edges) / sizeof(edges[0]))];
-    return (uint16_t)rng();
+    if (rng_below(&prng, 4) == 0)
+        return edges[rng_below(&prng, sizeof(edges) / sizeof(edges[0]))];
+    return (uint16_t)rng_next(&prng);
 }
 
 static void random_in4(union pp_addr *a)
@@ -77,11 +64,11 @@ static void random_in4(union pp_addr *a)
     fill_random(b, 4);
     /* Single digits, zeros and 255s exercise the dotted-quad writer. */
     for (int i = 0; i < 4; i++) {
-        unsigned r = below(4);
+        unsigned r = rng_below(&prng, 4);
         if (r == 0)
             b[i] = 0;
         else if (r == 1)
-            b[i] = (uint8_t)below(10);
+            b[i] = (uint8_t)rng_below(&prng, 10);
         else if (r == 2)
             b[i] = 255;
     }
@@ -93,15 +80,17 @@ static void random_in6(union pp_addr *a)
     a->sin6.sin6_family = AF_INET6;
     a->sin6.sin6_port = htons(random_port());
     uint8_t *b = a->sin6.sin6_addr.s6_addr;
-    if (below(8) == 0) {
+    if (rng_below(&prng, 8) == 0) {
         b[10] = b[11] = 0xff; /* IPv4-mapped */
         fill_random(b + 12, 4);
         return;
     }
     /* Zero groups often, so "::" lands everywhere. */
     for (int g = 0; g < 8; g++) {
-        unsigned r = below(3);
-        uint16_t v = r == 0 ? 0 : r == 1 ? (uint16_t)below(16) : (uint16_t)rng();
+        unsigned r = rng_below(&prng, 3);
+        uint16_t v = r == 0   ? 0
+                     : r == 1 ? (uint16_t)rng_below(&prng, 16)
+                              : (uint16_t)rng_next(&prng);
         b[2 * g] = (uint8_t)(v >> 8);
         b[2 * g + 1] = (uint8_t)v;
     }
@@ -111,9 +100,10 @@ static void random_unix(union pp_addr *a)
 {
     memset(a, 0, sizeof(*a));
     a->sun.sun_family = AF_UNIX;
-    size_t n = below(4) == 0 ? PP2_UNIX_PATH_LEN : below(PP2_UNIX_PATH_LEN + 1);
+    size_t n =
+        rng_below(&prng, 4) == 0 ? PP2_UNIX_PATH_LEN : rng_below(&prng, PP2_UNIX_PATH_LEN + 1);
     for (size_t i = 0; i < n; i++)
-        a->sun.sun_path[i] = (char)(1 + below(255));
+        a->sun.sun_path[i] = (char)(1 + rng_below(&prng, 255));
 }
 
 /* The address pp_parse returns for one the builder was given, in a TCP6 or
@@ -180,17 +170,17 @@ static void random_ssl(struct tlv_model *t)
     struct pp_str *fields[8] = {&s->version, &s->cn,    &s->cipher,     &s->sig_alg,
                                 &s->key_alg, &s->group, &s->sig_scheme, &s->client_cert};
     memset(s, 0, sizeof(*s));
-    s->client = (uint8_t)below(8);
-    s->verify = below(2) ? 0 : (uint32_t)rng();
+    s->client = (uint8_t)rng_below(&prng, 8);
+    s->verify = rng_below(&prng, 2) ? 0 : (uint32_t)rng_next(&prng);
     for (int i = 0; i < 8; i++) {
-        if (below(2))
+        if (rng_below(&prng, 2))
             continue; /* absent */
-        size_t n = 1 + below(i == 7 ? 299 : 40);
+        size_t n = 1 + rng_below(&prng, i == 7 ? 299 : 40);
         if (i == 7)
             fill_random((uint8_t *)t->ssl_text[i], n);
         else
             for (size_t k = 0; k < n; k++)
-                t->ssl_text[i][k] = (char)(0x21 + below(94));
+                t->ssl_text[i][k] = (char)(0x21 + rng_below(&prng, 94));
         fields[i]->ptr = t->ssl_text[i];
         fields[i]->len = n;
     }
@@ -209,7 +199,8 @@ static void random_tlv(struct tlv_model *t)
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-";
     t->is_ssl = 0;
     do
-        t->type = below(2) ? known[below(sizeof(known))] : (uint8_t)rng();
+        t->type =
+            rng_below(&prng, 2) ? known[rng_below(&prng, sizeof(known))] : (uint8_t)rng_next(&prng);
     while (t->type == PP2_TYPE_CRC32C); /* the CRC goes last, via its builder */
 
     switch (t->type) {
@@ -223,19 +214,19 @@ static void random_tlv(struct tlv_model *t)
         t->len = 5;
         break;
     case PP2_TYPE_AWS:
-        t->len = (uint16_t)(1 + below(41));
+        t->len = (uint16_t)(1 + rng_below(&prng, 41));
         t->value[0] = PP2_SUBTYPE_AWS_VPCE_ID;
         for (size_t i = 1; i < t->len; i++)
-            t->value[i] = (uint8_t)aws_chars[below(sizeof(aws_chars) - 1)];
+            t->value[i] = (uint8_t)aws_chars[rng_below(&prng, sizeof(aws_chars) - 1)];
         return;
     case PP2_TYPE_AUTHORITY:
-        t->len = (uint16_t)below(PP2_AUTHORITY_MAX + 1);
+        t->len = (uint16_t)rng_below(&prng, PP2_AUTHORITY_MAX + 1);
         break;
     case PP2_TYPE_UNIQUE_ID:
-        t->len = (uint16_t)below(PP2_UNIQUE_ID_MAX + 1);
+        t->len = (uint16_t)rng_below(&prng, PP2_UNIQUE_ID_MAX + 1);
         break;
     default:
-        t->len = (uint16_t)below(301);
+        t->len = (uint16_t)rng_below(&prng, 301);
         break;
     }
     fill_random(t->value, t->len);
@@ -248,7 +239,7 @@ static void random_v1(struct model *m)
     m->version = 1;
     m->command = PP2_CMD_PROXY;
     m->esocktype = SOCK_STREAM;
-    switch (below(4)) {
+    switch (rng_below(&prng, 4)) {
     case 0: /* TCP4 */
         random_in4(&m->src);
         random_in4(&m->dst);
@@ -258,7 +249,7 @@ static void random_v1(struct model *m)
         return;
     case 1: /* TCP6, possibly mixed */
     case 2: {
-        unsigned mix = below(4);
+        unsigned mix = rng_below(&prng, 4);
         if (mix == 1)
             random_in4(&m->src);
         else
@@ -278,9 +269,9 @@ static void random_v1(struct model *m)
         m->esocktype = 0;
         random_unix(&m->src);
         random_in4(&m->dst);
-        if (below(2))
+        if (rng_below(&prng, 2))
             m->src_null = 1;
-        else if (below(2))
+        else if (rng_below(&prng, 2))
             m->dst_null = 1;
         return;
     }
@@ -290,10 +281,10 @@ static void random_v2(struct model *m)
 {
     m->version = 2;
     m->command = PP2_CMD_PROXY;
-    int dgram = below(2);
+    int dgram = rng_below(&prng, 2);
     m->socktype = dgram ? SOCK_DGRAM : SOCK_STREAM;
     m->esocktype = m->socktype;
-    switch (below(5)) {
+    switch (rng_below(&prng, 5)) {
     case 0: /* LOCAL: addresses given but not sent */
         m->command = PP2_CMD_LOCAL;
         random_in4(&m->src);
@@ -304,7 +295,7 @@ static void random_v2(struct model *m)
     case 1: /* PROXY without addresses */
         random_in6(&m->src);
         m->dst_null = 1;
-        if (below(2))
+        if (rng_below(&prng, 2))
             m->src_null = 1;
         m->fam = PP2_FAM_UNSPEC_UNSPEC;
         m->esocktype = 0;
@@ -317,7 +308,7 @@ static void random_v2(struct model *m)
         m->edst = m->dst;
         break;
     case 3: {
-        unsigned mix = below(4);
+        unsigned mix = rng_below(&prng, 4);
         if (mix == 1)
             random_in4(&m->src);
         else
@@ -339,10 +330,10 @@ static void random_v2(struct model *m)
         m->edst = m->dst;
         break;
     }
-    m->ntlv = below(4) == 0 ? 0 : below(MAX_TLVS + 1);
+    m->ntlv = rng_below(&prng, 4) == 0 ? 0 : rng_below(&prng, MAX_TLVS + 1);
     for (unsigned i = 0; i < m->ntlv; i++)
         random_tlv(&m->tlv[i]);
-    m->crc = below(2);
+    m->crc = rng_below(&prng, 2);
 }
 
 /* ---- build, parse, compare ------------------------------------------------ */
@@ -442,7 +433,7 @@ static void one_round(uint8_t *buf, uint8_t *again)
 {
     static struct model m;
     memset(&m, 0, sizeof(m));
-    if (below(3) == 0)
+    if (rng_below(&prng, 3) == 0)
         random_v1(&m);
     else
         random_v2(&m);
@@ -450,7 +441,7 @@ static void one_round(uint8_t *buf, uint8_t *again)
     ssize_t n = build(&m, buf, BUF_CAP);
     assert_true(n >= PP_MIN_LEN);
     /* Application bytes after the header must not change anything. */
-    size_t extra = below(4) == 0 ? below(40) : 0;
+    size_t extra = rng_below(&prng, 4) == 0 ? rng_below(&prng, 40) : 0;
     fill_random(buf + n, extra);
 
     const uint8_t *p = guard_place(&guard, buf, (size_t)n + extra);
@@ -519,7 +510,7 @@ static void test_roundtrip(void **state)
     (void)state;
     /* Static, so a failed assertion leaves no leak report behind it. */
     static uint8_t buf[BUF_CAP + 64], again[BUF_CAP];
-    rng_state = seed;
+    prng.state = seed;
     for (round_no = 0; round_no < ROUNDS; round_no++)
         one_round(buf, again);
 
