@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "proxyproto.h"
+#include "check.h"
 #include "rng.h"
 #include "vectors.h"
 
@@ -35,24 +36,6 @@ static ssize_t parse_str(const char *s, unsigned flags, struct pp_header *hdr)
     return parse_n(s, strlen(s), flags, hdr);
 }
 
-static void assert_in4(const union pp_addr *a, const char *ip, uint16_t port)
-{
-    struct in_addr want;
-    assert_int_equal(inet_pton(AF_INET, ip, &want), 1);
-    assert_int_equal(a->sa.sa_family, AF_INET);
-    assert_memory_equal(&a->sin.sin_addr, &want, 4);
-    assert_int_equal(a->sin.sin_port, htons(port));
-}
-
-static void assert_in6(const union pp_addr *a, const char *ip, uint16_t port)
-{
-    struct in6_addr want;
-    assert_int_equal(inet_pton(AF_INET6, ip, &want), 1);
-    assert_int_equal(a->sa.sa_family, AF_INET6);
-    assert_memory_equal(&a->sin6.sin6_addr, &want, 16);
-    assert_int_equal(a->sin6.sin6_port, htons(port));
-}
-
 static void assert_proxy_v1(const struct pp_header *h, uint8_t fam, size_t len)
 {
     assert_int_equal(h->version, 1);
@@ -70,8 +53,8 @@ static void test_tcp4_spec_example(void **state)
     struct pp_header h;
     assert_int_equal(parse_str("PROXY TCP4 192.168.0.1 192.168.0.11 56324 443\r\n", 0, &h), 47);
     assert_proxy_v1(&h, PP2_FAM_TCP4, 47);
-    assert_in4(&h.src, "192.168.0.1", 56324);
-    assert_in4(&h.dst, "192.168.0.11", 443);
+    check_in4(&h.src, "192.168.0.1", 56324);
+    check_in4(&h.dst, "192.168.0.11", 443);
 }
 
 static void test_tcp4_extremes(void **state)
@@ -81,12 +64,12 @@ static void test_tcp4_extremes(void **state)
     assert_int_equal(parse_str("PROXY TCP4 255.255.255.255 255.255.255.254 65535 65535\r\n", 0, &h),
                      56);
     assert_proxy_v1(&h, PP2_FAM_TCP4, 56);
-    assert_in4(&h.src, "255.255.255.255", 65535);
-    assert_in4(&h.dst, "255.255.255.254", 65535);
+    check_in4(&h.src, "255.255.255.255", 65535);
+    check_in4(&h.dst, "255.255.255.254", 65535);
 
     assert_int_equal(parse_str("PROXY TCP4 0.0.0.0 10.0.0.9 0 0\r\n", 0, &h), 33);
-    assert_in4(&h.src, "0.0.0.0", 0);
-    assert_in4(&h.dst, "10.0.0.9", 0);
+    check_in4(&h.src, "0.0.0.0", 0);
+    check_in4(&h.dst, "10.0.0.9", 0);
 }
 
 static void test_tcp6(void **state)
@@ -95,8 +78,8 @@ static void test_tcp6(void **state)
     struct pp_header h;
     assert_int_equal(parse_str("PROXY TCP6 2001:db8::1 2001:db8::2 1234 443\r\n", 0, &h), 45);
     assert_proxy_v1(&h, PP2_FAM_TCP6, 45);
-    assert_in6(&h.src, "2001:db8::1", 1234);
-    assert_in6(&h.dst, "2001:db8::2", 443);
+    check_in6(&h.src, "2001:db8::1", 1234);
+    check_in6(&h.dst, "2001:db8::2", 443);
 }
 
 static void test_tcp6_v4_mapped(void **state)
@@ -111,7 +94,7 @@ static void test_tcp6_v4_mapped(void **state)
     assert_int_equal(h.src.sa.sa_family, AF_INET6);
     assert_memory_equal(&h.src.sin6.sin6_addr, mapped, 16);
     assert_int_equal(h.src.sin6.sin6_port, htons(56324));
-    assert_in6(&h.dst, "2001:db8::2", 443);
+    check_in6(&h.dst, "2001:db8::2", 443);
 }
 
 /* IPv6 text forms the parser must decode exactly as inet_pton does. */
@@ -145,8 +128,8 @@ static void test_tcp6_text_forms(void **state)
         ssize_t rc = parse_str(line, 0, &h);
         if (rc != n)
             fail_msg("\"%s\": got %zd, want %d", forms[i], rc, n);
-        assert_in6(&h.src, forms[i], 65535);
-        assert_in6(&h.dst, "::1", 1);
+        check_in6(&h.src, forms[i], 65535);
+        check_in6(&h.dst, "::1", 1);
     }
 }
 
@@ -290,14 +273,14 @@ static void test_ipv4_in_tcp6_opt_in(void **state)
     assert_int_equal(parse_str(line, PP_PARSE_V1_IPV4_IN_TCP6, &h), strlen(line));
     assert_proxy_v1(&h, PP2_FAM_TCP6, strlen(line));
     /* Returned IPv4-mapped, like the dotted-tail form next to it. */
-    assert_in6(&h.src, "::ffff:1.2.3.4", 1);
-    assert_in6(&h.dst, "::ffff:5.6.7.8", 2);
+    check_in6(&h.src, "::ffff:1.2.3.4", 1);
+    check_in6(&h.dst, "::ffff:5.6.7.8", 2);
 
     line = "PROXY TCP6 2001:db8::1 10.0.0.1 80 8080\r\n";
     assert_int_equal(parse_str(line, 0, &h), -PP_EBADADDR);
     assert_int_equal(parse_str(line, PP_PARSE_V1_IPV4_IN_TCP6, &h), strlen(line));
-    assert_in6(&h.src, "2001:db8::1", 80);
-    assert_in6(&h.dst, "::ffff:10.0.0.1", 8080);
+    check_in6(&h.src, "2001:db8::1", 80);
+    check_in6(&h.dst, "::ffff:10.0.0.1", 8080);
 
     /* The opt-in is about TCP6 lines only; TCP4 still wants IPv4. */
     assert_int_equal(parse_str("PROXY TCP4 ::1 ::2 1 2\r\n", PP_PARSE_V1_IPV4_IN_TCP6, &h),
@@ -372,8 +355,8 @@ static void test_application_bytes_untouched(void **state)
     struct pp_header h;
     const char *s = "PROXY TCP4 1.1.1.5 1.1.1.6 2 3\r\nPROXY TCP4 6.6.6.6 7.7.7.7 8 9\r\n";
     assert_int_equal(parse_str(s, 0, &h), 32);
-    assert_in4(&h.src, "1.1.1.5", 2);
-    assert_in4(&h.dst, "1.1.1.6", 3);
+    check_in4(&h.src, "1.1.1.5", 2);
+    check_in4(&h.dst, "1.1.1.6", 3);
 
     s = "PROXY UNKNOWN\r\nGET / HTTP/1.1\r\n";
     assert_int_equal(parse_str(s, 0, &h), 15);
@@ -441,7 +424,7 @@ static void test_opts_null(void **state)
     const uint8_t *p = guard_place(&guard, s, strlen(s));
     struct pp_header h;
     assert_int_equal(pp_parse(p, strlen(s), &h, NULL), 47);
-    assert_in4(&h.src, "192.168.0.1", 56324);
+    check_in4(&h.src, "192.168.0.1", 56324);
     /* NULL means the defaults: plain IPv4 in TCP6 is refused. */
     s = "PROXY TCP6 1.2.3.4 5.6.7.8 1 2\r\n";
     p = guard_place(&guard, s, strlen(s));

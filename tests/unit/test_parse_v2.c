@@ -4,7 +4,6 @@
  * and what is decided from the 16 fixed bytes alone. Every input is placed
  * right before a PROT_NONE page.
  */
-#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -15,6 +14,7 @@
 #include <cmocka.h>
 
 #include "proxyproto.h"
+#include "check.h"
 #include "rng.h"
 #include "vectors.h"
 
@@ -66,24 +66,6 @@ static int pp2_block(uint8_t fam)
 static const uint8_t *placed(size_t n)
 {
     return guard.limit - n;
-}
-
-static void assert_in4(const union pp_addr *a, const char *ip, uint16_t port)
-{
-    struct in_addr want;
-    assert_int_equal(inet_pton(AF_INET, ip, &want), 1);
-    assert_int_equal(a->sa.sa_family, AF_INET);
-    assert_memory_equal(&a->sin.sin_addr, &want, 4);
-    assert_int_equal(a->sin.sin_port, htons(port));
-}
-
-static void assert_in6(const union pp_addr *a, const char *ip, uint16_t port)
-{
-    struct in6_addr want;
-    assert_int_equal(inet_pton(AF_INET6, ip, &want), 1);
-    assert_int_equal(a->sa.sa_family, AF_INET6);
-    assert_memory_equal(&a->sin6.sin6_addr, &want, 16);
-    assert_int_equal(a->sin6.sin6_port, htons(port));
 }
 
 static void assert_head(const struct pp_header *h, uint8_t command, uint8_t fam, int socktype,
@@ -167,14 +149,14 @@ static void test_tcp4_udp4(void **state)
     assert_int_equal(parse_n(b, n, 0, &h), 28);
     assert_head(&h, PP2_CMD_PROXY, PP2_FAM_TCP4, SOCK_STREAM, 28, 0);
     assert_int_equal(h.flags, 0);
-    assert_in4(&h.src, "127.0.0.1", 51755);
-    assert_in4(&h.dst, "127.0.0.1", 1025);
+    check_in4(&h.src, "127.0.0.1", 51755);
+    check_in4(&h.dst, "127.0.0.1", 1025);
 
     n = unhex(SIG "2112000c7f0000017f000001ca2b0401", b, sizeof(b));
     assert_int_equal(parse_n(b, n, 0, &h), 28);
     assert_head(&h, PP2_CMD_PROXY, PP2_FAM_UDP4, SOCK_DGRAM, 28, 0);
-    assert_in4(&h.src, "127.0.0.1", 51755);
-    assert_in4(&h.dst, "127.0.0.1", 1025);
+    check_in4(&h.src, "127.0.0.1", 51755);
+    check_in4(&h.dst, "127.0.0.1", 1025);
 }
 
 static void test_tcp6_udp6(void **state)
@@ -190,15 +172,15 @@ static void test_tcp6_udp6(void **state)
     size_t n = unhex(hex, b, sizeof(b));
     assert_int_equal(parse_n(b, n, 0, &h), 52);
     assert_head(&h, PP2_CMD_PROXY, PP2_FAM_TCP6, SOCK_STREAM, 52, 0);
-    assert_in6(&h.src, "2001:db8::1", 56324);
-    assert_in6(&h.dst, "2001:db8::2", 443);
+    check_in6(&h.src, "2001:db8::1", 56324);
+    check_in6(&h.dst, "2001:db8::2", 443);
 
     snprintf(hex, sizeof(hex), SIG "21220024%s", addrs);
     n = unhex(hex, b, sizeof(b));
     assert_int_equal(parse_n(b, n, 0, &h), 52);
     assert_head(&h, PP2_CMD_PROXY, PP2_FAM_UDP6, SOCK_DGRAM, 52, 0);
-    assert_in6(&h.src, "2001:db8::1", 56324);
-    assert_in6(&h.dst, "2001:db8::2", 443);
+    check_in6(&h.src, "2001:db8::1", 56324);
+    check_in6(&h.dst, "2001:db8::2", 443);
 }
 
 static void test_tcp6_v4_mapped_stays_v6(void **state)
@@ -212,8 +194,8 @@ static void test_tcp6_v4_mapped_stays_v6(void **state)
                      b, sizeof(b));
     assert_int_equal(parse_n(b, n, 0, &h), 52);
     assert_head(&h, PP2_CMD_PROXY, PP2_FAM_TCP6, SOCK_STREAM, 52, 0);
-    assert_in6(&h.src, "::ffff:127.0.0.1", 52300);
-    assert_in6(&h.dst, "::ffff:127.0.0.1", 1025);
+    check_in6(&h.src, "::ffff:127.0.0.1", 52300);
+    check_in6(&h.dst, "::ffff:127.0.0.1", 1025);
 }
 
 static void fill_unix(uint8_t *b, const char *src, const char *dst, uint8_t fam)
@@ -312,8 +294,8 @@ static void test_crc32c(void **state)
     assert_int_equal(parse_n(b, n, 0, &h), 59);
     assert_head(&h, PP2_CMD_PROXY, PP2_FAM_TCP6, SOCK_STREAM, 59, 7);
     assert_int_equal(h.flags, PP_HDR_CRC_VERIFIED);
-    assert_in6(&h.src, "::1", 53135);
-    assert_in6(&h.dst, "::1", 1025);
+    check_in6(&h.src, "::1", 53135);
+    check_in6(&h.dst, "::1", 1025);
 
     /* No CRC TLV at all: nothing verified. */
     n = unhex(SIG "2111000c7f0000017f000001ca2b0401", b, sizeof(b));
@@ -332,8 +314,8 @@ static void test_tlv_area(void **state)
     assert_int_equal(parse_n(b, n, 0, &h), 49);
     assert_head(&h, PP2_CMD_PROXY, PP2_FAM_TCP4, SOCK_STREAM, 49, 21);
     assert_int_equal(h.flags, PP_HDR_CRC_VERIFIED);
-    assert_in4(&h.src, "192.168.0.1", 56324);
-    assert_in4(&h.dst, "192.168.0.11", 443);
+    check_in4(&h.src, "192.168.0.1", 56324);
+    check_in4(&h.dst, "192.168.0.11", 443);
     assert_ptr_equal(h.tlv, placed(n) + 28);
     assert_memory_equal(h.tlv, b + 28, 21);
 
@@ -516,7 +498,7 @@ static void test_split_everywhere(void **state)
         memcpy(rx + s, b + s, n - s);
         assert_int_equal(parse_n(rx, n, 0, &h), 88);
         assert_head(&h, PP2_CMD_PROXY, PP2_FAM_TCP4, SOCK_STREAM, 88, 60);
-        assert_in4(&h.src, "192.168.0.1", 56324);
+        check_in4(&h.src, "192.168.0.1", 56324);
     }
 }
 
@@ -531,8 +513,8 @@ static void test_one_header_only(void **state)
     assert_int_equal(n, 56);
     assert_int_equal(parse_n(b, n, 0, &h), 28);
     assert_head(&h, PP2_CMD_PROXY, PP2_FAM_TCP4, SOCK_STREAM, 28, 0);
-    assert_in4(&h.src, "127.0.0.1", 51755);
-    assert_in4(&h.dst, "127.0.0.1", 1025);
+    check_in4(&h.src, "127.0.0.1", 51755);
+    check_in4(&h.dst, "127.0.0.1", 1025);
 
     /* The trailing bytes may be anything, even what would be a bad header. */
     memset(b + 28, 0xff, 28);
