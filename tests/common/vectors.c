@@ -390,3 +390,19 @@ void guard_free(struct guard *g)
         munmap(g->map, g->size);
     memset(g, 0, sizeof(*g));
 }
+
+struct guard guard;
+size_t guard_cap;
+
+int guard_setup(void **state)
+{
+    (void)state;
+    return guard_init(&guard, guard_cap);
+}
+
+int guard_teardown(void **state)
+{
+    (void)state;
+    guard_free(&guard);
+    return 0;
+}

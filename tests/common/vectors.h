@@ -72,4 +72,13 @@ int guard_init(struct guard *g, size_t cap);
 uint8_t *guard_place(struct guard *g, const void *p, size_t n);
 void guard_free(struct guard *g);
 
+/* The guard region of a test binary, with cmocka group fixtures for it (they
+ * only need cmocka's signature): guard_setup maps guard for inputs of up to
+ * guard_cap bytes, so set guard_cap before running the group, and returns 0,
+ * or -1 if guard_init fails; guard_teardown unmaps it and returns 0. */
+extern struct guard guard;
+extern size_t guard_cap;
+int guard_setup(void **state);
+int guard_teardown(void **state);
+
 #endif /* PP_TESTS_VECTORS_H */

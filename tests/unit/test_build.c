@@ -25,8 +25,6 @@
 #define CANARY 0xA5
 #define SPARE 64
 
-static struct guard guard;
-
 static struct sockaddr_in in4(const char *ip, uint16_t port)
 {
     struct sockaddr_in a;
@@ -675,19 +673,6 @@ static void test_ssl_too_long(void **state)
     check_refused(&c, big_len, PP_EINVAL);
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    return guard_init(&guard, 4096);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    guard_free(&guard);
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -709,5 +694,6 @@ int main(void)
         cmocka_unit_test(test_ssl_all_fields),
         cmocka_unit_test(test_ssl_too_long),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    guard_cap = 4096;
+    return cmocka_run_group_tests(tests, guard_setup, guard_teardown);
 }

@@ -17,8 +17,6 @@
 #include "rng.h"
 #include "vectors.h"
 
-static struct guard guard;
-
 static ssize_t parse_n(const void *s, size_t n, unsigned flags, struct pp_header *hdr)
 {
     struct pp_parse_opts opts = {.flags = flags};
@@ -557,19 +555,6 @@ static void test_accepted_lines_are_canonical(void **state)
     assert_true(accepted > 10000);
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    return guard_init(&guard, 4096);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    guard_free(&guard);
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -594,5 +579,6 @@ int main(void)
         cmocka_unit_test(test_addresses_match_inet_pton),
         cmocka_unit_test(test_accepted_lines_are_canonical),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    guard_cap = 4096;
+    return cmocka_run_group_tests(tests, guard_setup, guard_teardown);
 }

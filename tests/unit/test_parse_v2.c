@@ -20,8 +20,6 @@
 
 #define SIG "0d0a0d0a000d0a515549540a"
 
-static struct guard guard;
-
 static ssize_t parse_opts(const uint8_t *b, size_t n, const struct pp_parse_opts *opts,
                           struct pp_header *hdr)
 {
@@ -668,19 +666,6 @@ static void test_mutations_keep_invariants(void **state)
     assert_true(accepted > 10000);
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    return guard_init(&guard, PP_V2_MAX_LEN + 64);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    guard_free(&guard);
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -704,5 +689,6 @@ int main(void)
         cmocka_unit_test(test_vendor_tlvs_accepted),
         cmocka_unit_test(test_mutations_keep_invariants),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    guard_cap = PP_V2_MAX_LEN + 64;
+    return cmocka_run_group_tests(tests, guard_setup, guard_teardown);
 }

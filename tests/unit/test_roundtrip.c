@@ -37,7 +37,6 @@ static unsigned round_no;
 /* What the run covered, checked at the end so a generator change cannot
  * silently stop exercising a family or TLV kind. */
 static unsigned seen_fam[2][256], seen_tlv_type[256], seen_ssl_fields, seen_crc, seen_tlv_bytes;
-static struct guard guard;
 
 static void fill_random(uint8_t *p, size_t n)
 {
@@ -548,17 +547,10 @@ static int setup(void **state)
     return guard_init(&guard, BUF_CAP + 64);
 }
 
-static int teardown(void **state)
-{
-    (void)state;
-    guard_free(&guard);
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, guard_teardown);
 }

@@ -18,8 +18,6 @@
 
 #define SIG "0d0a0d0a000d0a515549540a"
 
-static struct guard guard;
-
 /* Decodes hex and places it before the guard page; returns the placed copy. */
 static const uint8_t *place_hex(const char *hex, size_t *n)
 {
@@ -681,19 +679,6 @@ static void test_accessors_errors(void **state)
     assert_int_equal(pp_get_alpn(&h, &s), -PP_EBADTLV);
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    return guard_init(&guard, 70000);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    guard_free(&guard);
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -717,5 +702,6 @@ int main(void)
         cmocka_unit_test(test_accessors_not_found),
         cmocka_unit_test(test_accessors_errors),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    guard_cap = 70000;
+    return cmocka_run_group_tests(tests, guard_setup, guard_teardown);
 }

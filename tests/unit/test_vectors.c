@@ -33,7 +33,6 @@ struct vcase {
     struct vector v;
 };
 
-static struct guard guard;
 static struct vcase *valid_cases, *invalid_cases;
 static int n_valid, n_invalid;
 
