@@ -108,9 +108,10 @@ $(B)/asan/tests/%: tests/unit/%.c $(COMMON_OBJ_ASAN) $(STATIC_ASAN)
 	$(CC) $(CFLAGS_ASAN) -Isrc/lib -Itests/common -MMD -MP -o $@ $< \
 	    $(COMMON_OBJ_ASAN) $(STATIC_ASAN) -lcmocka $(LDFLAGS)
 
-$(B)/hex2bin: tests/tools/hex2bin.c
+$(B)/hex2bin: tests/tools/hex2bin.c tests/common/vectors.c tests/common/vectors.h \
+		include/proxyproto.h
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_ALL) -o $@ $<
+	$(CC) $(CFLAGS_ALL) -Itests/common -o $@ $(filter %.c,$^)
 
 # ---- fuzz (clang libFuzzer) -------------------------------------------------
 

@@ -107,7 +107,7 @@ static char *trim(char *s)
     return s;
 }
 
-static int hexval(int c)
+int vectors_hexval(int c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -204,7 +204,7 @@ static int parse_text(struct vector *v, char *text)
         for (char *p = line; *p != '\0'; p++) {
             if (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\v' || *p == '\f')
                 continue;
-            int d = hexval((unsigned char)*p);
+            int d = vectors_hexval((unsigned char)*p);
             if (d < 0) {
                 fprintf(stderr, "%s:%lu: bad hex digit '%c'\n", v->path, lineno, *p);
                 return -1;
@@ -269,7 +269,7 @@ long vectors_unhex(const char *hex, uint8_t *out, size_t cap)
     for (const char *p = hex; *p != '\0'; p++) {
         if (*p == ' ' || *p == '\t' || *p == '\n')
             continue;
-        int d = hexval((unsigned char)*p);
+        int d = vectors_hexval((unsigned char)*p);
         if (d < 0)
             return -1;
         if (hi < 0) {

@@ -33,6 +33,8 @@ void vectors_free(struct vector *v);
 /* Decodes a hex string (whitespace ignored) into out[0..cap). Returns the
  * byte count, or -1 on a bad digit, an odd count or too little room. */
 long vectors_unhex(const char *hex, uint8_t *out, size_t cap);
+/* Value of the hex digit c (either case), or -1 if c is not one. */
+int vectors_hexval(int c);
 
 /* Directory holding valid/ and invalid/: $PP_VECTORS, else "tests/vectors". */
 const char *vectors_dir(void);

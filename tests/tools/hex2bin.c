@@ -10,16 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
+#include "vectors.h"
 
 static int is_space(int c)
 {
@@ -45,7 +36,7 @@ int main(void)
         }
         if (is_space(c))
             continue;
-        int v = hexval(c);
+        int v = vectors_hexval(c);
         if (v < 0) {
             fprintf(stderr, "hex2bin: line %lu: bad character 0x%02x\n", line, (unsigned)c);
             return 1;
