@@ -49,8 +49,8 @@ static void *worker(void *arg)
         ssize_t n;
 
         if (pp_parse(v2_crc, sizeof(v2_crc), &hdr, NULL) != (ssize_t)sizeof(v2_crc) ||
-            !(hdr.flags & PP_HDR_CRC_VERIFIED) || pp_get_authority(&hdr, &s) != 0 ||
-            s.len != 11 || memcmp(s.ptr, "example.com", 11) != 0)
+            !(hdr.flags & PP_HDR_CRC_VERIFIED) || pp_get_authority(&hdr, &s) != 0 || s.len != 11 ||
+            memcmp(s.ptr, "example.com", 11) != 0)
             bad++;
         if (pp_parse((const uint8_t *)v1_line, sizeof(v1_line) - 1, &hdr, NULL) !=
                 (ssize_t)sizeof(v1_line) - 1 ||
@@ -58,8 +58,8 @@ static void *worker(void *arg)
             bad++;
         if (pp_crc32c(0, "123456789", 9) != 0xE3069283)
             bad++;
-        n = pp_build_v2(out, sizeof(out), PP2_CMD_PROXY, SOCK_STREAM,
-                        (const struct sockaddr *)&src, (const struct sockaddr *)&dst);
+        n = pp_build_v2(out, sizeof(out), PP2_CMD_PROXY, SOCK_STREAM, (const struct sockaddr *)&src,
+                        (const struct sockaddr *)&dst);
         n = n < 0 ? n : pp_build_v2_tlv(out, sizeof(out), (size_t)n, 2, "example.com", 11);
         n = n < 0 ? n : pp_build_v2_crc32c(out, sizeof(out), (size_t)n);
         if (n != (ssize_t)sizeof(v2_crc) || memcmp(out, v2_crc, sizeof(v2_crc)) != 0)
