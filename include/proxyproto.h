@@ -174,14 +174,16 @@ struct pp_header {
 };
 
 /* Parser options. Zero-initialised options mean the defaults. */
-#define PP_PARSE_NO_CRC 0x01         /* do not verify a CRC32C TLV */
-#define PP_PARSE_V1_IPV4_IN_TCP6 0x02 /* accept a plain dotted IPv4 address in a
-                                      * TCP6 line (what nginx sends); it is
-                                      * returned as an IPv4-mapped IPv6 address */
-#define PP_PARSE_NO_V1 0x04          /* refuse v1 with -PP_EBADSIG (UDP datagrams) */
-#define PP_PARSE_NO_V2 0x08          /* refuse v2 with -PP_EBADSIG */
-#define PP_PARSE_REJECT_UNSPEC 0x10  /* refuse PROXY with family UNSPEC (-PP_EUNSPEC)
-                                      * instead of accepting it without addresses */
+#define PP_PARSE_NO_CRC 0x01 /* do not verify a CRC32C TLV */
+#define PP_PARSE_V1_IPV4_IN_TCP6                                                                   \
+    0x02                    /* accept a plain dotted IPv4 address in a                             \
+                             * TCP6 line (what nginx sends); it is                                 \
+                             * returned as an IPv4-mapped IPv6 address */
+#define PP_PARSE_NO_V1 0x04 /* refuse v1 with -PP_EBADSIG (UDP datagrams) */
+#define PP_PARSE_NO_V2 0x08 /* refuse v2 with -PP_EBADSIG */
+#define PP_PARSE_REJECT_UNSPEC                                                                     \
+    0x10 /* refuse PROXY with family UNSPEC (-PP_EUNSPEC)                                          \
+          * instead of accepting it without addresses */
 
 struct pp_parse_opts {
     /* Largest total v2 header accepted, in bytes (16 + len). 0 means
@@ -253,8 +255,8 @@ const char *pp_tlv_name(uint8_t type, int sub);
  * kind, or {NULL, 0} when absent; sub/sub_len give all sub-TLVs for
  * pp_tlv_next. */
 struct pp_ssl {
-    uint8_t client;   /* PP2_CLIENT_* bits */
-    uint32_t verify;  /* 0: the client certificate verified (big-endian on the wire) */
+    uint8_t client;  /* PP2_CLIENT_* bits */
+    uint32_t verify; /* 0: the client certificate verified (big-endian on the wire) */
     struct pp_str version, cn, cipher, sig_alg, key_alg, group, sig_scheme;
     struct pp_str client_cert; /* raw DER */
     const uint8_t *sub;
@@ -329,8 +331,8 @@ ssize_t pp_build_v1(uint8_t *buf, size_t cap, const struct sockaddr *src,
  * Returns the header length, -PP_ENOSPC, or -PP_EINVAL (unknown command,
  * socktype or family, or mixing AF_UNIX with IP).
  */
-ssize_t pp_build_v2(uint8_t *buf, size_t cap, int command, int socktype,
-                    const struct sockaddr *src, const struct sockaddr *dst);
+ssize_t pp_build_v2(uint8_t *buf, size_t cap, int command, int socktype, const struct sockaddr *src,
+                    const struct sockaddr *dst);
 
 /*
  * Appends one TLV to the v2 header of hdr_len bytes at buf and updates its
@@ -339,8 +341,8 @@ ssize_t pp_build_v2(uint8_t *buf, size_t cap, int command, int socktype,
  * does not start with a v2 header of hdr_len bytes or the header would pass
  * PP_V2_MAX_LEN. On error buf is unchanged.
  */
-ssize_t pp_build_v2_tlv(uint8_t *buf, size_t cap, size_t hdr_len, uint8_t type,
-                        const void *value, size_t vlen);
+ssize_t pp_build_v2_tlv(uint8_t *buf, size_t cap, size_t hdr_len, uint8_t type, const void *value,
+                        size_t vlen);
 
 /*
  * Appends a CRC32C TLV to the v2 header of hdr_len bytes and fills in the

@@ -118,9 +118,11 @@ PP_API ssize_t pp_build_v1(uint8_t *buf, size_t cap, const struct sockaddr *src,
         p += PP_MIN_LEN;
     } else if (src->sa_family == AF_INET && dst->sa_family == AF_INET) {
         memcpy(p, "PROXY TCP4 ", 11);
-        p = fmt_ipv4(p + 11, (const uint8_t *)&((const struct sockaddr_in *)(const void *)src)->sin_addr);
+        p = fmt_ipv4(p + 11,
+                     (const uint8_t *)&((const struct sockaddr_in *)(const void *)src)->sin_addr);
         *p++ = ' ';
-        p = fmt_ipv4(p, (const uint8_t *)&((const struct sockaddr_in *)(const void *)dst)->sin_addr);
+        p = fmt_ipv4(p,
+                     (const uint8_t *)&((const struct sockaddr_in *)(const void *)dst)->sin_addr);
     } else {
         uint8_t a[16];
         memcpy(p, "PROXY TCP6 ", 11);
@@ -156,8 +158,7 @@ static int v2_fam(int socktype, const struct sockaddr *src, const struct sockadd
         trans = PP2_TRANS_DGRAM;
     else
         return -PP_EINVAL;
-    if (src == NULL || dst == NULL || src->sa_family == AF_UNSPEC ||
-        dst->sa_family == AF_UNSPEC)
+    if (src == NULL || dst == NULL || src->sa_family == AF_UNSPEC || dst->sa_family == AF_UNSPEC)
         return PP2_FAM_UNSPEC_UNSPEC;
     if (src->sa_family == AF_INET && dst->sa_family == AF_INET)
         return PP2_FAM_INET | trans;
@@ -177,8 +178,7 @@ static void put_unix_path(uint8_t *p, const struct sockaddr *sa)
     memset(p + n, 0, PP2_UNIX_PATH_LEN - n);
 }
 
-static void put_addrs(uint8_t *p, int fam, const struct sockaddr *src,
-                      const struct sockaddr *dst)
+static void put_addrs(uint8_t *p, int fam, const struct sockaddr *src, const struct sockaddr *dst)
 {
     uint16_t sport, dport;
 
@@ -290,9 +290,8 @@ static uint8_t *put_sub(uint8_t *p, uint8_t type, const struct pp_str *s)
 
 PP_API ssize_t pp_build_ssl(uint8_t *buf, size_t cap, const struct pp_ssl *ssl)
 {
-    const struct pp_str *subs[] = {&ssl->version, &ssl->cn,      &ssl->cipher,
-                                   &ssl->sig_alg, &ssl->key_alg, &ssl->group,
-                                   &ssl->sig_scheme, &ssl->client_cert};
+    const struct pp_str *subs[] = {&ssl->version, &ssl->cn,    &ssl->cipher,     &ssl->sig_alg,
+                                   &ssl->key_alg, &ssl->group, &ssl->sig_scheme, &ssl->client_cert};
     size_t n = PP2_SSL_FIXED_LEN;
     uint8_t *p = buf;
 
