@@ -54,12 +54,15 @@ STATIC := $(B)/libproxyproto.a
 SHARED := $(B)/libproxyproto.so.$(VERSION)
 STATIC_ASAN := $(B)/asan/libproxyproto.a
 
-.PHONY: all lib ppfwd tests deps-build deps-test deps-fuzz deps-bench run test \
+.PHONY: all lib ppfwd tests deps-build deps-run deps-test deps-fuzz deps-bench run test \
 	bench fuzz install uninstall clean format
 .DELETE_ON_ERROR:
 .SECONDARY: $(COMMON_OBJ_ASAN)
 
-all: lib $(B)/ppfwd tests $(B)/proxyproto.pc
+# The test binaries need cmocka: a plain `make` installs it when missing, so
+# the front door works on a fresh machine (a no-op when it is installed).
+all: deps-build
+	$(MAKE) lib $(B)/ppfwd tests $(B)/proxyproto.pc
 
 lib: $(STATIC) $(SHARED)
 
@@ -138,6 +141,8 @@ $(B)/bench/%: bench/%.c $(STATIC)
 
 deps-build:
 	@scripts/deps.sh build
+deps-run:
+	@scripts/deps.sh run
 deps-test:
 	@scripts/deps.sh test
 deps-fuzz:
@@ -145,12 +150,12 @@ deps-fuzz:
 deps-bench:
 	@scripts/deps.sh bench
 
-run: deps-build
+run: deps-run
 	$(MAKE) lib $(B)/ppfwd
 	@scripts/demo.sh $(B)/ppfwd
 
 test: deps-test
-	$(MAKE) all $(FUZZ_BIN) $(B)/fuzz/corpus.stamp
+	$(MAKE) lib $(B)/ppfwd tests $(B)/proxyproto.pc $(FUZZ_BIN) $(B)/fuzz/corpus.stamp
 	@FUZZ_TEST_SECONDS=$(FUZZ_TEST_SECONDS) scripts/run-tests.sh $(B)
 
 fuzz: deps-fuzz $(FUZZ_BIN) $(B)/fuzz/corpus.stamp

@@ -1,11 +1,12 @@
 #!/bin/sh
 # Installs the Debian packages a make target needs, if any are missing.
-# Usage: scripts/deps.sh build|test|bench|fuzz|run
+# Usage: scripts/deps.sh build|run|test|bench|fuzz
 # Each package is here for one reason, listed in README.md ("Dependencies").
 set -eu
 
 case "${1:-build}" in
-build|run) pkgs="gcc make libc6-dev" ;;
+build) pkgs="gcc make libc6-dev libcmocka-dev" ;;
+run) pkgs="gcc make libc6-dev" ;;
 test) pkgs="gcc make libc6-dev libcmocka-dev clang libclang-rt-14-dev" ;;
 fuzz) pkgs="gcc make libc6-dev clang libclang-rt-14-dev" ;;
 bench) pkgs="gcc make libc6-dev golang-go golang-github-pires-go-proxyproto-dev golang-github-armon-go-proxyproto-dev" ;;
