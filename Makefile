@@ -45,6 +45,9 @@ LIB_OBJ := $(LIB_SRC:%.c=$(B)/obj/%.o)
 LIB_OBJ_ASAN := $(LIB_SRC:%.c=$(B)/asan/obj/%.o)
 DAEMON_OBJ := $(DAEMON_SRC:%.c=$(B)/obj/%.o)
 DAEMON_OBJ_ASAN := $(DAEMON_SRC:%.c=$(B)/asan/obj/%.o)
+# Everything of the daemon but main(), for the unit tests of its modules.
+DAEMON_LIB_OBJ_ASAN := $(filter-out %/main.o,$(DAEMON_OBJ_ASAN))
+DAEMON_LIBS := -lyaml -pthread
 COMMON_OBJ_ASAN := $(TEST_COMMON:%.c=$(B)/asan/obj/%.o)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(B)/asan/tests/%)
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(B)/fuzz/%)
@@ -53,6 +56,7 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 STATIC := $(B)/libproxyproto.a
 SHARED := $(B)/libproxyproto.so.$(VERSION)
 STATIC_ASAN := $(B)/asan/libproxyproto.a
+DAEMON_ASAN := $(B)/asan/libppfwd.a
 
 .PHONY: all lib ppfwd tests deps-build deps-run deps-test deps-fuzz deps-bench run test \
 	bench fuzz install uninstall clean format
@@ -97,19 +101,23 @@ $(B)/proxyproto.pc: proxyproto.pc.in Makefile
 # ---- daemon -----------------------------------------------------------------
 
 $(B)/ppfwd: $(DAEMON_OBJ) $(STATIC)
-	$(CC) $(CFLAGS_ALL) -o $@ $(DAEMON_OBJ) $(STATIC) $(LDFLAGS)
+	$(CC) $(CFLAGS_ALL) -o $@ $(DAEMON_OBJ) $(STATIC) $(DAEMON_LIBS) $(LDFLAGS)
 
 $(B)/asan/ppfwd: $(DAEMON_OBJ_ASAN) $(STATIC_ASAN)
-	$(CC) $(CFLAGS_ASAN) -o $@ $(DAEMON_OBJ_ASAN) $(STATIC_ASAN) $(LDFLAGS)
+	$(CC) $(CFLAGS_ASAN) -o $@ $(DAEMON_OBJ_ASAN) $(STATIC_ASAN) $(DAEMON_LIBS) $(LDFLAGS)
+
+$(DAEMON_ASAN): $(DAEMON_LIB_OBJ_ASAN)
+	@mkdir -p $(@D)
+	rm -f $@ && $(AR) rcs $@ $^
 
 # ---- tests (cmocka, ASan + UBSan) -------------------------------------------
 
 tests: $(TEST_BIN) $(B)/asan/ppfwd $(B)/hex2bin
 
-$(B)/asan/tests/%: tests/unit/%.c $(COMMON_OBJ_ASAN) $(STATIC_ASAN)
+$(B)/asan/tests/%: tests/unit/%.c $(COMMON_OBJ_ASAN) $(DAEMON_ASAN) $(STATIC_ASAN)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_ASAN) -Isrc/lib -Itests/common -MMD -MP -o $@ $< \
-	    $(COMMON_OBJ_ASAN) $(STATIC_ASAN) -lcmocka $(LDFLAGS)
+	$(CC) $(CFLAGS_ASAN) -Isrc/lib -Isrc/daemon -Itests/common -MMD -MP -o $@ $< \
+	    $(COMMON_OBJ_ASAN) $(DAEMON_ASAN) $(STATIC_ASAN) -lcmocka $(DAEMON_LIBS) $(LDFLAGS)
 
 $(B)/hex2bin: tests/tools/hex2bin.c tests/common/vectors.c tests/common/vectors.h \
 		include/proxyproto.h

@@ -5,11 +5,11 @@
 set -eu
 
 case "${1:-build}" in
-build) pkgs="gcc make libc6-dev libcmocka-dev" ;;
-run) pkgs="gcc make libc6-dev" ;;
-test) pkgs="gcc make libc6-dev libcmocka-dev clang libclang-rt-14-dev" ;;
+build) pkgs="gcc make libc6-dev libyaml-dev libcmocka-dev" ;;
+run) pkgs="gcc make libc6-dev libyaml-dev" ;;
+test) pkgs="gcc make libc6-dev libyaml-dev libcmocka-dev clang libclang-rt-14-dev" ;;
 fuzz) pkgs="gcc make libc6-dev clang libclang-rt-14-dev" ;;
-bench) pkgs="gcc make libc6-dev golang-go golang-github-pires-go-proxyproto-dev golang-github-armon-go-proxyproto-dev" ;;
+bench) pkgs="gcc make libc6-dev libyaml-dev golang-go golang-github-pires-go-proxyproto-dev golang-github-armon-go-proxyproto-dev" ;;
 *) echo "deps.sh: unknown target '$1'" >&2; exit 2 ;;
 esac
 

@@ -1,0 +1,86 @@
+/*
+ * config.h - routes from URLs or a YAML file, validated into struct cfg
+ * (cfg_*). Keys map through one table (config.c), so adding an option means
+ * adding one row. The same keys are spelled with '-' in URLs and '_' in YAML.
+ */
+#ifndef PPFWD_CONFIG_H
+#define PPFWD_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "cidr.h"
+
+enum route_proto { ROUTE_TCP, ROUTE_UDP };
+enum pp_accept { PP_ACCEPT_OFF, PP_ACCEPT_OPTIONAL, PP_ACCEPT_REQUIRED };
+enum pp_send { PP_SEND_OFF, PP_SEND_V1, PP_SEND_V2 };
+enum balance { BALANCE_ROUNDROBIN, BALANCE_LEASTCONN, BALANCE_SOURCE };
+
+struct upstream_cfg {
+    char *name;                   /* "HOST:PORT" as written */
+    struct sockaddr_storage addr; /* resolved at load time */
+    socklen_t addrlen;
+};
+
+struct route_cfg {
+    char *name;   /* YAML route name; for a URL route, the URL itself */
+    char *listen; /* "PROTO://[BIND]:PORT" as written */
+    enum route_proto proto;
+    int family;                   /* AF_INET/AF_INET6 for tcp4/tcp6/udp4/udp6, else AF_UNSPEC */
+    struct sockaddr_storage bind; /* all addresses ([::] dual-stack, or 0.0.0.0) when BIND is empty */
+    socklen_t bindlen;
+    struct upstream_cfg *up;
+    size_t nup;
+
+    enum pp_accept accept_proxy;
+    struct cidr_list trusted; /* sources allowed to send a header */
+    int trusted_all;          /* 1 when `trusted` was not given (every source) */
+    enum pp_send send_proxy;
+    int tlvs_pass;            /* tlvs=pass (default 1) */
+    char *authority;          /* NULL: no AUTHORITY TLV added */
+    int unique_id;            /* add a 16-byte random UNIQUE_ID TLV */
+    int crc32c;               /* add a CRC32C TLV */
+    struct cidr_list allow;   /* real clients allowed */
+    int allow_all;            /* 1 when `allow` was not given */
+    struct cidr_list deny;    /* real clients refused; wins over allow */
+    unsigned max_conns;       /* 0: unlimited */
+    enum balance balance;
+    unsigned check_ms;        /* 0: no health check */
+    unsigned connect_timeout_ms; /* default 5000 */
+    unsigned header_timeout_ms;  /* default 5000 */
+    unsigned idle_timeout_ms;    /* default 3600000 (TCP) or 300000 (UDP) */
+};
+
+struct cfg {
+    int log_level;  /* enum log_level, or -1 when not set */
+    int log_format; /* enum log_format, or -1 (auto) when not set */
+    int workers;    /* 0 when not set (then the CPU count) */
+    char *metrics;  /* "ADDR:PORT" or NULL */
+    struct route_cfg *routes;
+    size_t nroutes;
+};
+
+/* Problems found while loading: one message per problem, each naming the
+ * route and the key (and for a file, "FILE:LINE:"). */
+struct cfg_errors {
+    char **msg;
+    size_t n;
+};
+
+/* Builds c from route URLs (PROTO://[BIND]:PORT/UPSTREAM[,UPSTREAM...][?K=V&...]).
+ * Returns 0, or -1 with every problem in errs. c must be zeroed before. */
+int cfg_from_urls(struct cfg *c, char *const *urls, int n, struct cfg_errors *errs);
+
+/* Loads the YAML file at path (libyaml). Returns 0, or -1 with every
+ * problem in errs (FILE:LINE: route KEY: message). c must be zeroed. */
+int cfg_load_file(struct cfg *c, const char *path, struct cfg_errors *errs);
+
+/* Parses "500ms", "5s", "5m", "1h" (and a bare number of seconds) into
+ * milliseconds. Returns 0 or -EINVAL. */
+int cfg_parse_duration(const char *s, unsigned *ms);
+
+void cfg_free(struct cfg *c);
+void cfg_errors_free(struct cfg_errors *errs);
+
+#endif /* PPFWD_CONFIG_H */

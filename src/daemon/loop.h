@@ -1,0 +1,88 @@
+/*
+ * loop.h - the event loop: epoll, an fd-indexed table of callbacks, a timer
+ * heap, and deferred work run at the end of each iteration (loop_*).
+ *
+ * One loop per worker thread; a loop is never touched from another thread,
+ * except loop_wake(), which any thread may call. Readiness is
+ * level-triggered: a callback that leaves data unread is called again.
+ */
+#ifndef PPFWD_LOOP_H
+#define PPFWD_LOOP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define LOOP_READ 0x1u
+#define LOOP_WRITE 0x2u
+#define LOOP_ERROR 0x4u /* EPOLLERR or EPOLLHUP; always reported, never asked for */
+
+struct loop;
+struct timer;
+
+/* Called with the events that are ready (LOOP_* bits) on fd. */
+typedef void loop_fd_cb(struct loop *l, int fd, void *arg, unsigned events);
+/* Called once when the timer expires; it is no longer armed by then. */
+typedef void loop_timer_cb(struct loop *l, struct timer *t, void *arg);
+/* Deferred work: called at the end of the current iteration. */
+typedef void loop_defer_cb(void *arg);
+
+/* A timer lives inside the caller's own struct (a connection, say): arming
+ * and cancelling never allocate. Zero-initialise it before first use. */
+struct timer {
+    uint64_t when;      /* loop_now() value at which it expires */
+    size_t idx;         /* position in the heap + 1; 0 when not armed */
+    loop_timer_cb *cb;
+    void *arg;
+};
+
+/* Creates a loop for fds below max_fds. Returns NULL with errno set. */
+struct loop *loop_new(int max_fds);
+
+/* Frees the loop. Registered fds are not closed (they belong to the caller);
+ * pending deferred work is run first. */
+void loop_free(struct loop *l);
+
+/* Adds the mask bits (LOOP_READ/LOOP_WRITE) to fd's interest, registering fd
+ * with cb/arg if it had none (cb and arg replace any earlier ones). Returns 0
+ * or -errno (-EINVAL when fd >= max_fds). */
+int loop_add(struct loop *l, int fd, unsigned mask, loop_fd_cb *cb, void *arg);
+
+/* Removes the mask bits from fd's interest; fd stays registered (and still
+ * gets LOOP_ERROR) while its mask is empty. Returns 0 or -errno. */
+int loop_del(struct loop *l, int fd, unsigned mask);
+
+/* Unregisters fd entirely; call it before close(fd). Events already
+ * collected for fd in this iteration are dropped. */
+void loop_remove(struct loop *l, int fd);
+
+/* Runs until loop_stop(). Returns 0, or -errno if epoll_wait failed. */
+int loop_run(struct loop *l);
+
+/* Makes loop_run() return after the current iteration. Loop thread only. */
+void loop_stop(struct loop *l);
+
+/* Wakes a loop blocked in epoll_wait from any thread (an eventfd), and calls
+ * the wake callback in the loop's thread. Signal-safe. */
+void loop_wake(struct loop *l);
+void loop_on_wake(struct loop *l, void (*cb)(struct loop *l, void *arg), void *arg);
+
+/* Milliseconds on CLOCK_MONOTONIC, read once per iteration. */
+uint64_t loop_now(const struct loop *l);
+
+/* Arms (or re-arms) t to fire ms milliseconds from loop_now(). */
+void loop_timer_set(struct loop *l, struct timer *t, uint64_t ms, loop_timer_cb *cb, void *arg);
+
+/* Disarms t; harmless if it is not armed. */
+void loop_timer_cancel(struct loop *l, struct timer *t);
+
+static inline int loop_timer_armed(const struct timer *t)
+{
+    return t->idx != 0;
+}
+
+/* Runs fn(arg) at the end of the current iteration, after every callback:
+ * how a connection frees its memory while other callbacks of the same
+ * iteration may still hold a pointer to it. Returns 0 or -ENOMEM. */
+int loop_defer(struct loop *l, loop_defer_cb *fn, void *arg);
+
+#endif /* PPFWD_LOOP_H */
