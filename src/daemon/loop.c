@@ -1,0 +1,502 @@
+/*
+ * loop.c - the event loop (loop_*): level-triggered epoll, a table of fd
+ * callbacks indexed by fd, a binary min-heap of timers, and deferred work
+ * run at the end of each iteration. See loop.h for the contract.
+ *
+ * One iteration: compute the timeout to the earliest timer, epoll_wait,
+ * dispatch fd events, run expired timers, run deferred work.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "loop.h"
+
+/* epoll_wait hands back at most this many events per call; the rest stay
+ * ready (level-triggered) and come back on the next call. */
+#define LOOP_MAX_EVENTS 1024
+#define LOOP_TIMERS_MIN 64
+#define LOOP_DEFER_MIN 64
+
+struct loop_fd {
+    loop_fd_cb *cb;
+    void *arg;
+    unsigned mask; /* LOOP_READ | LOOP_WRITE currently asked of epoll */
+    int registered;
+    /* The iteration in which loop_remove() last ran on this fd: events of
+     * that iteration's batch are stale even if the fd number was registered
+     * again (a new connection accepted into a just-closed fd number). */
+    uint64_t removed_iter;
+};
+
+struct loop_defer {
+    loop_defer_cb *fn;
+    void *arg;
+};
+
+struct loop {
+    int epfd;
+    int wakefd;
+    int max_fds;
+    int stop;
+    int in_timers; /* inside the timer phase; see loop_timer_set() */
+    uint64_t now;
+    uint64_t iter;
+    struct loop_fd *fds; /* max_fds entries */
+    struct epoll_event *events;
+    int nevents;
+    struct timer **heap; /* heap[i]->idx == i + 1 */
+    size_t ntimers, timers_cap;
+    struct loop_defer *defer;
+    size_t ndefer, defer_cap;
+    void (*wake_cb)(struct loop *l, void *arg);
+    void *wake_arg;
+};
+
+static uint64_t clock_ms(void)
+{
+    struct timespec ts;
+
+    /* CLOCK_MONOTONIC cannot fail with a valid pointer; timeouts must not
+     * jump with wall-clock changes. */
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static int loop_open_fds(struct loop *l)
+{
+    struct epoll_event ev = {.events = EPOLLIN};
+    int rc;
+
+    l->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (l->epfd == -1)
+        return -errno;
+    l->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (l->wakefd == -1)
+        goto fail_ep;
+    /* The eventfd may lie above max_fds, so it is recognised by number in
+     * loop_dispatch() and never enters the fd table. */
+    ev.data.fd = l->wakefd;
+    if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->wakefd, &ev) == -1)
+        goto fail_wake;
+    return 0;
+
+fail_wake:
+    rc = -errno;
+    close(l->wakefd);
+    close(l->epfd);
+    return rc;
+fail_ep:
+    rc = -errno;
+    close(l->epfd);
+    return rc;
+}
+
+struct loop *loop_new(int max_fds)
+{
+    struct loop *l;
+    int rc;
+
+    if (max_fds <= 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        return NULL;
+    l->max_fds = max_fds;
+    l->nevents = max_fds < LOOP_MAX_EVENTS ? max_fds + 1 : LOOP_MAX_EVENTS;
+    l->fds = calloc((size_t)max_fds, sizeof(*l->fds));
+    l->events = calloc((size_t)l->nevents, sizeof(*l->events));
+    if (l->fds == NULL || l->events == NULL)
+        goto fail;
+    rc = loop_open_fds(l);
+    if (rc < 0) {
+        errno = -rc;
+        goto fail;
+    }
+    l->now = clock_ms();
+    return l;
+
+fail:
+    rc = errno;
+    free(l->events);
+    free(l->fds);
+    free(l);
+    errno = rc;
+    return NULL;
+}
+
+static void loop_run_deferred(struct loop *l)
+{
+    /* Indexed rather than through a pointer: fn may call loop_defer(), which
+     * may move l->defer; work it adds runs in this same drain. */
+    for (size_t i = 0; i < l->ndefer; i++) {
+        struct loop_defer d = l->defer[i];
+
+        d.fn(d.arg);
+    }
+    l->ndefer = 0;
+}
+
+void loop_free(struct loop *l)
+{
+    if (l == NULL)
+        return;
+    loop_run_deferred(l);
+    /* Timers still armed are left alone: they live in their owners' memory,
+     * which the deferred work above may just have freed. */
+    close(l->wakefd);
+    close(l->epfd);
+    free(l->defer);
+    free(l->heap);
+    free(l->events);
+    free(l->fds);
+    free(l);
+}
+
+/* ---- fds --------------------------------------------------------------- */
+
+static uint32_t mask_to_epoll(unsigned mask)
+{
+    return ((mask & LOOP_READ) ? EPOLLIN : 0u) | ((mask & LOOP_WRITE) ? EPOLLOUT : 0u);
+}
+
+static unsigned epoll_to_mask(uint32_t ev)
+{
+    return ((ev & EPOLLIN) ? LOOP_READ : 0u) | ((ev & EPOLLOUT) ? LOOP_WRITE : 0u) |
+           ((ev & (EPOLLERR | EPOLLHUP)) ? LOOP_ERROR : 0u);
+}
+
+static int loop_ctl(struct loop *l, int op, int fd, unsigned mask)
+{
+    struct epoll_event ev = {.events = mask_to_epoll(mask)};
+
+    ev.data.fd = fd;
+    if (epoll_ctl(l->epfd, op, fd, &ev) == -1)
+        return -errno;
+    return 0;
+}
+
+int loop_add(struct loop *l, int fd, unsigned mask, loop_fd_cb *cb, void *arg)
+{
+    struct loop_fd *e;
+    unsigned merged;
+    int rc;
+
+    if (fd < 0 || fd >= l->max_fds || (mask & ~(LOOP_READ | LOOP_WRITE | LOOP_ERROR)) != 0)
+        return -EINVAL;
+    e = &l->fds[fd];
+    merged = e->mask | (mask & (LOOP_READ | LOOP_WRITE));
+    /* The stored state tells ADD from MOD (as in Redis's aeApiAddEvent), and
+     * an unchanged mask needs no syscall at all: callers re-add LOOP_WRITE
+     * on every short write. */
+    if (!e->registered)
+        rc = loop_ctl(l, EPOLL_CTL_ADD, fd, merged);
+    else if (merged != e->mask)
+        rc = loop_ctl(l, EPOLL_CTL_MOD, fd, merged);
+    else
+        rc = 0;
+    if (rc < 0)
+        return rc;
+    e->registered = 1;
+    e->mask = merged;
+    e->cb = cb;
+    e->arg = arg;
+    return 0;
+}
+
+int loop_del(struct loop *l, int fd, unsigned mask)
+{
+    struct loop_fd *e;
+    unsigned left;
+    int rc;
+
+    if (fd < 0 || fd >= l->max_fds)
+        return -EINVAL;
+    e = &l->fds[fd];
+    if (!e->registered)
+        return -ENOENT;
+    left = e->mask & ~mask;
+    if (left == e->mask)
+        return 0;
+    /* MOD to an empty set keeps fd in epoll, which still reports
+     * EPOLLERR/EPOLLHUP: that is what keeps LOOP_ERROR coming. */
+    rc = loop_ctl(l, EPOLL_CTL_MOD, fd, left);
+    if (rc < 0)
+        return rc;
+    e->mask = left;
+    return 0;
+}
+
+void loop_remove(struct loop *l, int fd)
+{
+    struct loop_fd *e;
+
+    if (fd < 0 || fd >= l->max_fds || !l->fds[fd].registered)
+        return;
+    e = &l->fds[fd];
+    /* ENOENT/EBADF mean the kernel already forgot fd (it was closed first);
+     * either way nothing is left to unregister, so the result is ignored. */
+    (void)loop_ctl(l, EPOLL_CTL_DEL, fd, 0);
+    e->registered = 0;
+    e->mask = 0;
+    e->cb = NULL;
+    e->arg = NULL;
+    e->removed_iter = l->iter;
+}
+
+/* ---- wake -------------------------------------------------------------- */
+
+void loop_wake(struct loop *l)
+{
+    uint64_t one = 1;
+    int saved = errno;
+    ssize_t n;
+
+    /* write(2) on an eventfd is async-signal-safe. EAGAIN would mean the
+     * counter is saturated, so a wake-up is pending anyway. */
+    n = write(l->wakefd, &one, sizeof(one));
+    (void)n;
+    errno = saved;
+}
+
+void loop_on_wake(struct loop *l, void (*cb)(struct loop *l, void *arg), void *arg)
+{
+    l->wake_cb = cb;
+    l->wake_arg = arg;
+}
+
+static void loop_handle_wake(struct loop *l)
+{
+    uint64_t count;
+    ssize_t n;
+
+    /* Reading resets the counter: any number of loop_wake() calls since
+     * the last read collapse into one callback. */
+    n = read(l->wakefd, &count, sizeof(count));
+    (void)n;
+    if (l->wake_cb != NULL)
+        l->wake_cb(l, l->wake_arg);
+}
+
+/* ---- timers (binary min-heap, timer->idx == position + 1) -------------- */
+
+static void heap_place(struct loop *l, struct timer *t, size_t pos)
+{
+    l->heap[pos] = t;
+    t->idx = pos + 1;
+}
+
+static void heap_up(struct loop *l, size_t pos)
+{
+    struct timer *t = l->heap[pos];
+
+    while (pos > 0) {
+        size_t parent = (pos - 1) / 2;
+
+        if (l->heap[parent]->when <= t->when)
+            break;
+        heap_place(l, l->heap[parent], pos);
+        pos = parent;
+    }
+    heap_place(l, t, pos);
+}
+
+static void heap_down(struct loop *l, size_t pos)
+{
+    struct timer *t = l->heap[pos];
+
+    for (;;) {
+        size_t c = 2 * pos + 1;
+
+        if (c >= l->ntimers)
+            break;
+        if (c + 1 < l->ntimers && l->heap[c + 1]->when < l->heap[c]->when)
+            c++;
+        if (t->when <= l->heap[c]->when)
+            break;
+        heap_place(l, l->heap[c], pos);
+        pos = c;
+    }
+    heap_place(l, t, pos);
+}
+
+/* Restores the heap around pos after heap[pos]'s deadline changed. */
+static void heap_fix(struct loop *l, size_t pos)
+{
+    if (pos > 0 && l->heap[pos]->when < l->heap[(pos - 1) / 2]->when)
+        heap_up(l, pos);
+    else
+        heap_down(l, pos);
+}
+
+static void heap_push(struct loop *l, struct timer *t)
+{
+    if (l->ntimers == l->timers_cap) {
+        size_t cap = l->timers_cap ? l->timers_cap * 2 : LOOP_TIMERS_MIN;
+        struct timer **h = realloc(l->heap, cap * sizeof(*h));
+
+        /* loop_timer_set() cannot report failure, and a timer silently not
+         * armed is an idle connection never reaped: stop loudly instead. */
+        if (h == NULL) {
+            fputs("ppfwd: loop: out of memory for timers\n", stderr);
+            abort();
+        }
+        l->heap = h;
+        l->timers_cap = cap;
+    }
+    l->heap[l->ntimers++] = t;
+    heap_up(l, l->ntimers - 1);
+}
+
+static void heap_remove(struct loop *l, struct timer *t)
+{
+    size_t pos = t->idx - 1;
+    struct timer *last = l->heap[--l->ntimers];
+
+    t->idx = 0;
+    if (last != t) {
+        heap_place(l, last, pos);
+        heap_fix(l, pos);
+    }
+}
+
+void loop_timer_set(struct loop *l, struct timer *t, uint64_t ms, loop_timer_cb *cb, void *arg)
+{
+    /* A timer re-armed with 0 ms from a timer callback would be due again
+     * at once and starve the loop; it waits for the next iteration. */
+    if (ms == 0 && l->in_timers)
+        ms = 1;
+    t->when = l->now + ms;
+    t->cb = cb;
+    t->arg = arg;
+    if (t->idx != 0)
+        heap_fix(l, t->idx - 1);
+    else
+        heap_push(l, t);
+}
+
+void loop_timer_cancel(struct loop *l, struct timer *t)
+{
+    if (t->idx != 0)
+        heap_remove(l, t);
+}
+
+static void loop_run_timers(struct loop *l)
+{
+    l->in_timers = 1;
+    while (l->ntimers > 0 && l->heap[0]->when <= l->now) {
+        struct timer *t = l->heap[0];
+
+        /* Popped before the call, so the callback sees an unarmed timer and
+         * may re-arm it, cancel others, or free t's owner via loop_defer. */
+        heap_remove(l, t);
+        t->cb(l, t, t->arg);
+    }
+    l->in_timers = 0;
+}
+
+static int loop_timeout(const struct loop *l)
+{
+    uint64_t d;
+
+    if (l->ndefer > 0)
+        return 0;
+    if (l->ntimers == 0)
+        return -1;
+    if (l->heap[0]->when <= l->now)
+        return 0;
+    d = l->heap[0]->when - l->now;
+    return d > INT_MAX ? INT_MAX : (int)d;
+}
+
+/* ---- the loop ---------------------------------------------------------- */
+
+static void loop_dispatch(struct loop *l, int n)
+{
+    for (int i = 0; i < n; i++) {
+        int fd = l->events[i].data.fd;
+        struct loop_fd *e;
+        unsigned ev;
+
+        if (fd == l->wakefd) {
+            loop_handle_wake(l);
+            continue;
+        }
+        e = &l->fds[fd];
+        /* An earlier callback of this batch may have removed fd or narrowed
+         * its mask: what epoll reported is stale, so only what is still
+         * asked for (plus errors) is delivered. */
+        if (!e->registered || e->removed_iter == l->iter)
+            continue;
+        ev = epoll_to_mask(l->events[i].events) & (e->mask | LOOP_ERROR);
+        if (ev != 0)
+            e->cb(l, fd, e->arg, ev);
+    }
+}
+
+static int loop_once(struct loop *l)
+{
+    int n;
+
+    l->now = clock_ms();
+    l->iter++;
+    n = epoll_wait(l->epfd, l->events, l->nevents, loop_timeout(l));
+    if (n == -1) {
+        if (errno != EINTR)
+            return -errno;
+        n = 0;
+    }
+    l->now = clock_ms();
+    loop_dispatch(l, n);
+    loop_run_timers(l);
+    loop_run_deferred(l);
+    return 0;
+}
+
+int loop_run(struct loop *l)
+{
+    l->stop = 0;
+    while (!l->stop) {
+        int rc = loop_once(l);
+
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+void loop_stop(struct loop *l)
+{
+    l->stop = 1;
+}
+
+uint64_t loop_now(const struct loop *l)
+{
+    return l->now;
+}
+
+int loop_defer(struct loop *l, loop_defer_cb *fn, void *arg)
+{
+    if (l->ndefer == l->defer_cap) {
+        size_t cap = l->defer_cap ? l->defer_cap * 2 : LOOP_DEFER_MIN;
+        struct loop_defer *d = realloc(l->defer, cap * sizeof(*d));
+
+        if (d == NULL)
+            return -ENOMEM;
+        l->defer = d;
+        l->defer_cap = cap;
+    }
+    l->defer[l->ndefer].fn = fn;
+    l->defer[l->ndefer].arg = arg;
+    l->ndefer++;
+    return 0;
+}
