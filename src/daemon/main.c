@@ -19,6 +19,7 @@
 #include "cli.h"
 #include "decode.h"
 #include "encode.h"
+#include "whoami.h"
 
 #define USAGE_HINT "usage: ppfwd [OPTIONS] ROUTE... | -c FILE | SUBCOMMAND ...; see ppfwd --help"
 
@@ -54,7 +55,7 @@ static void main_help(void)
           "  ppfwd [OPTIONS] -c FILE         run the routes of a YAML config   (not yet)\n"
           "  ppfwd check -c FILE             validate a config file            (not yet)\n"
           "  ppfwd whoami [--udp] [--accept-proxy=optional|required|off] ADDR:PORT\n"
-          "                                  test server answering in JSON     (not yet)\n"
+          "                                  test server answering in JSON\n"
           "  ppfwd decode [FILE]             parse the PROXY header at the start of FILE\n"
           "                                  (default stdin) and print it as JSON;\n"
           "                                  exit 0 valid, 1 invalid, 2 incomplete\n"
@@ -166,7 +167,9 @@ int main(int argc, char **argv)
         return decode_main(argc - optind, argv + optind);
     if (cmd != NULL && strcmp(cmd, "encode") == 0)
         return encode_main(argc - optind, argv + optind);
-    if (cmd != NULL && (strcmp(cmd, "check") == 0 || strcmp(cmd, "whoami") == 0))
+    if (cmd != NULL && strcmp(cmd, "whoami") == 0)
+        return whoami_main(argc - optind, argv + optind);
+    if (cmd != NULL && strcmp(cmd, "check") == 0)
         return main_not_yet(cmd);
     if (cmd != NULL || o.config != NULL)
         return main_not_yet(cmd != NULL ? "running routes" : "running routes from -c FILE");
