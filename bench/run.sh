@@ -12,6 +12,9 @@
 # per Go measurement). Without Go or the Go peers' Debian packages, only the C
 # figures are printed, with the reason, and the exit status is still 0. The
 # exit status is 1 when bench_parse found a wrong parse or build result.
+#
+# Then it runs bench/tcp.sh BUILD_DIR, the TCP proxy benchmark (see there;
+# BENCH_TCP=0 skips it); its exit status is 2 when it could not run.
 set -eu
 
 [ $# -eq 1 ] || { echo "usage: bench/run.sh BUILD_DIR" >&2; exit 2; }
@@ -163,4 +166,13 @@ END {
     print "Targets: v2 parse <= 20 ns, v1 TCP4-Typical parse <= 60 ns, v2 build <= 25 ns."
 }' "$tmp/c.tsv" "$tmp/go.tsv"
 
-exit "$cstatus"
+# Second part: the TCP proxy benchmark (bench/tcp.sh: ppfwd beside HAProxy,
+# nginx and socat). BENCH_TCP=0 leaves it out.
+tstatus=0
+if [ "${BENCH_TCP:-1}" != 0 ]; then
+    echo
+    "$ROOT/bench/tcp.sh" "$B" || tstatus=$?
+fi
+
+[ "$cstatus" -ne 0 ] && exit "$cstatus"
+exit "$tstatus"

@@ -9,7 +9,7 @@ build) pkgs="gcc make libc6-dev libyaml-dev libcmocka-dev" ;;
 run) pkgs="gcc make libc6-dev libyaml-dev" ;;
 test) pkgs="gcc make libc6-dev libyaml-dev libcmocka-dev clang libclang-rt-14-dev" ;;
 fuzz) pkgs="gcc make libc6-dev clang libclang-rt-14-dev" ;;
-bench) pkgs="gcc make libc6-dev libyaml-dev golang-go golang-github-pires-go-proxyproto-dev golang-github-armon-go-proxyproto-dev" ;;
+bench) pkgs="gcc make libc6-dev libyaml-dev golang-go golang-github-pires-go-proxyproto-dev golang-github-armon-go-proxyproto-dev haproxy nginx libnginx-mod-stream socat iperf3" ;;
 *) echo "deps.sh: unknown target '$1'" >&2; exit 2 ;;
 esac
 
@@ -36,3 +36,18 @@ export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 # shellcheck disable=SC2086
 $sudo apt-get install -y -qq --no-install-recommends $missing
+
+# The bench runs its own HAProxy and nginx with their own configs: stop the
+# services the packages may have started (nginx on port 80), if they did.
+case " $missing " in
+*" nginx "* | *" haproxy "*)
+    for s in nginx haproxy; do
+        if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$s" 2>/dev/null; then
+            $sudo systemctl stop "$s" || true
+        fi
+    done
+    if [ -f /run/nginx.pid ]; then
+        $sudo nginx -s stop 2>/dev/null || true
+    fi
+    ;;
+esac
