@@ -246,7 +246,8 @@ static void conn_answer(struct whoami_conn *c, const struct pp_header *hdr)
     whoami_log_answer("tcp", (struct sockaddr *)&c->peer, hdr);
     c->out_off = 0;
     c->st = WC_ANSWER;
-    loop_timer_cancel(c->w->loop, &c->timer);
+    /* A client that never reads would otherwise hold the answer forever. */
+    loop_timer_set(c->w->loop, &c->timer, WHOAMI_HEADER_MS, conn_timeout, c);
     conn_flush(c);
 }
 
@@ -347,8 +348,8 @@ static void conn_timeout(struct loop *l, struct timer *t, void *arg)
     struct whoami_conn *c = arg;
 
     (void)l, (void)t;
-    if (c->st == WC_DRAIN)
-        conn_close(c);
+    if (c->st != WC_HEADER)
+        conn_close(c); /* drained enough, or the answer could not be written */
     else if (c->len == 0 && c->w->mode == WHOAMI_OPTIONAL)
         conn_answer(c, NULL);
     else
