@@ -1,0 +1,748 @@
+"""Scenario harness for ppfwd's integration tests (python3 stdlib only).
+
+Run by Debian's /usr/bin/python3. Everything listens on 127.0.0.1 or ::1,
+every wait is bounded in time, every child process is killed and reaped and
+every temporary directory removed, whatever happens (finally + atexit +
+SIGTERM/SIGINT handlers).
+
+A test file defines scenarios with @scenario and ends with `sys.exit(run())`;
+each scenario prints one PASS or FAIL line, and run() returns non-zero when
+any failed.
+"""
+
+import atexit
+import errno
+import hashlib
+import json
+import os
+import random
+import selectors
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+PPFWD = os.path.abspath(os.path.join(ROOT, os.environ.get("PPFWD", "build/asan/ppfwd")))
+V4 = "127.0.0.1"
+V6 = "::1"
+
+# Every scenario gets at most this long (SIGALRM), so a hang is a FAIL, not a
+# stuck `make test`.
+SCENARIO_SECONDS = int(os.environ.get("PPFWD_SCENARIO_SECONDS", "60"))
+
+# Enough descriptors for 500 concurrent connections on both sides of the
+# proxy; children (ppfwd, haproxy, nginx) inherit the raised limit.
+try:
+    import resource
+
+    _soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _want = 8192 if _hard == resource.RLIM_INFINITY else min(_hard, 8192)
+    if _soft < _want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (_want, _hard))
+except (ImportError, ValueError, OSError):
+    pass
+
+
+class Fail(Exception):
+    """An assertion of a scenario did not hold."""
+
+
+class ScenarioTimeout(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise Fail(msg)
+
+
+def eq(got, want, what):
+    if got != want:
+        raise Fail("%s: got %r, want %r" % (what, got, want))
+
+
+# ---- processes, temp dirs, cleanup ------------------------------------------
+
+_procs = []
+_tmpdirs = []
+_closers = []
+
+
+def _cleanup():
+    for fn in reversed(_closers):
+        try:
+            fn()
+        except Exception:
+            pass
+    _closers.clear()
+    for p in _procs:
+        stop(p)
+    _procs.clear()
+    for d in _tmpdirs:
+        shutil.rmtree(d, ignore_errors=True)
+    _tmpdirs.clear()
+
+
+atexit.register(_cleanup)
+
+
+def _on_signal(signum, frame):
+    _cleanup()
+    os._exit(128 + signum)
+
+
+signal.signal(signal.SIGTERM, _on_signal)
+signal.signal(signal.SIGHUP, _on_signal)
+
+
+def tmpdir():
+    d = tempfile.mkdtemp(prefix="ppfwd-it-")
+    _tmpdirs.append(d)
+    return d
+
+
+def on_cleanup(fn):
+    _closers.append(fn)
+
+
+def spawn(argv, log_path, **kw):
+    """Starts argv with stdout and stderr to log_path; the process is stopped
+    at the end of the scenario at the latest."""
+    log = open(log_path, "ab")
+    try:
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                             start_new_session=True, **kw)
+    finally:
+        log.close()
+    p.log_path = log_path
+    _procs.append(p)
+    return p
+
+
+def stop(p, sig=signal.SIGTERM, wait=5.0):
+    """Stops p (its whole process group) and reaps it; SIGKILL after `wait`."""
+    if p.poll() is None:
+        try:
+            os.killpg(p.pid, sig)
+        except OSError:
+            pass
+        try:
+            p.wait(wait)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            p.wait(5)
+    if p in _procs:
+        _procs.remove(p)
+    return p.returncode
+
+
+def read_log(p):
+    try:
+        with open(p.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+# ---- ports and waiting ------------------------------------------------------
+
+
+def free_port(host=V4):
+    """A port that was free a moment ago (bind port 0, read it, close).
+    Callers that lose a race retry: see Ppfwd.start."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(20):
+        s = socket.socket(fam, socket.SOCK_STREAM)
+        try:
+            s.bind((host, 0))
+            return s.getsockname()[1]
+        except OSError as e:
+            if e.errno != errno.EADDRINUSE:
+                raise
+        finally:
+            s.close()
+    raise Fail("no free port on %s" % host)
+
+
+def listening(port):
+    """True when some socket listens on TCP port (any loopback address);
+    read from /proc so that probing does not itself make a connection."""
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as f:
+                next(f)
+                for line in f:
+                    parts = line.split()
+                    if parts[3] == "0A" and int(parts[1].rsplit(":", 1)[1], 16) == port:
+                        return True
+        except OSError:
+            pass
+    return False
+
+
+def wait_for(pred, timeout, what, step=0.02):
+    end = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= end:
+            raise Fail("timed out after %.1fs waiting for %s" % (timeout, what))
+        time.sleep(step)
+
+
+def wait_listen(port, timeout=10.0, proc=None):
+    def ready():
+        if proc is not None and proc.poll() is not None:
+            raise Fail("process exited with %s before listening on %d:\n%s"
+                       % (proc.returncode, port, tail(read_log(proc))))
+        return listening(port)
+
+    wait_for(ready, timeout, "a listener on port %d" % port)
+
+
+def tail(text, n=15):
+    return "\n".join(text.splitlines()[-n:])
+
+
+def hostport(host, port):
+    return "[%s]:%d" % (host, port) if ":" in host else "%s:%d" % (host, port)
+
+
+def fmt_addr(sa):
+    """getsockname()/getpeername() -> 'IP:PORT' as INTERFACE.md writes it."""
+    return hostport(sa[0], sa[1])
+
+
+# ---- sockets ----------------------------------------------------------------
+
+
+def connect(host, port, timeout=5.0):
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect((host, port))
+    return s
+
+
+def recv_all(s, timeout=5.0, limit=1 << 20):
+    """Reads until EOF (or a reset, which counts as the end); raises Fail if
+    the peer neither closes nor stops within timeout."""
+    s.settimeout(timeout)
+    out = b""
+    end = time.monotonic() + timeout
+    while len(out) <= limit:
+        if time.monotonic() > end:
+            raise Fail("no EOF within %.1fs (got %d bytes)" % (timeout, len(out)))
+        try:
+            d = s.recv(65536)
+        except ConnectionResetError:
+            return out
+        except socket.timeout:
+            raise Fail("no EOF within %.1fs (got %r)" % (timeout, out[:200]))
+        if not d:
+            return out
+        out += d
+    raise Fail("more than %d bytes" % limit)
+
+
+def recv_line(s, timeout=5.0):
+    s.settimeout(timeout)
+    out = b""
+    end = time.monotonic() + timeout
+    while b"\n" not in out:
+        if time.monotonic() > end:
+            raise Fail("no line within %.1fs (got %r)" % (timeout, out))
+        try:
+            d = s.recv(4096)
+        except socket.timeout:
+            raise Fail("no line within %.1fs (got %r)" % (timeout, out))
+        if not d:
+            raise Fail("EOF before a line (got %r)" % out)
+        out += d
+        check(len(out) < 1 << 16, "line too long")
+    return out
+
+
+def expect_closed(s, timeout=3.0):
+    """Asserts the proxy closes s (EOF or reset) within timeout without
+    sending anything; returns the seconds it took."""
+    t0 = time.monotonic()
+    s.settimeout(timeout)
+    try:
+        d = s.recv(4096)
+    except ConnectionResetError:
+        return time.monotonic() - t0
+    except socket.timeout:
+        raise Fail("connection still open after %.1fs" % timeout)
+    check(d == b"", "expected the connection closed, got data %r" % d[:100])
+    return time.monotonic() - t0
+
+
+# ---- PROXY protocol, written independently of the project's library ---------
+
+V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def _crc32c_table():
+    t = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        t.append(c)
+    return t
+
+
+_CRC_T = _crc32c_table()
+
+
+def crc32c(data):
+    c = 0xFFFFFFFF
+    for b in data:
+        c = _CRC_T[(c ^ b) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+def v1(src, dst, fam=None):
+    """PROXY v1 line; src and dst are (ip, port)."""
+    fam = fam or ("TCP6" if ":" in src[0] else "TCP4")
+    return ("PROXY %s %s %s %d %d\r\n" % (fam, src[0], dst[0], src[1], dst[1])).encode()
+
+
+def v2(src, dst, tlvs=(), local=False, crc=False):
+    """PROXY v2 header over TCP; tlvs is a list of (type, bytes)."""
+    six = ":" in src[0]
+    if local:
+        addr, fam = b"", 0x00
+    elif six:
+        addr = (socket.inet_pton(socket.AF_INET6, src[0]) + socket.inet_pton(socket.AF_INET6, dst[0])
+                + struct.pack("!HH", src[1], dst[1]))
+        fam = 0x21
+    else:
+        addr = (socket.inet_aton(src[0]) + socket.inet_aton(dst[0]) + struct.pack("!HH", src[1], dst[1]))
+        fam = 0x11
+    body = addr + b"".join(struct.pack("!BH", t, len(v)) + v for t, v in tlvs)
+    if crc:
+        body += struct.pack("!BH", 3, 4) + b"\0\0\0\0"
+    h = V2_SIG + bytes([0x20 if local else 0x21, fam]) + struct.pack("!H", len(body)) + body
+    if crc:
+        h = h[:-4] + struct.pack("!I", crc32c(h))
+    return h
+
+
+def parse_header(buf):
+    """Parses a complete PROXY header at the start of buf; returns (dict,
+    length). dict: version, command, src, dst (tuples or None), tlvs (list of
+    (type, bytes)), crc_ok (None when there is no CRC32C TLV)."""
+    if buf.startswith(b"PROXY "):
+        n = buf.find(b"\r\n")
+        check(0 < n <= 105, "bad v1 line %r" % buf[:110])
+        f = buf[:n].decode().split(" ")
+        if f[1] == "UNKNOWN":
+            return {"version": 1, "command": "local", "src": None, "dst": None, "tlvs": [],
+                    "crc_ok": None}, n + 2
+        check(len(f) == 6 and f[1] in ("TCP4", "TCP6"), "bad v1 line %r" % buf[:n])
+        return {"version": 1, "command": "proxy", "family": f[1].lower(), "src": (f[2], int(f[4])),
+                "dst": (f[3], int(f[5])), "tlvs": [], "crc_ok": None}, n + 2
+    check(buf.startswith(V2_SIG) and len(buf) >= 16, "no PROXY header in %r" % buf[:32])
+    ln = struct.unpack("!H", buf[14:16])[0]
+    check(len(buf) >= 16 + ln, "truncated v2 header")
+    hdr, body = buf[:16 + ln], buf[16:16 + ln]
+    cmd = buf[12] & 0x0F
+    fam = buf[13]
+    r = {"version": 2, "command": "proxy" if cmd == 1 else "local", "src": None, "dst": None}
+    if fam == 0x11:
+        r["src"] = (socket.inet_ntoa(body[0:4]), struct.unpack("!H", body[8:10])[0])
+        r["dst"] = (socket.inet_ntoa(body[4:8]), struct.unpack("!H", body[10:12])[0])
+        r["family"], p = "tcp4", 12
+    elif fam == 0x21:
+        r["src"] = (socket.inet_ntop(socket.AF_INET6, body[0:16]), struct.unpack("!H", body[32:34])[0])
+        r["dst"] = (socket.inet_ntop(socket.AF_INET6, body[16:32]), struct.unpack("!H", body[34:36])[0])
+        r["family"], p = "tcp6", 36
+    else:
+        r["family"], p = "unspec", len(body) if fam == 0 else None
+        check(p is not None, "unexpected v2 family byte %#x" % fam)
+    tlvs, crc_ok = [], None
+    while p < len(body):
+        check(len(body) - p >= 3, "truncated TLV")
+        t, n = body[p], struct.unpack("!H", body[p + 1:p + 3])[0]
+        check(len(body) - p - 3 >= n, "truncated TLV value")
+        v = body[p + 3:p + 3 + n]
+        if t == 3:
+            check(n == 4, "crc32c TLV of %d bytes" % n)
+            zeroed = hdr[:16 + p + 3] + b"\0\0\0\0" + hdr[16 + p + 7:]
+            crc_ok = struct.unpack("!I", v)[0] == crc32c(zeroed)
+        tlvs.append((t, v))
+        p += 3 + n
+    r["tlvs"], r["crc_ok"] = tlvs, crc_ok
+    return r, 16 + ln
+
+
+def header_len_available(buf):
+    """Bytes of a PROXY header at the start of buf once it is complete, else 0."""
+    if buf.startswith(b"PROXY"):
+        n = buf.find(b"\r\n")
+        return n + 2 if n >= 0 else 0
+    if len(buf) >= 16 and buf.startswith(V2_SIG):
+        n = 16 + struct.unpack("!H", buf[14:16])[0]
+        return n if len(buf) >= n else 0
+    return 0
+
+
+# ---- backends (threads in this process) -------------------------------------
+
+
+class Server:
+    """A TCP server on a thread: handler(conn_socket, info) runs per
+    connection on its own thread. info.conns counts accepted connections;
+    info.results collects what handlers append."""
+
+    def __init__(self, handler, host=V4, port=0, backlog=1024):
+        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(fam, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
+        self.sock.listen(backlog)
+        self.sock.settimeout(0.2)
+        self.host, self.port = host, self.sock.getsockname()[1]
+        self.handler = handler
+        self.conns = 0
+        self.results = []
+        self.errors = []
+        self.lock = threading.Lock()
+        self.stopping = False
+        self.threads = []
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+        on_cleanup(self.close)
+
+    def _run(self):
+        while not self.stopping:
+            try:
+                c, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.conns += 1
+            t = threading.Thread(target=self._one, args=(c,), daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    def _one(self, c):
+        try:
+            c.settimeout(30)
+            self.handler(c, self)
+        except Exception as e:  # noqa: BLE001 - recorded, asserted by the scenario
+            with self.lock:
+                self.errors.append(repr(e))
+        finally:
+            c.close()
+
+    def add(self, r):
+        with self.lock:
+            self.results.append(r)
+
+    def close(self):
+        self.stopping = True
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        self.t.join(2)
+
+
+def echo_handler(c, srv):
+    while True:
+        try:
+            d = c.recv(65536)
+        except ConnectionResetError:
+            return
+        if not d:
+            c.shutdown(socket.SHUT_WR)
+            return
+        c.sendall(d)
+
+
+class EchoServer:
+    """A selectors-based echo server on one thread: hundreds of concurrent
+    connections without a thread each. Half-close is echoed: EOF from the
+    client is answered by a shutdown(SHUT_WR) once all was echoed."""
+
+    def __init__(self, host=V4):
+        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(fam, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, 0))
+        self.sock.listen(4096)
+        self.sock.setblocking(False)
+        self.port = self.sock.getsockname()[1]
+        self.conns = 0
+        self.sel = selectors.DefaultSelector()
+        self.sel.register(self.sock, selectors.EVENT_READ, None)
+        self.pending = {}
+        self.stopping = False
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+        on_cleanup(self.close)
+
+    def _run(self):
+        while not self.stopping:
+            for key, ev in self.sel.select(0.2):
+                if key.data is None:
+                    for _ in range(256):
+                        try:
+                            c, _ = self.sock.accept()
+                        except (BlockingIOError, OSError):
+                            break
+                        c.setblocking(False)
+                        self.conns += 1
+                        self.pending[c] = [b"", False]
+                        self.sel.register(c, selectors.EVENT_READ, c)
+                    continue
+                self._service(key.fileobj, ev)
+
+    def _service(self, c, ev):
+        st = self.pending[c]
+        try:
+            if ev & selectors.EVENT_READ and not st[1]:
+                d = c.recv(65536)
+                if d:
+                    st[0] += d
+                else:
+                    st[1] = True
+            if st[0]:
+                n = c.send(st[0])
+                st[0] = st[0][n:]
+            if st[1] and not st[0]:
+                c.shutdown(socket.SHUT_WR)
+                self._drop(c)
+                return
+            want = (0 if st[1] or len(st[0]) > 1 << 20 else selectors.EVENT_READ) | (
+                selectors.EVENT_WRITE if st[0] else 0)
+            self.sel.modify(c, want or selectors.EVENT_READ, c)
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError:
+            self._drop(c)
+
+    def _drop(self, c):
+        try:
+            self.sel.unregister(c)
+        except (KeyError, ValueError):
+            pass
+        self.pending.pop(c, None)
+        c.close()
+
+    def close(self):
+        self.stopping = True
+        self.t.join(2)
+        for c in list(self.pending):
+            self._drop(c)
+        self.sock.close()
+
+
+def capture_handler(c, srv):
+    """Records everything a connection sends until EOF (or 1 s of silence),
+    and answers "ok\\n"."""
+    c.settimeout(1.0)
+    data = b""
+    try:
+        while True:
+            hl = header_len_available(data)
+            if hl and len(data) > hl and data.endswith(b"\n"):
+                break
+            d = c.recv(65536)
+            if not d:
+                break
+            data += d
+    except (socket.timeout, ConnectionResetError):
+        pass
+    srv.add(data)
+    try:
+        c.sendall(b"ok\n")
+    except OSError:
+        pass
+
+
+# ---- ppfwd ------------------------------------------------------------------
+
+
+class Ppfwd:
+    """One ppfwd process with JSON logs in a temp file."""
+
+    def __init__(self, routes, workers=2, extra=()):
+        self.routes, self.workers, self.extra = routes, workers, list(extra)
+        self.dir = tmpdir()
+        self.log_path = os.path.join(self.dir, "ppfwd.log")
+        self.p = None
+
+    def start(self, ports, timeout=10.0):
+        argv = [PPFWD, "--log-format", "json", "-l", "debug", "-w", str(self.workers)] + \
+            self.extra + list(self.routes)
+        self.p = spawn(argv, self.log_path, env=dict(os.environ, ASAN_OPTIONS=os.environ.get(
+            "ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")))
+        for port in ports:
+            wait_listen(port, timeout, self.p)
+        return self
+
+    @property
+    def pid(self):
+        return self.p.pid
+
+    def alive(self):
+        return self.p is not None and self.p.poll() is None
+
+    def stop(self):
+        if self.p is None:
+            return None
+        rc = stop(self.p)
+        return rc
+
+    def log_text(self):
+        return read_log(self.p)
+
+    def events(self, name=None):
+        out = []
+        for line in self.log_text().splitlines():
+            line = line.strip()
+            if not line.startswith("{"):
+                continue
+            try:
+                e = json.loads(line)
+            except ValueError:
+                continue
+            if name is None or e.get("msg") == name or e.get("event") == name:
+                out.append(e)
+        return out
+
+    def wait_event(self, name, pred=lambda e: True, timeout=5.0, count=1):
+        def got():
+            evs = [e for e in self.events(name) if pred(e)]
+            return evs if len(evs) >= count else None
+
+        try:
+            return wait_for(got, timeout, "%d %s log line(s)" % (count, name), step=0.05)
+        except Fail as e:
+            raise Fail("%s; log tail:\n%s" % (e, tail(self.log_text())))
+
+    def fds(self):
+        try:
+            return len(os.listdir("/proc/%d/fd" % self.p.pid))
+        except OSError:
+            raise Fail("ppfwd (pid %d) is gone, exit %s; log tail:\n%s"
+                       % (self.p.pid, self.p.poll(), tail(self.log_text())))
+
+    def wait_fds(self, baseline, timeout=5.0):
+        try:
+            wait_for(lambda: self.fds() <= baseline, timeout, "fd count back to %d" % baseline,
+                     step=0.05)
+        except Fail:
+            raise Fail("fd count %d, baseline %d (leak?)" % (self.fds(), baseline))
+
+
+def start_ppfwd(make_routes, nports, workers=2, extra=(), hosts=None, attempts=5):
+    """Starts ppfwd on fresh ports: make_routes(ports) -> route URLs. Retries
+    with new ports when one of them was taken meanwhile (the race of
+    free_port)."""
+    last = None
+    for _ in range(attempts):
+        hs = hosts or [V4] * nports
+        ports = [free_port(h) for h in hs]
+        d = Ppfwd(make_routes(ports), workers, extra)
+        try:
+            d.start(ports)
+            return d, ports
+        except Fail as e:
+            last = e
+            d.stop()
+            if "in use" not in d.log_text().lower():
+                raise
+    raise last
+
+
+def whoami(host=V4, mode="required", extra=()):
+    """Starts `ppfwd whoami` on a fresh port; returns (process, port)."""
+    d = tmpdir()
+    for _ in range(5):
+        port = free_port(host)
+        p = spawn([PPFWD, "whoami", "--accept-proxy=" + mode] + list(extra) + [hostport(host, port)],
+                  os.path.join(d, "whoami.log"))
+        try:
+            wait_listen(port, 10, p)
+            return p, port
+        except Fail:
+            stop(p)
+            if "in use" not in read_log(p).lower():
+                raise
+    raise Fail("whoami did not start")
+
+
+def sha256(b):
+    return hashlib.sha256(b).hexdigest()
+
+
+def rand_bytes(n, seed):
+    return random.Random(seed).randbytes(n)
+
+
+# ---- running scenarios -------------------------------------------------------
+
+_scenarios = []
+
+
+def scenario(fn):
+    _scenarios.append(fn)
+    return fn
+
+
+def _alarm(signum, frame):
+    raise ScenarioTimeout("scenario took longer than %ds" % SCENARIO_SECONDS)
+
+
+def run():
+    """Runs the scenarios named on the command line (default all); prints
+    PASS/FAIL lines and returns the exit status."""
+    want = set(sys.argv[1:])
+    if not (os.path.isfile(PPFWD) and os.access(PPFWD, os.X_OK)):
+        print("FAIL: %s is not an executable (set PPFWD)" % PPFWD)
+        return 1
+    signal.signal(signal.SIGALRM, _alarm)
+    failed = passed = 0
+    for fn in _scenarios:
+        if want and fn.__name__ not in want:
+            continue
+        t0 = time.monotonic()
+        signal.alarm(SCENARIO_SECONDS)
+        try:
+            fn()
+            ok, why = True, ""
+        except (Fail, ScenarioTimeout, AssertionError) as e:
+            ok, why = False, str(e)
+        except Exception:
+            ok, why = False, traceback.format_exc()
+        finally:
+            signal.alarm(0)
+            _cleanup()
+        dt = time.monotonic() - t0
+        if ok:
+            passed += 1
+            print("PASS: %s (%.1fs)" % (fn.__name__, dt), flush=True)
+        else:
+            failed += 1
+            print("FAIL: %s (%.1fs): %s" % (fn.__name__, dt, why), flush=True)
+    print("%d passed, %d failed" % (passed, failed), flush=True)
+    return 1 if failed else 0

@@ -1,0 +1,219 @@
+#!/usr/bin/python3
+"""ppfwd relays bytes intact: 64 MiB each way with SHA-256, 500 concurrent
+echoing connections, half-close in both directions, and the conn_close log
+line with its byte counts.
+Run: /usr/bin/python3 tests/integration/test_relay.py [SCENARIO...]"""
+
+import hashlib
+import os
+import selectors
+import socket
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from harness import (V4, V6, EchoServer, Fail, Server, check, connect, eq, fmt_addr,  # noqa: E402
+                     recv_all, run, scenario, start_ppfwd, wait_for)
+
+MIB = 1 << 20
+BULK = 64 * MIB
+CHUNK = 256 * 1024
+
+
+def stream_out(sock, total, seed, result):
+    """Sends `total` bytes of a seeded stream; result['sha'] is its hash."""
+    import random
+    rng = random.Random(seed)
+    h = hashlib.sha256()
+    sent = 0
+    try:
+        while sent < total:
+            b = rng.randbytes(min(CHUNK, total - sent))
+            h.update(b)
+            sock.sendall(b)
+            sent += len(b)
+        result["sha"] = h.hexdigest()
+    except OSError as e:
+        result["error"] = repr(e)
+    result["sent"] = sent
+
+
+def stream_in(sock, total, timeout):
+    """Reads exactly `total` bytes (or until EOF); returns (count, sha)."""
+    h = hashlib.sha256()
+    got = 0
+    end = time.monotonic() + timeout
+    sock.settimeout(timeout)
+    while got < total:
+        if time.monotonic() > end:
+            raise Fail("read %d of %d bytes in %.0fs" % (got, total, timeout))
+        d = sock.recv(min(1 << 20, total - got))
+        if not d:
+            break
+        h.update(d)
+        got += len(d)
+    return got, h.hexdigest()
+
+
+def bulk_handler(c, srv):
+    r = {}
+    t = threading.Thread(target=stream_out, args=(c, BULK, 2, r), daemon=True)
+    t.start()
+    got, sha = stream_in(c, BULK, 60)
+    t.join(60)
+    srv.add({"got": got, "sha": sha, "sent_sha": r.get("sha"), "error": r.get("error")})
+    c.shutdown(socket.SHUT_WR)
+    c.settimeout(5)
+    try:
+        c.recv(1)
+    except OSError:
+        pass
+
+
+@scenario
+def bulk_64mib_each_way():
+    """64 MiB client->upstream and 64 MiB upstream->client at the same time,
+    SHA-256 on both ends; then conn_close carries both byte counts."""
+    srv = Server(bulk_handler)
+    d, (port,) = start_ppfwd(lambda ps: ["tcp://127.0.0.1:%d/127.0.0.1:%d" % (ps[0], srv.port)], 1)
+    base = d.fds()
+    s = connect(V4, port)
+    me = s.getsockname()
+    r = {}
+    t = threading.Thread(target=stream_out, args=(s, BULK, 1, r), daemon=True)
+    t.start()
+    got, sha = stream_in(s, BULK, 90)
+    t.join(90)
+    check("error" not in r, "client send: %s" % r.get("error"))
+    s.shutdown(socket.SHUT_WR)
+    eq(recv_all(s, 10), b"", "EOF after the bulk data")
+    s.close()
+    wait_for(lambda: srv.results, 10, "the backend's result")
+    b = srv.results[0]
+    eq(b["got"], BULK, "bytes the backend received")
+    eq(b["sha"], r["sha"], "SHA-256 client->upstream")
+    eq(got, BULK, "bytes the client received")
+    eq(sha, b["sent_sha"], "SHA-256 upstream->client")
+    ev = d.wait_event("conn_close", lambda e: e.get("client") == fmt_addr(me))[0]
+    eq((ev.get("bytes_in"), ev.get("bytes_out")), (BULK, BULK), "conn_close byte counts")
+    eq(ev.get("peer"), fmt_addr(me), "conn_close peer")
+    eq(ev.get("upstream"), "127.0.0.1:%d" % srv.port, "conn_close upstream")
+    check(isinstance(ev.get("duration_ms"), int), "duration_ms %r" % ev.get("duration_ms"))
+    check(not ev.get("error"), "conn_close error %r" % ev.get("error"))
+    d.wait_fds(base)
+
+
+@scenario
+def concurrent_500_echo():
+    """500 connections open at once, each echoing its own message."""
+    n = 500
+    echo = EchoServer()
+    d, (port,) = start_ppfwd(lambda ps: ["tcp://127.0.0.1:%d/127.0.0.1:%d" % (ps[0], echo.port)], 1)
+    base = d.fds()
+    socks = []
+    try:
+        for i in range(n):
+            socks.append(connect(V4, port))
+        # All 500 are relayed at the same time: every one reached the backend.
+        wait_for(lambda: echo.conns >= n, 20, "%d upstream connections (have %d)" % (n, echo.conns))
+        sel = selectors.DefaultSelector()
+        want = {}
+        for i, s in enumerate(socks):
+            msg = ("conn %d " % i).encode() * 50 + b"\n"
+            s.sendall(msg)
+            s.setblocking(False)
+            want[s] = [msg, b""]
+            sel.register(s, selectors.EVENT_READ)
+        end = time.monotonic() + 30
+        left = n
+        while left and time.monotonic() < end:
+            for key, _ in sel.select(0.5):
+                s = key.fileobj
+                try:
+                    d_ = s.recv(65536)
+                except BlockingIOError:
+                    continue
+                w = want[s]
+                check(d_, "connection closed before its echo")
+                w[1] += d_
+                if len(w[1]) >= len(w[0]):
+                    eq(w[1], w[0], "echo")
+                    sel.unregister(s)
+                    left -= 1
+        eq(left, 0, "connections still waiting for their echo")
+        sel.close()
+    finally:
+        for s in socks:
+            s.close()
+    d.wait_event("conn_close", count=n, timeout=15)
+    d.wait_fds(base, 15)
+
+
+def sink_then_reply(c, srv):
+    """Reads until EOF, then answers the count and hash of what came."""
+    h = hashlib.sha256()
+    n = 0
+    while True:
+        d = c.recv(65536)
+        if not d:
+            break
+        h.update(d)
+        n += len(d)
+    c.sendall(b"%d %s\n" % (n, h.hexdigest().encode()))
+
+
+def reply_then_sink(c, srv):
+    """Sends its reply and shuts down writing first, then still reads all the
+    client sends and records it."""
+    c.sendall(b"early reply\n")
+    c.shutdown(socket.SHUT_WR)
+    n = 0
+    while True:
+        d = c.recv(65536)
+        if not d:
+            break
+        n += len(d)
+    srv.add(n)
+
+
+@scenario
+def half_close_client_first():
+    """The client sends, shuts down writing, and still receives the reply
+    the upstream sends after seeing EOF (v4 and v6)."""
+    srv = Server(sink_then_reply)
+    d, (p4, p6) = start_ppfwd(lambda ps: [
+        "tcp://127.0.0.1:%d/127.0.0.1:%d" % (ps[0], srv.port),
+        "tcp://[::1]:%d/127.0.0.1:%d" % (ps[1], srv.port)], 2, hosts=[V4, V6])
+    base = d.fds()
+    data = os.urandom(3 * MIB + 17)
+    for host, port in ((V4, p4), (V6, p6)):
+        s = connect(host, port)
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        eq(recv_all(s, 10), b"%d %s\n" % (len(data), hashlib.sha256(data).hexdigest().encode()),
+           "reply after half-close (%s)" % host)
+        s.close()
+    d.wait_fds(base)
+
+
+@scenario
+def half_close_upstream_first():
+    """The upstream replies and shuts down writing; the client sees EOF yet
+    can still send, and all it sends reaches the upstream."""
+    srv = Server(reply_then_sink)
+    d, (port,) = start_ppfwd(lambda ps: ["tcp://127.0.0.1:%d/127.0.0.1:%d" % (ps[0], srv.port)], 1)
+    base = d.fds()
+    s = connect(V4, port)
+    eq(recv_all(s, 5), b"early reply\n", "reply then EOF")
+    s.sendall(b"x" * (MIB + 3))
+    s.shutdown(socket.SHUT_WR)
+    wait_for(lambda: srv.results, 10, "the upstream to read to EOF")
+    eq(srv.results[0], MIB + 3, "bytes sent after the upstream's half-close")
+    s.close()
+    d.wait_fds(base)
+
+
+if __name__ == "__main__":
+    sys.exit(run())
