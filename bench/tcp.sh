@@ -468,18 +468,21 @@ n=${#order[@]}
 log "targets:$run; $ROUNDS rounds; rate $SECS s, iperf3 $IPERF_SECS s, $HOLD held connections"
 
 : >"$tmp/results.tsv"
+LOAD_BEFORE=$(cut -d ' ' -f 1-3 /proc/loadavg)
 for ROUND in $(seq 1 "$ROUNDS"); do
     for ((k = 0; k < n; k++)); do
         measure_target "${order[$(((k + ROUND - 1) % n))]}"
     done
 done
 
+LOAD_AFTER=$(cut -d ' ' -f 1-3 /proc/loadavg)
 ENVLINE="$(nproc) CPUs, $(uname -r), haproxy $(haproxy -v 2>/dev/null | awk 'NR == 1 { print $3 }'),\
  nginx $(nginx -v 2>&1 | sed 's|.*/||'), socat $(socat -V 2>/dev/null | awk '/socat version/ { print $3; exit }'),\
  iperf3 $(iperf3 -v 2>/dev/null | awk 'NR == 1 { print $2 }')"
 
 awk -F '\t' -v rounds="$ROUNDS" -v secs="$SECS" -v isecs="$IPERF_SECS" -v hold="$HOLD" \
-    -v nofile="$NOFILE" -v cthreads="$CLIENT_THREADS" -v notes="$notes" -v envline="$ENVLINE" -v order="direct haproxy haproxy-splice nginx socat ppfwd" '
+    -v nofile="$NOFILE" -v cthreads="$CLIENT_THREADS" \
+    -v lbefore="$LOAD_BEFORE" -v lafter="$LOAD_AFTER" -v notes="$notes" -v envline="$ENVLINE" -v order="direct haproxy haproxy-splice nginx socat ppfwd" '
 function median(key,    n, i, j, t, v) {
     n = cnt[key]
     for (i = 1; i <= n; i++)
@@ -522,6 +525,7 @@ END {
     di = has("direct iperf") ? median("direct iperf") : ""
     dc = has("direct cps_plain") ? median("direct cps_plain") : ""
     printf "TCP proxy benchmark: medians over %d rounds (%s)\n", rounds, envline
+    printf "Load average before the run %s, after %s (the benchmark itself loads both CPUs).\n", lbefore, lafter
     printf "x hap = ratio to HAProxy, the better of its two modes; x dir = ratio to direct.\n\n"
     printf "%-14s | %6s %6s %6s | %7s %6s %6s %6s | %7s %6s %6s | %7s %6s %6s | %6s %6s %6s %6s\n",
         "", "iperf3", "", "", "conn/s", "p99", "", "", "conn/s", "p99", "", "conn/s", "p99", "", "KiB/", "", "KiB/", ""
