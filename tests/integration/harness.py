@@ -76,13 +76,17 @@ _tmpdirs = []
 _closers = []
 
 
-def _cleanup():
+def _closers_run():
     for fn in reversed(_closers):
         try:
             fn()
         except Exception:
             pass
     _closers.clear()
+
+
+def _cleanup():
+    _closers_run()
     for p in _procs:
         stop(p)
     _procs.clear()
@@ -581,6 +585,42 @@ def capture_handler(c, srv):
 # ---- ppfwd ------------------------------------------------------------------
 
 
+_daemons = []
+
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+def _sanitizer_report(text):
+    for m in SANITIZER_MARKS:
+        i = text.find(m)
+        if i >= 0:
+            return text[max(0, i - 200):i + 1500]
+    return None
+
+
+def check_daemons_exit():
+    """Ends every ppfwd of the scenario with SIGTERM: each must exit 0 within
+    its drain time, and no sanitizer may have reported anything."""
+    errs = []
+    for d in _daemons:
+        if d.p is None:
+            continue
+        crashed = d.p.poll()
+        rc = stop(d.p, signal.SIGTERM, wait=12.0)
+        rep = _sanitizer_report(d.log_text())
+        if rep:
+            errs.append("ppfwd pid %d sanitizer report:\n%s" % (d.p.pid, rep))
+        elif crashed is not None:
+            errs.append("ppfwd pid %d had exited with %s during the scenario; log tail:\n%s"
+                        % (d.p.pid, crashed, tail(d.log_text())))
+        elif rc != 0:
+            errs.append("ppfwd pid %d exited with %s after SIGTERM; log tail:\n%s"
+                        % (d.p.pid, rc, tail(d.log_text())))
+    _daemons.clear()
+    if errs:
+        raise Fail("\n".join(errs))
+
+
 class Ppfwd:
     """One ppfwd process with JSON logs in a temp file."""
 
@@ -589,6 +629,7 @@ class Ppfwd:
         self.dir = tmpdir()
         self.log_path = os.path.join(self.dir, "ppfwd.log")
         self.p = None
+        _daemons.append(self)
 
     def start(self, ports, timeout=10.0):
         argv = [PPFWD, "--log-format", "json", "-l", "debug", "-w", str(self.workers)] + \
@@ -639,19 +680,50 @@ class Ppfwd:
         except Fail as e:
             raise Fail("%s; log tail:\n%s" % (e, tail(self.log_text())))
 
-    def fds(self):
+    def fd_kinds(self):
+        """(non-pipe fds, pipe fds) of the daemon, from /proc/PID/fd."""
+        d = "/proc/%d/fd" % self.p.pid
+        other = pipes = 0
         try:
-            return len(os.listdir("/proc/%d/fd" % self.p.pid))
+            names = os.listdir(d)
         except OSError:
             raise Fail("ppfwd (pid %d) is gone, exit %s; log tail:\n%s"
                        % (self.p.pid, self.p.poll(), tail(self.log_text())))
+        for n in names:
+            try:
+                target = os.readlink(os.path.join(d, n))
+            except OSError:
+                continue  # closed meanwhile
+            if target.startswith("pipe:"):
+                pipes += 1
+            else:
+                other += 1
+        return other, pipes
+
+    def fds(self):
+        return self.fd_kinds()
 
     def wait_fds(self, baseline, timeout=5.0):
+        """Waits until the daemon holds no more sockets (and other non-pipe
+        fds) than at `baseline`. Pipes are counted apart: each worker keeps
+        up to PIPE_CACHE (64, src/daemon/proxy.h) empty pipe pairs for reuse
+        by design, so they may stay above the baseline by that much, no more."""
+        cap = baseline[1] + PIPE_CACHE_FDS * self.workers
+
+        def ok():
+            other, pipes = self.fd_kinds()
+            return other <= baseline[0] and pipes <= cap
+
         try:
-            wait_for(lambda: self.fds() <= baseline, timeout, "fd count back to %d" % baseline,
-                     step=0.05)
+            wait_for(ok, timeout, "fds back to baseline", step=0.05)
         except Fail:
-            raise Fail("fd count %d, baseline %d (leak?)" % (self.fds(), baseline))
+            other, pipes = self.fd_kinds()
+            raise Fail("fd leak? %d non-pipe fds (baseline %d), %d pipe fds (baseline %d, cap %d)"
+                       % (other, baseline[0], pipes, baseline[1], cap))
+
+
+# Two fds per cached pipe, PIPE_CACHE (src/daemon/proxy.h) pipes per worker.
+PIPE_CACHE_FDS = 2 * 64
 
 
 def start_ppfwd(make_routes, nports, workers=2, extra=(), hosts=None, attempts=5):
@@ -669,6 +741,8 @@ def start_ppfwd(make_routes, nports, workers=2, extra=(), hosts=None, attempts=5
         except Fail as e:
             last = e
             d.stop()
+            if d in _daemons:
+                _daemons.remove(d)
             if "in use" not in d.log_text().lower():
                 raise
     raise last
@@ -729,6 +803,8 @@ def run():
         signal.alarm(SCENARIO_SECONDS)
         try:
             fn()
+            _closers_run()
+            check_daemons_exit()
             ok, why = True, ""
         except (Fail, ScenarioTimeout, AssertionError) as e:
             ok, why = False, str(e)
@@ -736,6 +812,7 @@ def run():
             ok, why = False, traceback.format_exc()
         finally:
             signal.alarm(0)
+            _daemons.clear()
             _cleanup()
         dt = time.monotonic() - t0
         if ok:
