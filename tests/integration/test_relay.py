@@ -5,6 +5,7 @@ line with its byte counts.
 Run: /usr/bin/python3 tests/integration/test_relay.py [SCENARIO...]"""
 
 import hashlib
+import json
 import os
 import selectors
 import socket
@@ -15,7 +16,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import (V4, V6, EchoServer, Fail, Server, check, connect, eq, fmt_addr,  # noqa: E402
-                     recv_all, run, scenario, start_ppfwd, wait_for)
+                     recv_all, recv_line, run, scenario, start_ppfwd, wait_for, capture_handler,
+                     parse_header, v1, v2, whoami)
 
 MIB = 1 << 20
 BULK = 64 * MIB
@@ -213,6 +215,76 @@ def half_close_upstream_first():
     eq(srv.results[0], MIB + 3, "bytes sent after the upstream's half-close")
     s.close()
     d.wait_fds(base)
+
+
+@scenario
+def header_then_data_exactly_one():
+    """Exactly one header is consumed: a second header and the data that
+    came in the same write are the client's data, sent upstream right after
+    ppfwd's own header. A header trickling in byte by byte is assembled."""
+    cap = Server(capture_handler)
+    d, (port,) = start_ppfwd(lambda ps: [
+        "tcp://127.0.0.1:%d/127.0.0.1:%d?accept-proxy=required&send-proxy=v2&tlvs=pass"
+        % (ps[0], cap.port)], 1)
+    first = v2(("192.0.2.10", 1000), ("198.51.100.1", 443), [(2, b"a.example")])
+    second = v1(("203.0.113.9", 2000), ("198.51.100.1", 443))
+    s = connect(V4, port)
+    s.sendall(first + second + b"data\n")
+    eq(recv_all(s, 5), b"ok\n", "answer")
+    s.close()
+    wait_for(lambda: cap.results, 5, "the capture")
+    got = cap.results.pop()
+    h, n = parse_header(got)
+    eq((h["src"], h["dst"]), (("192.0.2.10", 1000), ("198.51.100.1", 443)), "relayed addresses")
+    check((2, b"a.example") in h["tlvs"], "authority TLV passed: %r" % h["tlvs"])
+    eq(got[n:], second + b"data\n", "bytes after the one header")
+    s = connect(V4, port)
+    for i in range(len(first)):
+        s.sendall(first[i:i + 1])
+        time.sleep(0.005)
+    s.sendall(b"slow\n")
+    eq(recv_all(s, 5), b"ok\n", "answer to a trickled header")
+    s.close()
+    wait_for(lambda: cap.results, 5, "the capture")
+    got = cap.results.pop()
+    h, n = parse_header(got)
+    eq((h["src"], got[n:]), (("192.0.2.10", 1000), b"slow\n"), "trickled header and data")
+
+
+@scenario
+def local_header_goes_on_as_local():
+    """A LOCAL header (a health check) from a trusted proxy is sent on as
+    LOCAL; v1 UNKNOWN too."""
+    wp, wport = whoami(V4, "required")
+    d, (port,) = start_ppfwd(lambda ps: [
+        "tcp://127.0.0.1:%d/127.0.0.1:%d?accept-proxy=required&trusted=127.0.0.0/8&send-proxy=v2"
+        % (ps[0], wport)], 1)
+    for hdr in (v2(("0.0.0.0", 0), ("0.0.0.0", 0), local=True), b"PROXY UNKNOWN\r\n"):
+        s = connect(V4, port)
+        s.sendall(hdr)
+        line = recv_line(s)
+        s.close()
+        j = json.loads(line)
+        eq((j.get("proxy") or {}).get("command"), "local", "command seen upstream for %r" % hdr[:14])
+
+
+@scenario
+def allow_deny_on_real_client():
+    """deny/allow apply to the client the header names, not to the proxy
+    that sent it."""
+    echo = EchoServer()
+    d, (port,) = start_ppfwd(lambda ps: [
+        "tcp://127.0.0.1:%d/127.0.0.1:%d?accept-proxy=required&allow=192.0.2.0/24,198.51.100.0/24"
+        "&deny=192.0.2.128/25" % (ps[0], echo.port)], 1)
+    for src, served in ((("192.0.2.10", 1), True), (("192.0.2.200", 1), False),
+                        (("198.51.100.7", 1), True), (("203.0.113.1", 1), False)):
+        s = connect(V4, port)
+        s.sendall(v1(src, ("127.0.0.1", port)) + b"hi\n")
+        s.shutdown(socket.SHUT_WR)
+        got = recv_all(s, 5)
+        s.close()
+        eq(got, b"hi\n" if served else b"", "client %s:%d" % src)
+    d.wait_event("conn_refused", count=2)
 
 
 if __name__ == "__main__":
