@@ -17,8 +17,11 @@
 
 #include "addr.h"
 #include "cli.h"
+#include "config.h"
 #include "decode.h"
 #include "encode.h"
+#include "log.h"
+#include "proxy.h"
 #include "whoami.h"
 
 #define USAGE_HINT "usage: ppfwd [OPTIONS] ROUTE... | -c FILE | SUBCOMMAND ...; see ppfwd --help"
@@ -32,7 +35,7 @@ struct main_opts {
     struct sockaddr_storage metrics;
 };
 
-enum { OPT_LOG_FORMAT = 256, OPT_METRICS };
+enum { OPT_LOG_FORMAT = 256, OPT_METRICS, OPT_RELAY };
 
 /* One option per line reads as a table. */
 /* clang-format off */
@@ -42,6 +45,7 @@ static const struct option longopts[] = {
     {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
     {"workers", required_argument, NULL, 'w'},
     {"metrics", required_argument, NULL, OPT_METRICS},
+    {"relay", required_argument, NULL, OPT_RELAY},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -51,8 +55,8 @@ static const struct option longopts[] = {
 static void main_help(void)
 {
     fputs("usage:\n"
-          "  ppfwd [OPTIONS] ROUTE...        run the routes given as URLs      (not yet)\n"
-          "  ppfwd [OPTIONS] -c FILE         run the routes of a YAML config   (not yet)\n"
+          "  ppfwd [OPTIONS] ROUTE...        run the routes given as URLs (TCP today)\n"
+          "  ppfwd [OPTIONS] -c FILE         run the routes of a YAML config\n"
           "  ppfwd check -c FILE             validate a config file            (not yet)\n"
           "  ppfwd whoami [--udp] [--accept-proxy=optional|required|off] ADDR:PORT\n"
           "                                  test server answering in JSON\n"
@@ -64,11 +68,12 @@ static void main_help(void)
           "                                  write a PROXY header to stdout (default v2)\n"
           "  ppfwd --version | --help\n"
           "\n"
-          "OPTIONS (for running routes, not yet):\n"
+          "OPTIONS (for running routes):\n"
           "  -l, --log-level debug|info|warn|error   (default info)\n"
           "      --log-format text|json              (default text on a terminal, else json)\n"
           "  -w, --workers N                         (default: number of CPUs)\n"
           "      --metrics ADDR:PORT                 Prometheus text at /metrics\n"
+          "      --relay splice|copy                 zero-copy splice(2) (default) or buffers\n"
           "\n"
           "ROUTE: PROTO://[BIND]:PORT/UPSTREAM[,UPSTREAM...][?KEY=VALUE&...]\n"
           "  e.g. 'tcp://:2222/127.0.0.1:22?send-proxy=v2'\n"
@@ -91,6 +96,7 @@ static int main_option(struct main_opts *o, int c)
 {
     static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
     static const char *const formats[] = {"text", "json", NULL};
+    static const char *const relays[] = {"splice", "copy", NULL};
     int rc;
 
     switch (c) {
@@ -108,6 +114,9 @@ static int main_option(struct main_opts *o, int c)
             return 0;
         cli_error(NULL, "--workers: expected a number from 1 to 4096, got '%s'", optarg);
         return -1;
+    case OPT_RELAY:
+        relay_splice = strcmp(optarg, "splice") == 0;
+        return main_one_of("--relay", optarg, relays);
     case OPT_METRICS:
         rc = addr_parse(optarg, 0, &o->metrics);
         if (rc != 0)
@@ -146,6 +155,41 @@ static int main_args(int argc, char **argv, struct main_opts *o)
     return 0;
 }
 
+/* Loads the routes (URLs or -c FILE), applies the global options over the
+ * file's, and runs them until SIGTERM/SIGINT. */
+static int main_run(const struct main_opts *o, int nurls, char **urls)
+{
+    struct cfg cfg;
+    struct cfg_errors errs = {0};
+    int rc;
+
+    memset(&cfg, 0, sizeof(cfg));
+    if (o->config != NULL && nurls > 0) {
+        cli_error(NULL, "give either ROUTE... or -c FILE, not both");
+        return CLI_EXIT_FAIL;
+    }
+    rc =
+        o->config ? cfg_load_file(&cfg, o->config, &errs) : cfg_from_urls(&cfg, urls, nurls, &errs);
+    if (rc != 0) {
+        for (size_t i = 0; i < errs.n; i++)
+            cli_error(NULL, "%s", errs.msg[i]);
+        cfg_errors_free(&errs);
+        cfg_free(&cfg);
+        return CLI_EXIT_FAIL;
+    }
+    if (o->log_level)
+        cfg.log_level = log_level_parse(o->log_level);
+    if (o->log_format)
+        cfg.log_format = strcmp(o->log_format, "json") == 0 ? LOG_FORMAT_JSON : LOG_FORMAT_TEXT;
+    if (o->workers)
+        cfg.workers = (int)o->workers;
+    log_init(cfg.log_level >= 0 ? cfg.log_level : LOG_INFO,
+             cfg.log_format >= 0 ? cfg.log_format : LOG_FORMAT_AUTO);
+    rc = server_run(&cfg);
+    cfg_free(&cfg);
+    return rc == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+}
+
 static int main_not_yet(const char *what)
 {
     cli_error(NULL, "%s: not implemented yet (available now: decode, encode)", what);
@@ -172,7 +216,7 @@ int main(int argc, char **argv)
     if (cmd != NULL && strcmp(cmd, "check") == 0)
         return main_not_yet(cmd);
     if (cmd != NULL || o.config != NULL)
-        return main_not_yet(cmd != NULL ? "running routes" : "running routes from -c FILE");
+        return main_run(&o, argc - optind, argv + optind);
     cli_error(NULL, "nothing to do: give ROUTE..., -c FILE or a subcommand");
     fprintf(stderr, "%s\n", USAGE_HINT);
     return CLI_EXIT_FAIL;

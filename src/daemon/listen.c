@@ -1,0 +1,151 @@
+/*
+ * listen.c - TCP listeners and accepting (listen_*).
+ *
+ * Every worker binds its own socket to each route's address with
+ * SO_REUSEPORT, so the kernel spreads new connections over the workers and
+ * no accept lock is shared.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include "addr.h"
+#include "log.h"
+#include "proxy.h"
+
+#define LISTEN_BACKLOG 4096
+/* Connections taken per readiness event: enough to drain a burst, few
+ * enough that one busy listener does not starve the relays. */
+#define ACCEPT_BATCH 64
+/* How long accepting pauses when file descriptors run out. */
+#define ACCEPT_PAUSE_MS 100
+
+static int set_opt(int fd, int level, int name, int val)
+{
+    return setsockopt(fd, level, name, &val, sizeof(val));
+}
+
+/* Opens, binds and listens; on failure writes the reason into err. */
+int listen_open(const struct route_cfg *rc, int *fd_out, char *err, size_t errlen)
+{
+    const struct sockaddr *sa = (const struct sockaddr *)&rc->bind;
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    const char *what = "socket";
+
+    if (fd == -1)
+        goto fail;
+    what = "setsockopt";
+    if (set_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1) == -1 ||
+        set_opt(fd, SOL_SOCKET, SO_REUSEPORT, 1) == -1)
+        goto fail;
+    /* "tcp://:PORT" means every address, IPv4 included, on one socket. */
+    if (sa->sa_family == AF_INET6 &&
+        set_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, rc->family == AF_INET6) == -1)
+        goto fail;
+    what = "bind";
+    if (bind(fd, sa, rc->bindlen) == -1)
+        goto fail;
+    what = "listen";
+    if (listen(fd, LISTEN_BACKLOG) == -1)
+        goto fail;
+    *fd_out = fd;
+    return 0;
+fail:
+    snprintf(err, errlen, "%s: %s", what, strerror(errno));
+    if (fd != -1)
+        close(fd);
+    return -1;
+}
+
+static void accept_resume(struct loop *l, struct timer *t, void *arg);
+
+/* Out of file descriptors: stop accepting for a moment instead of spinning
+ * on a listener that stays readable, and keep serving what is open. */
+static void accept_pause(struct worker *w, int err)
+{
+    log_event(LOG_ERROR, "accept_error", NULL, "error", LOG_STR, strerror(err), "pause_ms",
+              LOG_UINT, (uint64_t)ACCEPT_PAUSE_MS, LOG_END);
+    for (size_t i = 0; i < w->srv->nroutes; i++) {
+        if (w->ls[i].fd != -1)
+            loop_del(w->loop, w->ls[i].fd, LOOP_READ);
+    }
+    loop_timer_set(w->loop, &w->accept_pause, ACCEPT_PAUSE_MS, accept_resume, w);
+}
+
+static void accept_cb(struct loop *l, int fd, void *arg, unsigned events)
+{
+    struct listener *ls = arg;
+
+    (void)l, (void)events;
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd == -1) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                accept_pause(ls->w, errno);
+            else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                log_event(LOG_WARN, "accept_error", ls->r->cfg->name, "error", LOG_STR,
+                          strerror(errno), LOG_END);
+            return;
+        }
+        conn_start(ls->w, ls->r, cfd);
+    }
+}
+
+static void accept_resume(struct loop *l, struct timer *t, void *arg)
+{
+    struct worker *w = arg;
+
+    (void)t;
+    if (w->draining)
+        return;
+    for (size_t i = 0; i < w->srv->nroutes; i++) {
+        if (w->ls[i].fd != -1)
+            loop_add(l, w->ls[i].fd, LOOP_READ, accept_cb, &w->ls[i]);
+    }
+}
+
+/* Opens this worker's listeners. Returns 0, or -1 after logging which route
+ * could not listen. */
+int listen_start(struct worker *w)
+{
+    char err[128];
+
+    for (size_t i = 0; i < w->srv->nroutes; i++) {
+        struct listener *ls = &w->ls[i];
+        const struct route_cfg *rc = w->srv->routes[i].cfg;
+
+        ls->w = w;
+        ls->r = &w->srv->routes[i];
+        ls->fd = -1;
+        if (rc->proto != ROUTE_TCP)
+            continue;
+        if (listen_open(rc, &ls->fd, err, sizeof(err)) != 0) {
+            log_event(LOG_ERROR, "listen_error", rc->name, "listen", LOG_STR, rc->listen, "error",
+                      LOG_STR, err, LOG_END);
+            return -1;
+        }
+        if (loop_add(w->loop, ls->fd, LOOP_READ, accept_cb, ls) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Closes this worker's listeners: new connections go to no one. */
+void listen_stop(struct worker *w)
+{
+    for (size_t i = 0; i < w->srv->nroutes; i++) {
+        struct listener *ls = &w->ls[i];
+        if (ls->fd == -1)
+            continue;
+        loop_remove(w->loop, ls->fd);
+        close(ls->fd);
+        ls->fd = -1;
+    }
+    loop_timer_cancel(w->loop, &w->accept_pause);
+}

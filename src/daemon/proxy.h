@@ -1,0 +1,129 @@
+/*
+ * proxy.h - the running proxy: routes, workers and connections, shared by
+ * server.c (start, signals, stop), listen.c (accept), conn.c (a connection's
+ * life: PROXY header, access control, upstream connect, header sending) and
+ * relay.c (moving bytes both ways).
+ *
+ * Every worker thread owns one event loop, its own SO_REUSEPORT listener per
+ * route and the connections it accepted: nothing on the hot path is shared
+ * but the per-route connection count, an atomic.
+ */
+#ifndef PPFWD_PROXY_H
+#define PPFWD_PROXY_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <pthread.h>
+#include <sys/socket.h>
+
+#include <proxyproto.h>
+
+#include "config.h"
+#include "loop.h"
+
+/* Bytes a relay buffer holds; one is lent to a direction only while it has
+ * data in flight, so an idle connection holds none. */
+#define RELAY_BUF_SIZE (16 * 1024)
+/* Room for an accepted header plus the client bytes that came with it. */
+#define HEADER_BUF_SIZE PP_V2_DEFAULT_CAP
+/* Relay buffers and pipes each worker keeps for reuse; more are freed. */
+#define BUF_CACHE 256
+#define PIPE_CACHE 64
+
+struct route {
+    const struct route_cfg *cfg;
+    atomic_uint conns;     /* open connections, every worker counted */
+    atomic_size_t next_up; /* round-robin cursor */
+};
+
+struct listener {
+    struct worker *w;
+    struct route *r;
+    int fd; /* -1 when closed */
+};
+
+struct worker {
+    int id;
+    struct server *srv;
+    struct loop *loop;
+    pthread_t thread;
+    struct listener *ls;       /* one per route */
+    struct timer accept_pause; /* accepting paused after EMFILE/ENFILE */
+    int draining;
+    unsigned nconns; /* connections of this worker */
+    void **buf_free; /* cached relay buffers */
+    size_t nbuf_free;
+    int (*pipe_free)[2]; /* cached pipes for splice */
+    size_t npipe_free;
+};
+
+struct server {
+    struct cfg *cfg;
+    struct route *routes;
+    size_t nroutes;
+    struct worker *workers;
+    int nworkers;
+    unsigned drain_ms;
+};
+
+/* One direction of a relay. */
+struct half {
+    int from, to;
+    uint8_t *buf; /* lent by the worker while data is pending */
+    uint32_t off, len;
+    int pipe[2];      /* lent while bytes sit in it (splice); -1 otherwise */
+    uint32_t in_pipe; /* bytes in the pipe: EAGAIN cannot tell "source empty" from "pipe full" */
+    uint64_t bytes;
+    uint8_t eof;  /* read side ended */
+    uint8_t shut; /* write side shut down */
+};
+
+enum conn_state { CONN_HEADER, CONN_CONNECT, CONN_RELAY };
+
+struct conn {
+    struct worker *w;
+    struct route *r;
+    enum conn_state state;
+    int cfd, ufd;
+    unsigned cmask, umask; /* interest registered for cfd and ufd */
+    uint8_t cgone, ugone;  /* hung up and no longer watched */
+    uint8_t no_splice;     /* splice refused: copy through buffers */
+    struct timer timer;    /* header, connect or idle deadline */
+    uint64_t start_ms, active_ms;
+    struct sockaddr_storage peer, local; /* socket endpoints */
+    struct sockaddr_storage client, dst; /* real client and its destination */
+    const struct upstream_cfg *up;
+    uint8_t *hbuf;        /* header phase input; freed once relaying */
+    uint32_t hlen, hoff;  /* bytes read; header bytes consumed */
+    uint8_t trusted;      /* the peer may send a header */
+    struct pp_header hdr; /* accepted header, valid when has_hdr */
+    uint8_t has_hdr;
+    struct half c2u, u2c;
+    const char *error; /* why it closed, for the log; NULL when clean */
+};
+
+/* server.c */
+int server_run(struct cfg *cfg);
+
+/* listen.c */
+int listen_open(const struct route_cfg *rc, int *fd_out, char *err, size_t errlen);
+int listen_start(struct worker *w);
+void listen_stop(struct worker *w);
+
+/* conn.c */
+void conn_start(struct worker *w, struct route *r, int fd);
+void conn_close(struct conn *c, const char *error);
+
+/* relay.c */
+void relay_start(struct conn *c);
+void *relay_buf_get(struct worker *w);
+void relay_buf_put(struct worker *w, void *buf);
+void relay_buf_drain(struct worker *w);
+void relay_pipe_put(struct worker *w, int p[2]);
+void relay_half_free(struct worker *w, struct half *h);
+
+/* 1 (default) to relay with splice(2) through pipes, 0 to copy through
+ * buffers; set before the workers start. */
+extern int relay_splice;
+
+#endif /* PPFWD_PROXY_H */
