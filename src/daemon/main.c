@@ -1,11 +1,6 @@
 /*
  * main.c - ppfwd's entry point: global options, then dispatch to a subcommand
- * (decode, encode; later check and whoami) or to running routes (main_*).
- *
- * The whole command line of INTERFACE.md is parsed and validated here even
- * where the feature behind it is not written yet, so that a later issue only
- * has to replace a "not implemented yet" branch, and so that a script using a
- * missing feature fails loudly (exit 2) instead of appearing to succeed.
+ * (decode, encode, check, whoami) or to running routes (main_*).
  */
 #define _GNU_SOURCE /* getopt_long */
 #include <getopt.h>
@@ -16,6 +11,7 @@
 #include <proxyproto.h>
 
 #include "addr.h"
+#include "check.h"
 #include "cli.h"
 #include "config.h"
 #include "decode.h"
@@ -57,7 +53,7 @@ static void main_help(void)
     fputs("usage:\n"
           "  ppfwd [OPTIONS] ROUTE...        run the routes given as URLs (TCP today)\n"
           "  ppfwd [OPTIONS] -c FILE         run the routes of a YAML config\n"
-          "  ppfwd check -c FILE             validate a config file            (not yet)\n"
+          "  ppfwd check -c FILE             validate a config file\n"
           "  ppfwd whoami [--udp] [--accept-proxy=optional|required|off] ADDR:PORT\n"
           "                                  test server answering in JSON\n"
           "  ppfwd decode [FILE]             parse the PROXY header at the start of FILE\n"
@@ -185,15 +181,12 @@ static int main_run(const struct main_opts *o, int nurls, char **urls)
         cfg.workers = (int)o->workers;
     log_init(cfg.log_level >= 0 ? cfg.log_level : LOG_INFO,
              cfg.log_format >= 0 ? cfg.log_format : LOG_FORMAT_AUTO);
+    if (o->metrics.ss_family != AF_UNSPEC || cfg.metrics != NULL)
+        log_event(LOG_WARN, "config_warning", NULL, "key", LOG_STR, "metrics", "warning", LOG_STR,
+                  "the metrics endpoint is not served yet", LOG_END);
     rc = server_run(&cfg);
     cfg_free(&cfg);
     return rc == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
-}
-
-static int main_not_yet(const char *what)
-{
-    cli_error(NULL, "%s: not implemented yet (available now: decode, encode)", what);
-    return CLI_EXIT_NOTIMPL;
 }
 
 int main(int argc, char **argv)
@@ -214,7 +207,7 @@ int main(int argc, char **argv)
     if (cmd != NULL && strcmp(cmd, "whoami") == 0)
         return whoami_main(argc - optind, argv + optind);
     if (cmd != NULL && strcmp(cmd, "check") == 0)
-        return main_not_yet(cmd);
+        return check_main(argc - optind, argv + optind);
     if (cmd != NULL || o.config != NULL)
         return main_run(&o, argc - optind, argv + optind);
     cli_error(NULL, "nothing to do: give ROUTE..., -c FILE or a subcommand");
