@@ -18,6 +18,7 @@
 #include "addr.h"
 #include "log.h"
 #include "proxy.h"
+#include "udp.h"
 
 #define LISTEN_BACKLOG 4096
 /* Connections taken per readiness event: enough to drain a burst, few
@@ -123,8 +124,11 @@ int listen_start(struct worker *w)
         ls->w = w;
         ls->r = &w->srv->routes[i];
         ls->fd = -1;
-        if (rc->proto != ROUTE_TCP)
+        if (rc->proto == ROUTE_UDP) {
+            if (udp_listen(w, ls) != 0)
+                return -1;
             continue;
+        }
         if (listen_open(rc, &ls->fd, err, sizeof(err)) != 0) {
             log_event(LOG_ERROR, "listen_error", rc->name, "listen", LOG_STR, rc->listen, "error",
                       LOG_STR, err, LOG_END);
@@ -143,6 +147,10 @@ void listen_stop(struct worker *w)
         struct listener *ls = &w->ls[i];
         if (ls->fd == -1)
             continue;
+        if (ls->r->cfg->proto == ROUTE_UDP) {
+            udp_stop(w, ls);
+            continue;
+        }
         loop_remove(w->loop, ls->fd);
         close(ls->fd);
         ls->fd = -1;

@@ -39,7 +39,8 @@ struct route {
 struct listener {
     struct worker *w;
     struct route *r;
-    int fd; /* -1 when closed */
+    int fd;    /* -1 when closed */
+    void *udp; /* UDP routes: the session table, owned by udp.c */
 };
 
 struct worker {

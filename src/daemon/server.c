@@ -119,18 +119,6 @@ static int wait_for_stop(sigset_t *set)
     }
 }
 
-static int unsupported_routes(const struct cfg *cfg)
-{
-    for (size_t i = 0; i < cfg->nroutes; i++) {
-        if (cfg->routes[i].proto == ROUTE_UDP) {
-            log_event(LOG_ERROR, "start_error", cfg->routes[i].name, "error", LOG_STR,
-                      "UDP routes are not implemented yet", LOG_END);
-            return 1;
-        }
-    }
-    return 0;
-}
-
 /* Starts the threads; returns how many run. */
 static int start_threads(struct server *srv)
 {
@@ -150,8 +138,6 @@ int server_run(struct cfg *cfg)
     int max_fds = raise_fd_limit(), nthreads = 0, rc = -1;
     sigset_t set;
 
-    if (unsupported_routes(cfg))
-        return -1;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
