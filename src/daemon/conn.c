@@ -300,6 +300,12 @@ static void header_cb(struct loop *l, int fd, void *arg, unsigned events)
     ssize_t n;
 
     (void)l, (void)events;
+    if (c->state != CONN_HEADER) {
+        /* Only a hang-up reaches here once the header is decided (reading
+         * is off while connecting): the client is gone. */
+        conn_close(c, "client closed while connecting");
+        return;
+    }
     n = read(fd, c->hbuf + c->hlen, HEADER_BUF_SIZE - c->hlen);
     if (n == -1 && (errno == EAGAIN || errno == EINTR))
         return;
