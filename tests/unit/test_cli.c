@@ -929,7 +929,8 @@ static void test_version_and_help(void **state)
     assert_non_null(strstr((const char *)r.out, "ppfwd decode"));
     assert_non_null(strstr((const char *)r.out, "ppfwd encode"));
     assert_non_null(strstr((const char *)r.out, "whoami"));
-    assert_non_null(strstr((const char *)r.out, "not yet"));
+    assert_non_null(strstr((const char *)r.out, "ppfwd check -c FILE"));
+    assert_non_null(strstr((const char *)r.out, "ROUTE: PROTO://"));
     run_free(&r);
     run_ppfwd(&r, ARGS("encode", "--help"), NULL, 0);
     assert_int_equal(r.status, 0);
