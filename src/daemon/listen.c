@@ -64,6 +64,33 @@ fail:
     return -1;
 }
 
+/*
+ * SO_REUSEPORT lets any socket of the same user with that option share the
+ * port, so another running ppfwd would silently split our traffic. A probe
+ * bound without it fails with EADDRINUSE if anything holds the address:
+ * done once, before the workers bind. Returns 0, or -1 after logging.
+ */
+int listen_probe(const struct route_cfg *rc)
+{
+    const struct sockaddr *sa = (const struct sockaddr *)&rc->bind;
+    int type = rc->proto == ROUTE_TCP ? SOCK_STREAM : SOCK_DGRAM;
+    int fd = socket(sa->sa_family, type | SOCK_CLOEXEC, 0), ret = 0;
+
+    if (fd == -1)
+        return 0; /* listen_open reports it */
+    if (type == SOCK_STREAM)
+        set_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+    if (sa->sa_family == AF_INET6)
+        set_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, rc->family == AF_INET6);
+    if (bind(fd, sa, rc->bindlen) == -1 && errno == EADDRINUSE) {
+        log_event(LOG_ERROR, "listen_error", rc->name, "listen", LOG_STR, rc->listen, "error",
+                  LOG_STR, strerror(EADDRINUSE), LOG_END);
+        ret = -1;
+    }
+    close(fd);
+    return ret;
+}
+
 static void accept_resume(struct loop *l, struct timer *t, void *arg);
 
 /* Out of file descriptors: stop accepting for a moment instead of spinning

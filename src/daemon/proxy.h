@@ -108,6 +108,7 @@ int server_run(struct cfg *cfg);
 
 /* listen.c */
 int listen_open(const struct route_cfg *rc, int *fd_out, char *err, size_t errlen);
+int listen_probe(const struct route_cfg *rc);
 int listen_start(struct worker *w);
 void listen_stop(struct worker *w);
 

@@ -152,8 +152,11 @@ int server_run(struct cfg *cfg)
     srv.workers = calloc((size_t)srv.nworkers, sizeof(*srv.workers));
     if (srv.routes == NULL || srv.workers == NULL)
         goto out;
-    for (size_t i = 0; i < srv.nroutes; i++)
+    for (size_t i = 0; i < srv.nroutes; i++) {
         srv.routes[i].cfg = &cfg->routes[i];
+        if (listen_probe(&cfg->routes[i]) != 0)
+            goto out;
+    }
     for (int i = 0; i < srv.nworkers; i++) {
         if (worker_init(&srv, &srv.workers[i], i, max_fds) != 0)
             goto out;
