@@ -1,7 +1,10 @@
-#!/bin/sh
-# What `make run` shows until the daemon lands: PROXY headers made with
-# `ppfwd encode` and read back with `ppfwd decode`, each command printed
-# before its output. Exits 0 when every step ends as shown, 1 otherwise.
+#!/bin/bash
+# What `make run` shows: a few PROXY headers made with `ppfwd encode` and read
+# back with `ppfwd decode`, then ppfwd running live on 127.0.0.1 in front of
+# `ppfwd whoami` (a test server that answers with what it saw), reached with
+# curl. Each command is printed before its output. Background processes are
+# stopped and reaped on exit; every wait is bounded. Exits 0 when every step
+# ends as shown, 1 otherwise.
 # Usage: scripts/demo.sh PATH/TO/ppfwd
 set -u
 
@@ -15,66 +18,216 @@ case "$bin" in
 *) bin=$PWD/$bin ;;
 esac
 tmp=$(mktemp -d) || exit 1
-trap 'rm -rf "$tmp"' EXIT
+pids=""
 failed=0
+
+# Stops what we started: SIGTERM, then SIGKILL after 5 s; always reaps.
+stop_all() {
+    for p in $pids; do
+        kill -TERM "$p" 2>/dev/null
+    done
+    for p in $pids; do
+        for _ in $(seq 50); do
+            kill -0 "$p" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$p" 2>/dev/null
+        wait "$p" 2>/dev/null
+    done
+    pids=""
+}
+trap 'stop_all; rm -rf "$tmp"' EXIT
+trap 'exit 1' INT TERM HUP
 
 # The commands below read as a user would type them.
 ppfwd() {
     "$bin" "$@"
 }
 
-# step STATUS COMMAND: prints and runs COMMAND, which should exit with STATUS.
-step() {
-    want=$1
-    shift
-    printf '\n$ %s\n' "$*"
-    # stderr joins stdout so that messages stay next to their command.
-    eval "$*" 2>&1
-    rc=$?
-    [ "$rc" -ne 0 ] && printf '(exit status %d)\n' "$rc"
-    if [ "$rc" -ne "$want" ]; then
-        echo "demo: expected exit status $want" >&2
-        failed=1
-    fi
+fail() {
+    echo "demo: $*" >&2
+    failed=1
 }
 
-echo "== PROXY v1: one text line"
+# step STATUS COMMAND: prints and runs COMMAND, which should exit with STATUS.
+# Its output (stderr joined) is also kept in $tmp/out for checks.
+step() {
+    local want=$1 rc
+    shift
+    printf '\n$ %s\n' "$*"
+    eval "$*" >"$tmp/out" 2>&1
+    rc=$?
+    cat "$tmp/out"
+    [ "$rc" -ne 0 ] && printf '(exit status %d)\n' "$rc"
+    [ "$rc" -eq "$want" ] || fail "expected exit status $want"
+}
+
+# expect TEXT: the last step's output contains TEXT.
+expect() {
+    grep -qF -- "$1" "$tmp/out" || fail "expected '$1' in the output above"
+}
+
+# port VAR START: sets VAR to a free port from START up: nothing answers a
+# connect there, and no other VAR took it. The defaults lie above Linux's
+# ephemeral range (32768-60999), where outgoing connections take theirs.
+port() {
+    local p
+    for p in $(seq "$2" $(($2 + 200))); do
+        case " $taken " in *" $p "*) continue ;; esac
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            taken="$taken $p"
+            printf -v "$1" '%s' "$p"
+            return 0
+        fi
+    done
+    return 1
+}
+taken=""
+
+# bg LOG READY COMMAND: prints COMMAND, runs it in the background with stderr
+# to LOG, and waits (5 s at most) for the log line READY. Returns 0 when it
+# came, 2 when the port was in use, else 1.
+bg() {
+    local log=$1 ready=$2 pid
+    shift 2
+    printf '\n$ %s 2>%s &\n' "$*" "$log"
+    # exec: the background job is ppfwd itself, not a subshell around it,
+    # so that $! is the process to signal and wait for.
+    eval "( exec 2>\"\$tmp/\$log\"; ppfwd() { exec \"\$bin\" \"\$@\"; }; $* ) &"
+    pid=$!
+    pids="$pids $pid"
+    for _ in $(seq 50); do
+        if grep -q "$ready" "$tmp/$log" 2>/dev/null; then
+            cat "$tmp/$log"
+            return 0
+        fi
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    cat "$tmp/$log"
+    if ! kill -0 "$pid" 2>/dev/null; then
+        wait "$pid"
+        pids=${pids/ $pid/}
+        grep -q "Address already in use" "$tmp/$log" && return 2
+    fi
+    fail "no '$ready' line from: $*"
+    return 1
+}
+
+# serve VAR START LOG READY COMMAND: bg COMMAND with @PORT@ replaced by a free
+# port from START up, kept in VAR; the next port when that one turns out busy.
+serve() {
+    local var=$1 start=$2 log=$3 ready=$4 cmd=$5 rc
+    for _ in 1 2 3 4 5; do
+        port "$var" "$start" || break
+        bg "$log" "$ready" "${cmd//@PORT@/${!var}}"
+        rc=$?
+        [ "$rc" -eq 2 ] || return "$rc"
+        echo "(port ${!var} is busy: trying another)"
+    done
+    fail "no free port found from $start"
+    return 1
+}
+
+# send_tcp HOST PORT: stdin to a TCP connection, then what comes back until
+# the server closes (5 s at most). Plain bash /dev/tcp.
+send_tcp() {
+    exec 3<>"/dev/tcp/$1/$2" || return 1
+    cat >&3
+    timeout 5 cat <&3
+    local rc=$?
+    exec 3>&-
+    return $rc
+}
+
+echo "== Part 1: PROXY headers, made and read back"
 step 0 "ppfwd encode --v1 --src 192.0.2.10:51234 --dst 198.51.100.1:443"
-step 0 "ppfwd encode --v1 --src 192.0.2.10:51234 --dst 198.51.100.1:443 | ppfwd decode"
-
-echo
-echo "== PROXY v2 (the default) with an AUTHORITY TLV and a CRC32C over the header"
-step 0 "ppfwd encode --src 192.0.2.10:51234 --dst 198.51.100.1:443 --tlv authority=example.com --crc32c | od -An -tx1"
+expect "PROXY TCP4 192.0.2.10 198.51.100.1 51234 443"
 step 0 "ppfwd encode --src 192.0.2.10:51234 --dst 198.51.100.1:443 --tlv authority=example.com --crc32c | ppfwd decode"
-
-echo
-echo "== UDP over IPv6 (v2 only: v1 cannot express UDP)"
-step 0 "ppfwd encode --udp --src '[2001:db8::1]:5353' --dst '[2001:db8::2]:53' | ppfwd decode"
-step 1 "ppfwd encode --v1 --udp --src '[2001:db8::1]:5353' --dst '[2001:db8::2]:53'"
-
-echo
-echo "== LOCAL: a health check from the proxy itself, no addresses"
-step 0 "ppfwd encode --local | ppfwd decode"
-step 0 "ppfwd encode --v1 --local | ppfwd decode"
-
-echo
-echo "== Tampering: rewrite the source address 192.0.2.10 -> 192.0.2.11 in a header"
-echo "== that carries a CRC32C; the receiver refuses it"
-cd "$tmp" || exit 1
-step 0 "ppfwd encode --src 192.0.2.10:51234 --dst 198.51.100.1:443 --crc32c > hdr.bin"
-step 0 "printf '\\013' | dd of=hdr.bin bs=1 seek=19 conv=notrunc 2>/dev/null"
-step 1 "ppfwd decode hdr.bin"
-step 0 "ppfwd decode --no-crc hdr.bin"
-cd - >/dev/null || exit 1
-
-echo
-echo "== A header cut short is incomplete (exit 2), not invalid"
+expect '"value":"example.com"'
 step 2 "ppfwd encode --src 192.0.2.10:51234 --dst 198.51.100.1:443 | head -c 20 | ppfwd decode"
+
+echo
+echo "== Part 2: ppfwd live, on 127.0.0.1"
+cd "$tmp" || exit 1
+have_curl=0
+command -v curl >/dev/null 2>&1 && have_curl=1
+[ "$have_curl" -eq 1 ] || echo "(curl is not installed: the demo talks through bash's /dev/tcp instead)"
+
+echo
+echo "-- A test server that insists on a PROXY header, and a route that sends one (v2,"
+echo "-- with an AUTHORITY TLV) for every client it forwards there"
+serve W 61100 whoami.log whoami_listen "ppfwd whoami --accept-proxy=required 127.0.0.1:@PORT@" || exit 1
+serve A 61110 a.log route_start "ppfwd --log-format text -w 2 'tcp://127.0.0.1:@PORT@/127.0.0.1:$W?send-proxy=v2&authority=demo.example'" || exit 1
+
+echo
+echo "-- whoami answers with what it saw: 'peer' is ppfwd's socket, 'client' the real"
+echo "-- client (this curl), carried in the header"
+if [ "$have_curl" -eq 1 ]; then
+    step 0 "curl -s --max-time 3 --http0.9 http://127.0.0.1:$A/"
+else
+    step 0 "printf '' | send_tcp 127.0.0.1 $A"
+fi
+expect '"local":"127.0.0.1:'"$W"'"'
+expect '"dst":"127.0.0.1:'"$A"'"'
+expect '"value":"demo.example"'
+peer=$(sed -n 's/.*"peer":"\([^"]*\)".*/\1/p' out)
+client=$(sed -n 's/.*"client":"\([^"]*\)".*/\1/p' out)
+[ -n "$client" ] && [ "$client" != "$peer" ] || fail "'client' should name curl, not ppfwd's socket"
+step 0 "grep conn_close a.log"
+expect "client=$client"
+
+echo
+echo "-- A route that itself requires a header (from 127.0.0.1 only) and passes the"
+echo "-- client it names on as v2"
+serve B 61120 b.log route_start "ppfwd --log-format text -w 2 'tcp://127.0.0.1:@PORT@/127.0.0.1:$W?accept-proxy=required&trusted=127.0.0.1/32&send-proxy=v2'" || exit 1
+if [ "$have_curl" -eq 1 ]; then
+    step 0 "curl -s --max-time 3 --http0.9 --haproxy-protocol http://127.0.0.1:$B/"
+    expect '"dst":"127.0.0.1:'"$B"'"'
+fi
+echo
+echo "-- (send_tcp: this script's helper, stdin to a TCP connection with bash's /dev/tcp)"
+step 0 "ppfwd encode --v1 --src 192.0.2.10:51234 --dst 198.51.100.1:443 | send_tcp 127.0.0.1 $B"
+expect '"client":"192.0.2.10:51234"'
+expect '"dst":"198.51.100.1:443"'
+echo
+echo "-- Without a header the connection is refused (closed, nothing relayed)"
+if [ "$have_curl" -eq 1 ]; then
+    step 52 "curl -s --max-time 3 --http0.9 http://127.0.0.1:$B/"
+else
+    step 0 "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | send_tcp 127.0.0.1 $B"
+    [ -s out ] && fail "expected no answer"
+fi
+step 0 "grep -E 'conn_close|proxy_header_refused' b.log"
+expect "client=192.0.2.10:51234"
+expect 'reason="no PROXY header"'
+
+echo
+echo "-- SIGTERM: ppfwd stops accepting, lets open connections finish, exits 0"
+for p in $pids; do
+    kill -TERM "$p" 2>/dev/null
+done
+for p in $pids; do
+    rc=124
+    for _ in $(seq 120); do
+        if ! kill -0 "$p" 2>/dev/null; then
+            wait "$p"
+            rc=$?
+            break
+        fi
+        sleep 0.1
+    done
+    [ "$rc" -eq 0 ] || fail "process $p: exit status $rc after SIGTERM"
+done
+pids=""
+step 0 "tail -n 1 a.log b.log"
+expect "route_stop"
+cd - >/dev/null || exit 1
 
 echo
 if [ "$failed" -ne 0 ]; then
     echo "demo: some steps did not end as expected" >&2
     exit 1
 fi
-echo "All steps ended as expected. The proxy daemon itself (ppfwd ROUTE..., -c FILE,"
-echo "check, whoami) is not implemented yet; see ppfwd --help."
+echo "All steps ended as expected. Next: UDP routes, load balancing and health checks,"
+echo "reload on SIGHUP, metrics; see man ppfwd (docs/ppfwd.1)."
