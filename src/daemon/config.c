@@ -23,6 +23,7 @@
 #include "config.h"
 #include <proxyproto.h>
 
+#include "addr.h"
 #include "log.h"
 
 /* Where a problem is: "route 'URL'" or "FILE:LINE: route NAME". */
@@ -31,6 +32,11 @@ struct place {
     const char *file; /* NULL for a URL */
     const char *route;
     unsigned line;
+    /* YAML: the line of each route key (index in keys[]), or 0, so that a
+     * problem found once the whole route is read is still reported at the
+     * key that causes it. NULL for URLs. */
+    unsigned *key_lines;
+    int routes_seen; /* YAML: the top-level "routes" key was there */
 };
 
 static void problem(const struct place *at, const char *key, const char *fmt, ...)
@@ -49,11 +55,15 @@ static void problem(const struct place *at, const char *key, const char *fmt, ..
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    if (at->file)
-        snprintf(head, sizeof(head), "%s:%u: route %s", at->file, at->line,
-                 at->route ? at->route : "-");
+    /* Top-level keys (workers, log, ...) and empty inputs have no route. */
+    if (at->file && at->route)
+        snprintf(head, sizeof(head), "%s:%u: route %s", at->file, at->line, at->route);
+    else if (at->file)
+        snprintf(head, sizeof(head), "%s:%u", at->file, at->line);
+    else if (at->route)
+        snprintf(head, sizeof(head), "route '%s'", at->route);
     else
-        snprintf(head, sizeof(head), "route '%s'", at->route ? at->route : "-");
+        snprintf(head, sizeof(head), "routes");
     n = key ? asprintf(&v[at->errs->n], "%s: key %s: %s", head, key, msg)
             : asprintf(&v[at->errs->n], "%s: %s", head, msg);
     if (n >= 0)
@@ -178,11 +188,26 @@ static const char *set_bool(struct route_cfg *r, const struct key *k, const char
     return "bad value (expected on or off)";
 }
 
-static const char *set_duration(struct route_cfg *r, const struct key *k, const char *v)
+/* A timeout of 0 would close everything at once; 0 is refused rather than
+ * read as "the default" or "none", which would be a silent surprise. */
+static const char *set_timeout(struct route_cfg *r, const struct key *k, const char *v)
 {
+    unsigned ms;
+
+    if (cfg_parse_duration(v, &ms) != 0 || ms == 0)
+        return "bad duration (expected more than 0, e.g. 500ms, 5s, 5m, 1h)";
+    *FIELD(r, k, unsigned) = ms;
+    return NULL;
+}
+
+/* A check interval, or "off" (also 0), the default. */
+static const char *set_check(struct route_cfg *r, const struct key *k, const char *v)
+{
+    if (strcmp(v, "off") == 0)
+        v = "0";
     return cfg_parse_duration(v, FIELD(r, k, unsigned)) == 0
                ? NULL
-               : "bad duration (expected e.g. 500ms, 5s, 5m, 1h)";
+               : "bad duration (expected off or e.g. 500ms, 5s, 5m, 1h)";
 }
 
 static const char *set_count(struct route_cfg *r, const struct key *k, const char *v)
@@ -253,10 +278,10 @@ static const struct key keys[] = {
     KEY("deny", set_cidrs, deny, NULL),
     KEY("max-conns", set_count, max_conns, NULL),
     KEY("balance", set_enum, balance, balance_words),
-    KEY("check", set_duration, check_ms, NULL),
-    KEY("connect-timeout", set_duration, connect_timeout_ms, NULL),
-    KEY("header-timeout", set_duration, header_timeout_ms, NULL),
-    KEY("idle-timeout", set_duration, idle_timeout_ms, NULL),
+    KEY("check", set_check, check_ms, NULL),
+    KEY("connect-timeout", set_timeout, connect_timeout_ms, NULL),
+    KEY("header-timeout", set_timeout, header_timeout_ms, NULL),
+    KEY("idle-timeout", set_timeout, idle_timeout_ms, NULL),
 };
 
 /* Finds a key by its URL or YAML spelling. */
@@ -281,6 +306,8 @@ static void set_key(struct route_cfg *r, const struct place *at, const char *nam
         problem(at, name, "unknown key");
         return;
     }
+    if (at->key_lines != NULL)
+        at->key_lines[k - keys] = at->line;
     err = k->set(r, k, v);
     if (err == NULL)
         return;
@@ -321,6 +348,7 @@ static void set_listen(struct route_cfg *r, const struct place *at, const char *
     const char *err;
     size_t i, plen;
 
+    free(r->listen);
     r->listen = strndup(url, n);
     if (sep == NULL || (size_t)(sep - url) > n) {
         problem(at, "listen", "expected PROTO://[BIND]:PORT, got '%.*s'", (int)n, url);
@@ -375,19 +403,41 @@ static void add_upstreams(struct route_cfg *r, const struct place *at, const cha
     free(copy);
 }
 
-/* What only makes sense together. */
+/* A problem found once the whole route is read, reported at the line of the
+ * key that causes it and with the spelling of the source ('_' in YAML). */
+static void late_problem(const struct place *at, const char *name, const char *msg)
+{
+    const struct key *k = key_find(name);
+    struct place p = *at;
+    char yaml[32];
+
+    if (at->key_lines != NULL) {
+        if (k != NULL && at->key_lines[k - keys] != 0)
+            p.line = at->key_lines[k - keys];
+        snprintf(yaml, sizeof(yaml), "%s", name);
+        for (char *s = yaml; *s; s++)
+            *s = *s == '-' ? '_' : *s;
+        name = yaml;
+    }
+    problem(&p, name, "%s", msg);
+}
+
+/* What only makes sense together. tlvs=drop alone is not reported: it is
+ * also the value a route without send-proxy=v2 behaves as. */
 static void route_check(struct route_cfg *r, const struct place *at)
 {
+    static const char tlv_msg[] = "this TLV is only sent with send-proxy=v2";
+
     if (r->nup == 0)
-        problem(at, "upstream", "at least one upstream is needed");
+        late_problem(at, "upstream", "at least one upstream is needed");
     if (r->proto == ROUTE_UDP && r->send_proxy == PP_SEND_V1)
-        problem(at, "send-proxy", "v1 cannot carry UDP (use v2)");
-    if (r->send_proxy != PP_SEND_V2 && (r->authority || r->unique_id || r->crc32c))
-        problem(at,
-                r->authority   ? "authority"
-                : r->unique_id ? "unique-id"
-                               : "crc32c",
-                "TLVs are only sent with send-proxy=v2");
+        late_problem(at, "send-proxy", "v1 cannot carry UDP (use v2)");
+    if (r->send_proxy != PP_SEND_V2 && r->authority)
+        late_problem(at, "authority", tlv_msg);
+    if (r->send_proxy != PP_SEND_V2 && r->unique_id)
+        late_problem(at, "unique-id", tlv_msg);
+    if (r->send_proxy != PP_SEND_V2 && r->crc32c)
+        late_problem(at, "crc32c", tlv_msg);
     if (r->idle_timeout_ms == 0)
         r->idle_timeout_ms = r->proto == ROUTE_UDP ? 300000 : 3600000;
 }
@@ -404,20 +454,33 @@ static struct route_cfg *route_new(struct cfg *c)
     return &v[c->nroutes++];
 }
 
-/* Two routes on one address would share its traffic through SO_REUSEPORT. */
-static void check_duplicates(const struct cfg *c, const struct place *at)
+/* The port of a wildcard listener that takes IPv4 traffic: 0.0.0.0, or the
+ * [::] of a tcp/udp route (dual-stack, IPV6_V6ONLY off). 0 otherwise. */
+static in_port_t any_v4_port(const struct route_cfg *r)
 {
-    for (size_t i = 0; i < c->nroutes; i++) {
-        for (size_t j = 0; j < i; j++) {
-            const struct route_cfg *a = &c->routes[i], *b = &c->routes[j];
-            struct place p = *at;
-            p.route = a->name;
-            if (a->proto == b->proto && a->bindlen == b->bindlen &&
-                memcmp(&a->bind, &b->bind, a->bindlen) == 0)
-                problem(&p, "listen", "same address as route %s", b->name);
-            else if (strcmp(a->name, b->name) == 0)
-                problem(&p, NULL, "two routes have this name");
-        }
+    const struct sockaddr_in *sin = (const struct sockaddr_in *)(const void *)&r->bind;
+    const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)(const void *)&r->bind;
+
+    if (r->bind.ss_family == AF_INET && sin->sin_addr.s_addr == htonl(INADDR_ANY))
+        return sin->sin_port;
+    if (r->bind.ss_family == AF_INET6 && r->family == AF_UNSPEC &&
+        IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr))
+        return sin6->sin6_port;
+    return 0;
+}
+
+/* Two routes on one socket address would both bind it through SO_REUSEPORT
+ * and silently share its traffic; so would 0.0.0.0:P and a dual-stack [::]:P.
+ * (A specific address beside a wildcard on the same port is allowed: the
+ * kernel gives its traffic to the more specific one, as nginx does.) */
+static void check_overlap(const struct cfg *c, const struct route_cfg *r, const struct place *at)
+{
+    for (const struct route_cfg *b = c->routes; b < r; b++) {
+        if (r->bindlen == 0 || b->proto != r->proto)
+            continue;
+        if ((b->bindlen == r->bindlen && memcmp(&b->bind, &r->bind, r->bindlen) == 0) ||
+            (any_v4_port(r) != 0 && any_v4_port(r) == any_v4_port(b)))
+            problem(at, "listen", "same address as route %s", b->name);
     }
 }
 
@@ -427,7 +490,7 @@ static void check_duplicates(const struct cfg *c, const struct place *at)
 static void url_route(struct cfg *c, struct cfg_errors *errs, const char *url)
 {
     struct route_cfg *r = route_new(c);
-    struct place at = {errs, NULL, url, 0};
+    struct place at = {errs, NULL, url, 0, NULL, 0};
     const char *sep = strstr(url, "://"), *slash, *q;
     char *ups, *query, *save = NULL;
 
@@ -457,6 +520,7 @@ static void url_route(struct cfg *c, struct cfg_errors *errs, const char *url)
     }
     free(query);
     route_check(r, &at);
+    check_overlap(c, r, &at);
 }
 
 static void cfg_init(struct cfg *c)
@@ -467,14 +531,13 @@ static void cfg_init(struct cfg *c)
 
 int cfg_from_urls(struct cfg *c, char *const *urls, int n, struct cfg_errors *errs)
 {
-    struct place at = {errs, NULL, NULL, 0};
+    struct place at = {errs, NULL, NULL, 0, NULL, 0};
 
     cfg_init(c);
     for (int i = 0; i < n; i++)
         url_route(c, errs, urls[i]);
     if (n == 0)
         problem(&at, NULL, "no route given");
-    check_duplicates(c, &at);
     return errs->n == 0 ? 0 : -1;
 }
 
@@ -510,40 +573,93 @@ static char *joined(yaml_document_t *d, yaml_node_t *n)
     return out ? out : strdup("");
 }
 
+static unsigned line_of(const yaml_node_t *n)
+{
+    return (unsigned)n->start_mark.line + 1;
+}
+
+/* libyaml keeps both of two equal keys in a mapping; the second would
+ * silently override the first, so it is refused. */
+static int dup_key(yaml_document_t *d, const yaml_node_t *m, const yaml_node_pair_t *p)
+{
+    const char *k = scalar(d, yaml_document_get_node(d, p->key)), *o;
+
+    for (const yaml_node_pair_t *q = m->data.mapping.pairs.start; k && q < p; q++) {
+        o = scalar(d, yaml_document_get_node(d, q->key));
+        if (o != NULL && strcmp(k, o) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* One "key: value" of a route; lists are joined with commas, as in URLs. */
+static void yaml_route_key(struct route_cfg *r, struct place *at, yaml_document_t *d,
+                           const yaml_node_t *m, const yaml_node_pair_t *p)
+{
+    yaml_node_t *kn = yaml_document_get_node(d, p->key);
+    const char *k = scalar(d, kn);
+    char *v = joined(d, yaml_document_get_node(d, p->value));
+
+    at->line = line_of(kn);
+    if (k == NULL || v == NULL)
+        problem(at, k, "expected a value or a list of values");
+    else if (dup_key(d, m, p))
+        problem(at, k, "given twice");
+    else if (strcmp(k, "listen") == 0)
+        set_listen(r, at, v, strlen(v));
+    else if (strcmp(k, "upstream") == 0)
+        add_upstreams(r, at, v);
+    else
+        set_key(r, at, k, v);
+    free(v);
+}
+
 static void yaml_route(struct cfg *c, struct place *at, yaml_document_t *d, const char *name,
                        yaml_node_t *m)
 {
+    unsigned key_lines[sizeof(keys) / sizeof(keys[0])] = {0}, listen_line = 0;
     struct route_cfg *r = route_new(c);
 
     if (r == NULL)
         return;
     r->name = strdup(name);
     at->route = name;
-    at->line = (unsigned)m->start_mark.line + 1;
+    at->line = line_of(m);
     if (m->type != YAML_MAPPING_NODE) {
-        problem(at, NULL, "expected a mapping of keys");
+        problem(at, NULL, "expected a mapping of keys (listen, upstream, ...)");
         return;
     }
+    at->key_lines = key_lines;
     for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
-        yaml_node_t *kn = yaml_document_get_node(d, p->key),
-                    *vn = yaml_document_get_node(d, p->value);
-        const char *k = scalar(d, kn);
-        char *v = joined(d, vn);
-        at->line = (unsigned)kn->start_mark.line + 1;
-        if (k == NULL || v == NULL)
-            problem(at, k, "expected a value or a list of values");
-        else if (strcmp(k, "listen") == 0)
-            set_listen(r, at, v, strlen(v));
-        else if (strcmp(k, "upstream") == 0)
-            add_upstreams(r, at, v);
-        else
-            set_key(r, at, k, v);
-        free(v);
+        yaml_route_key(r, at, d, m, p);
+        if (listen_line == 0 && r->listen != NULL)
+            listen_line = at->line;
     }
-    at->line = (unsigned)m->start_mark.line + 1;
+    at->line = line_of(m);
     if (r->listen == NULL)
-        problem(at, "listen", "missing");
+        problem(at, "listen", "missing (expected PROTO://[BIND]:PORT)");
     route_check(r, at);
+    at->key_lines = NULL;
+    at->line = listen_line;
+    check_overlap(c, r, at);
+}
+
+static void yaml_routes(struct cfg *c, struct place *at, yaml_document_t *d, yaml_node_t *m)
+{
+    for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
+        yaml_node_t *kn = yaml_document_get_node(d, p->key);
+        const char *name = scalar(d, kn);
+
+        at->line = line_of(kn);
+        at->route = name ? name : "?";
+        if (name == NULL || *name == '\0')
+            problem(at, NULL, "expected a route name");
+        else if (dup_key(d, m, p))
+            problem(at, NULL, "a route of this name is already defined");
+        else
+            yaml_route(c, at, d, name, yaml_document_get_node(d, p->value));
+        at->route = NULL;
+    }
 }
 
 static void yaml_log(struct cfg *c, struct place *at, yaml_document_t *d, yaml_node_t *m)
@@ -555,16 +671,37 @@ static void yaml_log(struct cfg *c, struct place *at, yaml_document_t *d, yaml_n
     for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
         const char *k = scalar(d, yaml_document_get_node(d, p->key));
         const char *v = scalar(d, yaml_document_get_node(d, p->value));
-        at->line = (unsigned)yaml_document_get_node(d, p->key)->start_mark.line + 1;
-        if (k && v && strcmp(k, "level") == 0 && log_level_parse(v) >= 0)
+        int is_level = k && strcmp(k, "level") == 0, is_format = k && strcmp(k, "format") == 0;
+
+        at->line = line_of(yaml_document_get_node(d, p->key));
+        if (dup_key(d, m, p))
+            problem(at, k, "given twice");
+        else if (is_level && v && log_level_parse(v) >= 0)
             c->log_level = log_level_parse(v);
-        else if (k && v && strcmp(k, "format") == 0 && strcmp(v, "text") == 0)
-            c->log_format = LOG_FORMAT_TEXT;
-        else if (k && v && strcmp(k, "format") == 0 && strcmp(v, "json") == 0)
-            c->log_format = LOG_FORMAT_JSON;
+        else if (is_format && v && (strcmp(v, "text") == 0 || strcmp(v, "json") == 0))
+            c->log_format = strcmp(v, "json") == 0 ? LOG_FORMAT_JSON : LOG_FORMAT_TEXT;
+        else if (is_level)
+            problem(at, k, "bad value '%s' (expected debug, info, warn, error)", v ? v : "");
+        else if (is_format)
+            problem(at, k, "bad value '%s' (expected text, json)", v ? v : "");
         else
-            problem(at, k ? k : "log", "bad log setting '%s'", v ? v : "");
+            problem(at, k ? k : "log", "unknown key (expected level, format)");
     }
+}
+
+static void yaml_metrics(struct cfg *c, struct place *at, const char *s)
+{
+    struct sockaddr_storage ss;
+    int rc;
+
+    rc = s != NULL ? addr_parse(s, 0, &ss) : -ADDR_EHOST;
+    if (rc != 0) {
+        problem(at, "metrics", "bad value '%s': %s (expected IP:PORT, e.g. 127.0.0.1:9100)",
+                s ? s : "", addr_strerror(rc));
+        return;
+    }
+    free(c->metrics);
+    c->metrics = strdup(s);
 }
 
 static void yaml_top(struct cfg *c, struct place *at, yaml_document_t *d, const char *k,
@@ -577,22 +714,44 @@ static void yaml_top(struct cfg *c, struct place *at, yaml_document_t *d, const 
         yaml_log(c, at, d, v);
     } else if (strcmp(k, "workers") == 0) {
         if (s == NULL || parse_uint(s, 1024, &n) != 0 || n == 0)
-            problem(at, k, "bad value (expected 1-1024)");
+            problem(at, k, "bad value '%s' (expected 1-1024)", s ? s : "");
         else
             c->workers = (int)n;
-    } else if (strcmp(k, "metrics") == 0 && s != NULL) {
-        free(c->metrics);
-        c->metrics = strdup(s);
-    } else if (strcmp(k, "routes") == 0 && v->type == YAML_MAPPING_NODE) {
-        for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top;
-             p++) {
-            const char *name = scalar(d, yaml_document_get_node(d, p->key));
-            yaml_route(c, at, d, name ? name : "?", yaml_document_get_node(d, p->value));
-            at->route = NULL;
-        }
+    } else if (strcmp(k, "metrics") == 0) {
+        yaml_metrics(c, at, s);
+    } else if (strcmp(k, "routes") == 0) {
+        at->routes_seen = 1;
+        if (v->type == YAML_MAPPING_NODE)
+            yaml_routes(c, at, d, v);
+        else
+            problem(at, k, "expected a mapping of named routes");
     } else {
-        problem(at, k,
-                strcmp(k, "routes") == 0 ? "expected a mapping of named routes" : "unknown key");
+        problem(at, k, "unknown key (expected log, workers, metrics, routes)");
+    }
+}
+
+static void yaml_root(struct cfg *c, struct place *at, yaml_document_t *d)
+{
+    yaml_node_t *root = yaml_document_get_root_node(d);
+
+    at->line = root != NULL ? line_of(root) : 1;
+    if (root == NULL || root->type != YAML_MAPPING_NODE) {
+        problem(at, NULL, "expected a mapping with 'routes'");
+        at->routes_seen = 1;
+        return;
+    }
+    for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *kn = yaml_document_get_node(d, p->key);
+        const char *k = scalar(d, kn);
+
+        at->line = line_of(kn);
+        if (k == NULL)
+            problem(at, NULL, "expected a key");
+        else if (dup_key(d, root, p))
+            problem(at, k, "given twice");
+        else
+            yaml_top(c, at, d, k, yaml_document_get_node(d, p->value));
     }
 }
 
@@ -600,28 +759,17 @@ static int yaml_read(FILE *fp, struct cfg *c, struct place *at)
 {
     yaml_parser_t parser;
     yaml_document_t doc;
-    yaml_node_t *root;
 
     yaml_parser_initialize(&parser);
     yaml_parser_set_input_file(&parser, fp);
     if (!yaml_parser_load(&parser, &doc)) {
         at->line = (unsigned)parser.problem_mark.line + 1;
-        problem(at, NULL, "YAML: %s", parser.problem ? parser.problem : "syntax error");
+        problem(at, NULL, "YAML syntax: %s%s%s", parser.context ? parser.context : "",
+                parser.context ? ": " : "", parser.problem ? parser.problem : "error");
         yaml_parser_delete(&parser);
         return -1;
     }
-    root = yaml_document_get_root_node(&doc);
-    if (root == NULL || root->type != YAML_MAPPING_NODE) {
-        problem(at, NULL, "expected a mapping with 'routes'");
-    } else {
-        for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top;
-             p++) {
-            yaml_node_t *kn = yaml_document_get_node(&doc, p->key);
-            const char *k = scalar(&doc, kn);
-            at->line = (unsigned)kn->start_mark.line + 1;
-            yaml_top(c, at, &doc, k ? k : "?", yaml_document_get_node(&doc, p->value));
-        }
-    }
+    yaml_root(c, at, &doc);
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
     return 0;
@@ -629,7 +777,7 @@ static int yaml_read(FILE *fp, struct cfg *c, struct place *at)
 
 int cfg_load_file(struct cfg *c, const char *path, struct cfg_errors *errs)
 {
-    struct place at = {errs, path, NULL, 0};
+    struct place at = {errs, path, NULL, 1, NULL, 0};
     FILE *fp = fopen(path, "r");
 
     cfg_init(c);
@@ -637,12 +785,9 @@ int cfg_load_file(struct cfg *c, const char *path, struct cfg_errors *errs)
         problem(&at, NULL, "cannot open: %s", strerror(errno));
         return -1;
     }
-    if (yaml_read(fp, c, &at) == 0) {
+    if (yaml_read(fp, c, &at) == 0 && c->nroutes == 0 && errs->n == 0) {
         at.line = 1;
-        at.route = NULL;
-        if (c->nroutes == 0)
-            problem(&at, "routes", "no route defined");
-        check_duplicates(c, &at);
+        problem(&at, "routes", at.routes_seen ? "no route defined" : "missing");
     }
     fclose(fp);
     return errs->n == 0 ? 0 : -1;

@@ -294,7 +294,7 @@ static void test_yaml_errors(void **state)
     assert_non_null(strstr(e.msg[1], want));
     snprintf(want, sizeof(want), "%s:8: route web: key listen: missing", path);
     assert_non_null(strstr(e.msg[2], want));
-    snprintf(want, sizeof(want), "%s:9: route -: key colour: unknown key", path);
+    snprintf(want, sizeof(want), "%s:9: key colour: unknown key", path);
     assert_non_null(strstr(e.msg[3], want));
     cfg_errors_free(&e);
     cfg_free(&c);
