@@ -696,8 +696,7 @@ static void yaml_metrics(struct cfg *c, struct place *at, const char *s)
 
     rc = s != NULL ? addr_parse(s, 0, &ss) : -ADDR_EHOST;
     if (rc != 0) {
-        problem(at, "metrics", "bad value '%s': %s (expected IP:PORT, e.g. 127.0.0.1:9100)",
-                s ? s : "", addr_strerror(rc));
+        problem(at, "metrics", "bad value '%s': %s", s ? s : "", addr_strerror(rc));
         return;
     }
     free(c->metrics);
