@@ -610,7 +610,7 @@ def check_daemons_exit():
         rep = _sanitizer_report(d.log_text())
         if rep:
             errs.append("ppfwd pid %d sanitizer report:\n%s" % (d.p.pid, rep))
-        elif crashed is not None:
+        elif crashed is not None and crashed != 0:
             errs.append("ppfwd pid %d had exited with %s during the scenario; log tail:\n%s"
                         % (d.p.pid, crashed, tail(d.log_text())))
         elif rc != 0:
@@ -624,8 +624,9 @@ def check_daemons_exit():
 class Ppfwd:
     """One ppfwd process with JSON logs in a temp file."""
 
-    def __init__(self, routes, workers=2, extra=()):
+    def __init__(self, routes, workers=2, extra=(), nofile=None):
         self.routes, self.workers, self.extra = routes, workers, list(extra)
+        self.nofile = nofile
         self.dir = tmpdir()
         self.log_path = os.path.join(self.dir, "ppfwd.log")
         self.p = None
@@ -634,8 +635,14 @@ class Ppfwd:
     def start(self, ports, timeout=10.0):
         argv = [PPFWD, "--log-format", "json", "-l", "debug", "-w", str(self.workers)] + \
             self.extra + list(self.routes)
+        pre = None
+        if self.nofile:
+            n = self.nofile
+
+            def pre():
+                resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
         self.p = spawn(argv, self.log_path, env=dict(os.environ, ASAN_OPTIONS=os.environ.get(
-            "ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")))
+            "ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")), preexec_fn=pre)
         for port in ports:
             wait_listen(port, timeout, self.p)
         return self
@@ -726,7 +733,7 @@ class Ppfwd:
 PIPE_CACHE_FDS = 2 * 64
 
 
-def start_ppfwd(make_routes, nports, workers=2, extra=(), hosts=None, attempts=5):
+def start_ppfwd(make_routes, nports, workers=2, extra=(), hosts=None, attempts=5, nofile=None):
     """Starts ppfwd on fresh ports: make_routes(ports) -> route URLs. Retries
     with new ports when one of them was taken meanwhile (the race of
     free_port)."""
@@ -734,7 +741,7 @@ def start_ppfwd(make_routes, nports, workers=2, extra=(), hosts=None, attempts=5
     for _ in range(attempts):
         hs = hosts or [V4] * nports
         ports = [free_port(h) for h in hs]
-        d = Ppfwd(make_routes(ports), workers, extra)
+        d = Ppfwd(make_routes(ports), workers, extra, nofile)
         try:
             d.start(ports)
             return d, ports

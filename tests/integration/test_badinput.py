@@ -58,7 +58,9 @@ def still_serves(d, good_port, base):
 
 
 def refused_events(d, pred=lambda e: True, count=1, timeout=5):
-    return d.wait_event("conn_refused", pred, timeout=timeout, count=count)
+    """proxy_header_refused lines (docs/log-events.md): a header missing,
+    invalid, too slow or from an untrusted source."""
+    return d.wait_event("proxy_header_refused", pred, timeout=timeout, count=count)
 
 
 @scenario
@@ -358,6 +360,7 @@ def max_conns_exceeded():
     dt = expect_closed(s, 3)
     check(dt < 1.0, "the connection over max-conns was closed only after %.1fs" % dt)
     s.close()
+    d.wait_event("conn_refused")
     held.pop().close()
 
     def served():
@@ -376,6 +379,74 @@ def max_conns_exceeded():
         s.close()
     held.clear()
     still_serves(d, good, base)
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@scenario
+def out_of_fds():
+    """With RLIMIT_NOFILE 64, 80 clients at once: ppfwd runs out of
+    descriptors, says so (accept_error), does not spin, keeps relaying the
+    connections it has, and serves again once they close."""
+    echo = EchoServer()
+    d, (port,) = start_ppfwd(lambda ps: ["tcp://127.0.0.1:%d/127.0.0.1:%d" % (ps[0], echo.port)],
+                             1, workers=1, nofile=64)
+    good_echo(port)
+    time.sleep(0.1)
+    base = d.fds()
+    held = []
+    on_cleanup(lambda: [s.close() for s in held])
+    for i in range(80):
+        s = socket.socket()
+        s.settimeout(2)
+        try:
+            s.connect((V4, port))
+            s.sendall(b"h%d\n" % i)
+        except OSError:
+            s.close()
+            continue
+        held.append(s)
+    served = []
+    sel = selectors.DefaultSelector()
+    for s in held:
+        sel.register(s, selectors.EVENT_READ)
+    end = time.monotonic() + 1.5
+    while time.monotonic() < end:
+        for key, _ in sel.select(0.2):
+            sel.unregister(key.fileobj)
+            try:
+                if key.fileobj.recv(100).startswith(b"h"):
+                    served.append(key.fileobj)
+            except OSError:
+                pass
+    sel.close()
+    check(served, "no connection at all was served")
+    d.wait_event("accept_error", timeout=5)
+    c0 = cpu_seconds(d.pid)
+    time.sleep(1.0)
+    busy = cpu_seconds(d.pid) - c0
+    check(busy < 0.5, "ppfwd used %.2f s of CPU in 1 s while out of fds (spinning?)" % busy)
+    s = served[0]
+    s.settimeout(3)
+    s.sendall(b"again\n")
+    eq(s.recv(100), b"again\n", "an established connection still relays")
+    for s in held:
+        s.close()
+    held.clear()
+    wait_for(lambda: _try_echo(port), 10, "ppfwd to serve again after the fds came back", step=0.2)
+    still_serves(d, port, base)
+
+
+def _try_echo(port):
+    try:
+        good_echo(port)
+        return True
+    except (Fail, OSError):
+        return False
 
 
 BAD_URLS = [

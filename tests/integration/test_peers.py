@@ -234,6 +234,7 @@ def curl_haproxy_protocol():
         2, hosts=[V4, V6])
     for host, port in ((V4, p4), (V6, p6)):
         url = "http://%s/" % hostport(host, port)
+        before = len(web.results)
         r = subprocess.run(["curl", "-sS", "-g", "--max-time", "5", "--haproxy-protocol",
                             "-w", "%{local_ip} %{local_port}", url],
                            capture_output=True, timeout=15, text=True)
@@ -241,12 +242,13 @@ def curl_haproxy_protocol():
         body, _, local = r.stdout.rpartition("\n")
         ip, lport = local.split(" ")
         eq(body, hostport(ip, int(lport)), "client seen behind ppfwd (%s)" % url)
-        check(web.results and web.results[-1].startswith(b"GET / HTTP/1.1\r\n"),
+        wait_for(lambda: len(web.results) > before, 5, "the responder's record")
+        check(web.results[-1].startswith(b"GET / HTTP/1.1\r\n"),
               "request after the header: %r" % (web.results[-1:] or [b""])[0][:40])
     r = subprocess.run(["curl", "-sS", "--max-time", "5", "http://127.0.0.1:%d/" % p4],
                        capture_output=True, timeout=15, text=True)
     check(r.returncode != 0, "curl without --haproxy-protocol got an answer: %r" % r.stdout)
-    d.wait_event("conn_refused")
+    d.wait_event("proxy_header_refused")
     check(d.alive(), "ppfwd died")
 
 

@@ -287,5 +287,58 @@ def allow_deny_on_real_client():
     d.wait_event("conn_refused", count=2)
 
 
+@scenario
+def idle_timeout_closes():
+    """idle-timeout=1s closes a connection with no traffic either way, and
+    not one that keeps talking."""
+    echo = EchoServer()
+    d, (port,) = start_ppfwd(lambda ps: [
+        "tcp://127.0.0.1:%d/127.0.0.1:%d?idle-timeout=1s" % (ps[0], echo.port)], 1)
+    busy = connect(V4, port)
+    idle = connect(V4, port)
+    idle.sendall(b"x")
+    idle.settimeout(3)
+    eq(idle.recv(10), b"x", "echo before going idle")
+    t0 = time.monotonic()
+    for i in range(8):  # 1.6 s of traffic every 0.2 s
+        busy.sendall(b"%d" % i)
+        busy.settimeout(3)
+        eq(busy.recv(10), b"%d" % i, "echo on the busy connection")
+        time.sleep(0.2)
+    from harness import expect_closed
+    expect_closed(idle, 3)
+    dt = time.monotonic() - t0
+    check(0.7 <= dt <= 3.5, "idle connection closed after %.2fs, want ~1s" % dt)
+    busy.sendall(b"still")
+    eq(busy.recv(10), b"still", "the busy connection outlived the idle timeout")
+    busy.close()
+    idle.close()
+
+
+@scenario
+def sigterm_drains():
+    """SIGTERM: ppfwd stops accepting, lets an open connection finish, then
+    exits 0 (well before the 10 s drain timeout once it is done)."""
+    import signal as sig
+    echo = EchoServer()
+    d, (port,) = start_ppfwd(lambda ps: ["tcp://127.0.0.1:%d/127.0.0.1:%d" % (ps[0], echo.port)], 1)
+    s = connect(V4, port)
+    s.sendall(b"before\n")
+    s.settimeout(3)
+    eq(s.recv(100), b"before\n", "echo before SIGTERM")
+    d.p.send_signal(sig.SIGTERM)
+    wait_for(lambda: not __import__("harness").listening(port), 5, "the listener to close")
+    check(d.alive(), "ppfwd exited with a connection open (no drain)")
+    s.sendall(b"during\n")
+    eq(s.recv(100), b"during\n", "echo while draining")
+    s.close()
+    try:
+        rc = d.p.wait(5)
+    except Exception:
+        raise Fail("ppfwd still running 5 s after its last connection closed")
+    eq(rc, 0, "exit status after draining")
+    check("Sanitizer" not in d.log_text(), "sanitizer report:\n" + d.log_text()[-2000:])
+
+
 if __name__ == "__main__":
     sys.exit(run())
