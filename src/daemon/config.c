@@ -32,9 +32,9 @@ struct place {
     const char *file; /* NULL for a URL */
     const char *route;
     unsigned line;
-    /* YAML: the line of each route key (index in keys[]), or 0, so that a
-     * problem found once the whole route is read is still reported at the
-     * key that causes it. NULL for URLs. */
+    /* The line of each route key given (index in keys[]; 1 in a URL), or
+     * 0: a key given twice is refused, and a problem found once the whole
+     * route is read is reported at the line of the key that causes it. */
     unsigned *key_lines;
     int routes_seen; /* YAML: the top-level "routes" key was there */
 };
@@ -306,8 +306,12 @@ static void set_key(struct route_cfg *r, const struct place *at, const char *nam
         problem(at, name, "unknown key");
         return;
     }
+    if (at->key_lines != NULL && at->key_lines[k - keys] != 0) {
+        problem(at, name, "given twice");
+        return;
+    }
     if (at->key_lines != NULL)
-        at->key_lines[k - keys] = at->line;
+        at->key_lines[k - keys] = at->line != 0 ? at->line : 1;
     err = k->set(r, k, v);
     if (err == NULL)
         return;
@@ -411,8 +415,8 @@ static void late_problem(const struct place *at, const char *name, const char *m
     struct place p = *at;
     char yaml[32];
 
-    if (at->key_lines != NULL) {
-        if (k != NULL && at->key_lines[k - keys] != 0)
+    if (at->file != NULL) {
+        if (k != NULL && at->key_lines != NULL && at->key_lines[k - keys] != 0)
             p.line = at->key_lines[k - keys];
         snprintf(yaml, sizeof(yaml), "%s", name);
         for (char *s = yaml; *s; s++)
@@ -490,7 +494,8 @@ static void check_overlap(const struct cfg *c, const struct route_cfg *r, const 
 static void url_route(struct cfg *c, struct cfg_errors *errs, const char *url)
 {
     struct route_cfg *r = route_new(c);
-    struct place at = {errs, NULL, url, 0, NULL, 0};
+    unsigned key_lines[sizeof(keys) / sizeof(keys[0])] = {0};
+    struct place at = {errs, NULL, url, 0, key_lines, 0};
     const char *sep = strstr(url, "://"), *slash, *q;
     char *ups, *query, *save = NULL;
 

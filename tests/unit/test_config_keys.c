@@ -450,6 +450,9 @@ static void test_url_combinations(void **state)
     url_fails("tcp://:80/127.0.0.1:1?send-proxy=v1&unique-id=on", "unique-id");
     url_fails("tcp://:80/127.0.0.1:1?crc32c=on", "crc32c");
     load_url_ok("tcp://:80/127.0.0.1:1?unique-id=off&crc32c=off");
+    /* A key given twice is a mistake, not "the last one wins". */
+    url_fails("tcp://:80/127.0.0.1:1?send-proxy=v1&send-proxy=v2", "send-proxy");
+    url_fails("tcp://:80/127.0.0.1:1?idle-timeout=1s&idle_timeout=2s", "idle_timeout");
 }
 
 static void test_url_authority_length(void **state)
@@ -675,6 +678,19 @@ static void test_yaml_errors(void **state)
                   "    upstream: 127.0.0.1:22\n"
                   "    crc32c: sometimes\n",
                   5, "a", "crc32c");
+    yaml_fails_at("routes:\n"
+                  "  a:\n"
+                  "    listen: tcp://:1\n"
+                  "    upstream: 127.0.0.1:22\n"
+                  "    listen: tcp://:2\n",
+                  5, "a", "listen");
+    yaml_fails_at("routes:\n"
+                  "  a:\n"
+                  "    listen: tcp://:1\n"
+                  "    upstream: 127.0.0.1:22\n"
+                  "    send_proxy: v2\n"
+                  "    send-proxy: v1\n",
+                  6, "a", "send-proxy");
 }
 
 static void test_yaml_route_errors(void **state)
