@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "check.h"
+#include "check_cmd.h"
 #include "cli.h"
 #include "config.h"
 

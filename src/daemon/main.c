@@ -11,7 +11,7 @@
 #include <proxyproto.h>
 
 #include "addr.h"
-#include "check.h"
+#include "check_cmd.h"
 #include "cli.h"
 #include "config.h"
 #include "decode.h"

@@ -25,7 +25,7 @@
 
 #include <cmocka.h>
 
-#include "check.h"
+#include "check_cmd.h"
 #include "config.h"
 #include "log.h"
 

@@ -1,9 +1,0 @@
-/* check.h - `ppfwd check -c FILE` and `ppfwd check ROUTE...` (check_*). */
-#ifndef PPFWD_CHECK_H
-#define PPFWD_CHECK_H
-
-/* Validates a config file or route URLs: exit 0 and a summary on stdout, or
- * 1 and one message per problem on stderr (file, line, route and key). */
-int check_main(int argc, char **argv);
-
-#endif /* PPFWD_CHECK_H */
