@@ -87,7 +87,7 @@ def _closers_run():
 
 def _cleanup():
     _closers_run()
-    for p in _procs:
+    for p in list(_procs):  # stop() removes p from _procs
         stop(p)
     _procs.clear()
     for d in _tmpdirs:
