@@ -1,20 +1,660 @@
 /*
- * udp.c - UDP routes (udp_*). Not written yet: a UDP route is refused at
- * start with a clear error rather than silently not served.
+ * udp.c - UDP routes (udp_*): the route's socket, a session per client, the
+ * PROXY v2 header read from and written to every datagram, and the
+ * rate-limited accounting of what is dropped.
+ *
+ * A session is keyed by the datagram's source address plus, when a header
+ * was accepted, the real client it names; it owns a socket connected to its
+ * upstream, so a reply is matched to its client by the socket it arrives
+ * on, without a lookup. Datagrams are read and written in batches
+ * (recvmmsg/sendmmsg) into buffers allocated once per listener: nothing is
+ * allocated per datagram, only per session.
  */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "addr.h"
 #include "log.h"
 #include "proxy.h"
 #include "udp.h"
+#include "udp_table.h"
+
+/* Datagrams per recvmmsg/sendmmsg call. */
+#define UDP_BATCH 32
+/* Room per datagram: the largest UDP payload (65,527 over IPv6) fits, so a
+ * datagram is never cut; MSG_TRUNC still guards the assumption. */
+#define UDP_BUF_SIZE 65536
+/* Room for the header sent upstream: the TLVs passed on from an accepted
+ * header (at most PP_V2_DEFAULT_CAP in all) plus the route's own. */
+#define UDP_HDR_CAP (PP_V2_DEFAULT_CAP + 512)
+/* Asked for the route's socket, so a burst from many clients is queued
+ * rather than lost while the worker is busy (capped by net.core.rmem_max). */
+#define UDP_RCVBUF (4 << 20)
+/* At most one warning line per reason, listener and period. */
+#define UDP_WARN_MS 1000
+
+/* Why a datagram was dropped; each reason is counted and logged on its own. */
+enum udp_drop {
+    DROP_NO_HDR,
+    DROP_BAD_HDR,
+    DROP_UNTRUSTED,
+    DROP_ACL,
+    DROP_MAX_CONNS,
+    DROP_SESSION,
+    DROP_TRUNC,
+    DROP_SEND_UP,
+    DROP_SEND_CLIENT,
+    DROP_UPSTREAM,
+    DROP_MAX
+};
+
+static const struct {
+    const char *event;
+    const char *reason; /* NULL: the error text given at the drop */
+} drop_info[DROP_MAX] = {
+    [DROP_NO_HDR] = {"proxy_header_refused", "no PROXY header"},
+    [DROP_BAD_HDR] = {"proxy_header_refused", NULL},
+    [DROP_UNTRUSTED] = {"proxy_header_refused", "PROXY header from an untrusted source"},
+    [DROP_ACL] = {"udp_session_refused", "client not allowed"},
+    [DROP_MAX_CONNS] = {"udp_session_refused", "max-conns reached"},
+    [DROP_SESSION] = {"udp_session_refused", NULL},
+    [DROP_TRUNC] = {"udp_dropped", "datagram truncated (larger than 65,536 bytes)"},
+    [DROP_SEND_UP] = {"udp_dropped", NULL},
+    [DROP_SEND_CLIENT] = {"udp_dropped", NULL},
+    [DROP_UPSTREAM] = {"upstream_error", NULL},
+};
+
+struct udp_warn {
+    uint64_t last_ms; /* last line written; 0: never */
+    uint64_t held;    /* drops since that line */
+    uint64_t total;
+};
+
+/* One datagram of a batch, read from the route's socket. */
+struct udp_slot {
+    struct sockaddr_storage peer;
+    struct pp_header hdr; /* the accepted header, when has_hdr */
+    uint8_t has_hdr;
+    uint8_t *data; /* payload after any header */
+    size_t len;
+};
+
+/* Per listener (route and worker). */
+struct udp_lsn {
+    struct worker *w;
+    struct listener *ls;
+    const struct route_cfg *rc;
+    struct udp_table table;
+    struct sockaddr_storage local; /* the bound address: dst of a direct client */
+    uint8_t *bufs;                 /* UDP_BATCH x UDP_BUF_SIZE, both directions */
+    uint8_t *hbufs;                /* UDP_BATCH x UDP_HDR_CAP, headers sent upstream */
+    struct udp_slot slot[UDP_BATCH];
+    struct mmsghdr rmsg[UDP_BATCH], smsg[UDP_BATCH];
+    struct iovec riov[UDP_BATCH], siov[UDP_BATCH][2];
+    struct udp_warn warn[DROP_MAX];
+};
+
+/* ---- accounting ---------------------------------------------------------- */
+
+/* Counts a drop; logs it unless a line for the same reason was written in
+ * the last UDP_WARN_MS, so a flood costs one line per second, with counts. */
+static void drop(struct udp_lsn *u, enum udp_drop why, const char *error,
+                 const struct sockaddr *peer, const struct sockaddr *client)
+{
+    struct udp_warn *wr = &u->warn[why];
+    uint64_t now = loop_now(u->w->loop);
+    const char *reason = drop_info[why].reason ? drop_info[why].reason : error;
+
+    wr->total++;
+    wr->held++;
+    if (wr->last_ms != 0 && now - wr->last_ms < UDP_WARN_MS)
+        return;
+    log_event(LOG_WARN, drop_info[why].event, u->rc->name, "proto", LOG_STR, "udp", "reason",
+              LOG_STR, reason, "peer", LOG_ADDR, peer, "client", LOG_ADDR, client, "dropped",
+              LOG_UINT, wr->held, "dropped_total", LOG_UINT, wr->total, LOG_END);
+    wr->last_ms = now;
+    wr->held = 0;
+}
+
+/* At stop: the drops not yet reported, one line per reason. */
+static void drop_flush(struct udp_lsn *u)
+{
+    for (int i = 0; i < DROP_MAX; i++) {
+        if (u->warn[i].held == 0)
+            continue;
+        log_event(LOG_WARN, drop_info[i].event, u->rc->name, "proto", LOG_STR, "udp", "reason",
+                  LOG_STR, drop_info[i].reason ? drop_info[i].reason : "(several)", "dropped",
+                  LOG_UINT, u->warn[i].held, "dropped_total", LOG_UINT, u->warn[i].total, LOG_END);
+    }
+}
+
+/* ---- sessions ------------------------------------------------------------ */
+
+static void sess_free(void *arg)
+{
+    free(arg);
+}
+
+/* Logs the session's end and releases its socket, timer and place in the
+ * route's count; the caller unindexes and frees it. */
+static void sess_release(struct udp_lsn *u, struct udp_sess *s, const char *reason)
+{
+    uint64_t now = loop_now(u->w->loop);
+
+    log_event(LOG_INFO, "udp_session_close", u->rc->name, "client", LOG_ADDR,
+              (const struct sockaddr *)&s->client, "peer", LOG_ADDR,
+              (const struct sockaddr *)&s->peer, "upstream", LOG_STR, s->up->name, "datagrams_in",
+              LOG_UINT, s->dg_in, "datagrams_out", LOG_UINT, s->dg_out, "bytes_in", LOG_UINT,
+              s->bytes_in, "bytes_out", LOG_UINT, s->bytes_out, "duration_ms", LOG_UINT,
+              now - s->start_ms, "reason", LOG_STR, reason, LOG_END);
+    loop_timer_cancel(u->w->loop, &s->timer);
+    loop_remove(u->w->loop, s->fd);
+    close(s->fd);
+    atomic_fetch_sub(&u->ls->r->conns, 1);
+}
+
+static void sess_close(struct udp_lsn *u, struct udp_sess *s, const char *reason)
+{
+    sess_release(u, s, reason);
+    udp_table_del(&u->table, s);
+    /* Other callbacks of this iteration may still hold s. */
+    if (loop_defer(u->w->loop, sess_free, s) != 0)
+        sess_free(s);
+}
+
+static void idle_cb(struct loop *l, struct timer *t, void *arg)
+{
+    struct udp_sess *s = arg;
+    uint64_t idle = s->u->rc->idle_timeout_ms, quiet = loop_now(l) - s->active_ms;
+
+    /* The deadline moves with traffic lazily: re-arming a heap timer for
+     * every datagram would cost more than this check once per period. */
+    if (quiet < idle) {
+        loop_timer_set(l, t, idle - quiet, idle_cb, s);
+        return;
+    }
+    sess_close(s->u, s, "idle timeout");
+}
+
+/* Sends n messages of msgs on fd; returns how many were lost and leaves
+ * the last error in *err. A failed message is skipped, the rest still go. */
+static unsigned send_batch(int fd, struct mmsghdr *msgs, unsigned n, int *err)
+{
+    unsigned i = 0, lost = 0;
+
+    while (i < n) {
+        int rc = sendmmsg(fd, msgs + i, n - i, 0);
+        if (rc == -1 && errno == EINTR)
+            continue;
+        if (rc == -1) {
+            *err = errno;
+            lost++;
+            i++;
+            continue;
+        }
+        i += (unsigned)rc;
+    }
+    return lost;
+}
+
+/* Replies from the upstream: back to the session's peer (the client, or
+ * the front proxy that sent its header), as they are. */
+static void upstream_cb(struct loop *l, int fd, void *arg, unsigned events)
+{
+    struct udp_sess *s = arg;
+    struct udp_lsn *u = s->u;
+    int n, err = 0;
+    unsigned lost;
+
+    (void)events;
+    for (int i = 0; i < UDP_BATCH; i++) {
+        u->riov[i].iov_base = u->bufs + (size_t)i * UDP_BUF_SIZE;
+        u->riov[i].iov_len = UDP_BUF_SIZE;
+        memset(&u->rmsg[i].msg_hdr, 0, sizeof(u->rmsg[i].msg_hdr));
+        u->rmsg[i].msg_hdr.msg_iov = &u->riov[i];
+        u->rmsg[i].msg_hdr.msg_iovlen = 1;
+    }
+    n = recvmmsg(fd, u->rmsg, UDP_BATCH, MSG_DONTWAIT, NULL);
+    if (n == -1) {
+        /* ECONNREFUSED: an ICMP port unreachable from the upstream. The
+         * session stays; the upstream may come back before idle-timeout. */
+        if (errno != EAGAIN && errno != EINTR)
+            drop(u, DROP_UPSTREAM, strerror(errno), (const struct sockaddr *)&s->peer,
+                 (const struct sockaddr *)&s->client);
+        return;
+    }
+    s->active_ms = loop_now(l);
+    for (int i = 0; i < n; i++) {
+        u->rmsg[i].msg_hdr.msg_name = &s->peer;
+        u->rmsg[i].msg_hdr.msg_namelen = s->peerlen;
+        u->riov[i].iov_len = u->rmsg[i].msg_len;
+        s->bytes_out += u->rmsg[i].msg_len;
+    }
+    lost = send_batch(u->ls->fd, u->rmsg, (unsigned)n, &err);
+    s->dg_out += (unsigned)n - lost;
+    if (lost > 0)
+        drop(u, DROP_SEND_CLIENT, strerror(err), (const struct sockaddr *)&s->peer,
+             (const struct sockaddr *)&s->client);
+}
+
+/* The real client of a datagram: the accepted header's source for a PROXY
+ * command, else the datagram's source. */
+static const struct sockaddr *slot_client(const struct udp_slot *sl)
+{
+    if (sl->has_hdr && sl->hdr.command == PP2_CMD_PROXY &&
+        (sl->hdr.src.sa.sa_family == AF_INET || sl->hdr.src.sa.sa_family == AF_INET6))
+        return &sl->hdr.src.sa;
+    return (const struct sockaddr *)&sl->peer;
+}
+
+static int sess_connect(struct udp_lsn *u, struct udp_sess *s)
+{
+    const struct route_cfg *rc = u->rc;
+    size_t i = atomic_fetch_add(&u->ls->r->next_up, 1) % rc->nup;
+    int rcv = 1 << 20, err;
+
+    s->up = &rc->up[i];
+    s->fd = socket(s->up->addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (s->fd == -1)
+        return -errno;
+    /* Replies to a window of large datagrams must queue, not drop. */
+    setsockopt(s->fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+    err = connect(s->fd, (const struct sockaddr *)&s->up->addr, s->up->addrlen) == -1 ? -errno : 0;
+    if (err == 0)
+        err = loop_add(u->w->loop, s->fd, LOOP_READ, upstream_cb, s);
+    if (err != 0) {
+        close(s->fd);
+        s->fd = -1;
+    }
+    return err;
+}
+
+static void sess_fill(struct udp_lsn *u, struct udp_sess *s, const struct udp_slot *sl)
+{
+    const struct sockaddr *client = slot_client(sl);
+
+    s->u = u;
+    s->start_ms = s->active_ms = loop_now(u->w->loop);
+    memcpy(&s->peer, &sl->peer, sizeof(s->peer));
+    s->peerlen = addr_len((const struct sockaddr *)&sl->peer);
+    memcpy(&s->client, client,
+           client->sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
+    if (u->rc->unique_id)
+        arc4random_buf(s->uid, sizeof(s->uid));
+}
+
+/* A new session for the slot's key, or NULL after counting the drop. */
+static struct udp_sess *sess_open(struct udp_lsn *u, const struct udp_key *k, uint64_t h,
+                                  const struct udp_slot *sl)
+{
+    const struct route_cfg *rc = u->rc;
+    const struct sockaddr *client = slot_client(sl), *peer = (const struct sockaddr *)&sl->peer;
+    struct udp_sess *s;
+    int err;
+
+    if (cidr_list_match(&rc->deny, client) ||
+        (!rc->allow_all && !cidr_list_match(&rc->allow, client))) {
+        drop(u, DROP_ACL, NULL, peer, client);
+        return NULL;
+    }
+    if (atomic_fetch_add(&u->ls->r->conns, 1) >= rc->max_conns && rc->max_conns != 0) {
+        atomic_fetch_sub(&u->ls->r->conns, 1);
+        drop(u, DROP_MAX_CONNS, NULL, peer, client);
+        return NULL;
+    }
+    s = calloc(1, sizeof(*s));
+    err = s == NULL ? -ENOMEM : 0;
+    if (err == 0) {
+        sess_fill(u, s, sl);
+        err = sess_connect(u, s);
+    }
+    if (err == 0 && (err = udp_table_add(&u->table, s, k, h)) != 0) {
+        loop_remove(u->w->loop, s->fd);
+        close(s->fd);
+    }
+    if (err != 0) {
+        free(s);
+        atomic_fetch_sub(&u->ls->r->conns, 1);
+        drop(u, DROP_SESSION, strerror(-err), peer, client);
+        return NULL;
+    }
+    loop_timer_set(u->w->loop, &s->timer, rc->idle_timeout_ms, idle_cb, s);
+    log_event(LOG_DEBUG, "udp_session_open", rc->name, "client", LOG_ADDR, client, "peer", LOG_ADDR,
+              peer, "upstream", LOG_STR, s->up->name, LOG_END);
+    return s;
+}
+
+/* ---- client to upstream -------------------------------------------------- */
+
+/* The accepted header's TLVs (tlvs=pass) but those the route sets itself,
+ * and the CRC32C, which is recomputed if asked for (as conn.c does). */
+static ssize_t pass_tlvs(const struct route_cfg *rc, const struct udp_slot *sl, uint8_t *buf,
+                         ssize_t n)
+{
+    const uint8_t *p = sl->hdr.tlv, *end;
+    struct pp_tlv t;
+
+    if (!sl->has_hdr || !rc->tlvs_pass || p == NULL)
+        return n;
+    end = p + sl->hdr.tlv_len;
+    while (n >= 0 && pp_tlv_next(&p, end, &t) > 0) {
+        if (t.type == PP2_TYPE_CRC32C || (t.type == PP2_TYPE_AUTHORITY && rc->authority) ||
+            (t.type == PP2_TYPE_UNIQUE_ID && rc->unique_id))
+            continue;
+        n = pp_build_v2_tlv(buf, UDP_HDR_CAP, (size_t)n, t.type, t.value, t.len);
+    }
+    return n;
+}
+
+/* The v2 header for one datagram: its real client and destination (from
+ * its own accepted header, if any), family UDP4/UDP6, the route's TLVs. */
+static ssize_t hdr_build(const struct udp_lsn *u, const struct udp_sess *s,
+                         const struct udp_slot *sl, uint8_t *buf)
+{
+    const struct route_cfg *rc = u->rc;
+    int local = sl->has_hdr && sl->hdr.command == PP2_CMD_LOCAL;
+    const struct sockaddr *client = slot_client(sl), *dst = (const struct sockaddr *)&u->local;
+    ssize_t n;
+
+    if (client != (const struct sockaddr *)&sl->peer)
+        dst = &sl->hdr.dst.sa;
+    n = pp_build_v2(buf, UDP_HDR_CAP, local ? PP2_CMD_LOCAL : PP2_CMD_PROXY, SOCK_DGRAM, client,
+                    dst);
+    n = pass_tlvs(rc, sl, buf, n);
+    if (n >= 0 && rc->authority)
+        n = pp_build_v2_tlv(buf, UDP_HDR_CAP, (size_t)n, PP2_TYPE_AUTHORITY, rc->authority,
+                            strlen(rc->authority));
+    if (n >= 0 && rc->unique_id)
+        n = pp_build_v2_tlv(buf, UDP_HDR_CAP, (size_t)n, PP2_TYPE_UNIQUE_ID, s->uid,
+                            sizeof(s->uid));
+    if (n >= 0 && rc->crc32c)
+        n = pp_build_v2_crc32c(buf, UDP_HDR_CAP, (size_t)n);
+    return n;
+}
+
+/* Decides on one datagram from the route's socket: 0 to forward its
+ * payload (sl->data, sl->len), -1 when it was dropped (and counted). */
+static int slot_read(struct udp_lsn *u, struct udp_slot *sl, uint8_t *buf, size_t len, int flags)
+{
+    const struct route_cfg *rc = u->rc;
+    const struct sockaddr *peer = (const struct sockaddr *)&sl->peer;
+    const struct pp_parse_opts opts = {.flags = PP_PARSE_NO_V1};
+    int trusted;
+    ssize_t n;
+
+    sl->has_hdr = 0;
+    sl->data = buf;
+    sl->len = len;
+    if (flags & MSG_TRUNC) {
+        drop(u, DROP_TRUNC, NULL, peer, NULL);
+        return -1;
+    }
+    if (rc->accept_proxy == PP_ACCEPT_OFF)
+        return 0;
+    trusted = rc->trusted_all || cidr_list_match(&rc->trusted, peer);
+    if (!trusted && rc->accept_proxy == PP_ACCEPT_REQUIRED) {
+        drop(u, DROP_UNTRUSTED, NULL, peer, NULL);
+        return -1;
+    }
+    /* Every datagram carries its own header (PROXY protocol, UDP). */
+    n = pp_parse(buf, len, &sl->hdr, &opts);
+    if (n == -PP_EBADSIG && rc->accept_proxy == PP_ACCEPT_OPTIONAL)
+        return 0;
+    if (n <= 0 || !trusted) {
+        enum udp_drop why = n == -PP_EBADSIG ? DROP_NO_HDR : n <= 0 ? DROP_BAD_HDR : DROP_UNTRUSTED;
+        drop(u, why, n == 0 ? "truncated PROXY header" : pp_strerror((int)n), peer, NULL);
+        return -1;
+    }
+    sl->has_hdr = 1;
+    sl->data = buf + n;
+    sl->len = len - (size_t)n;
+    return 0;
+}
+
+static void key_put(uint8_t *addr, uint16_t *port, const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+        memcpy(addr, &sin->sin_addr, 4);
+        *port = sin->sin_port;
+    } else {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
+        memcpy(addr, &sin6->sin6_addr, 16);
+        *port = sin6->sin6_port;
+    }
+}
+
+static void key_make(struct udp_key *k, const struct udp_slot *sl)
+{
+    const struct sockaddr *peer = (const struct sockaddr *)&sl->peer, *client = slot_client(sl);
+
+    memset(k, 0, sizeof(*k));
+    k->peer_family = (uint8_t)peer->sa_family;
+    key_put(k->peer, &k->peer_port, peer);
+    if (sl->has_hdr && client == peer) {
+        k->client_kind = 1;
+    } else if (sl->has_hdr) {
+        k->client_kind = (uint8_t)client->sa_family;
+        key_put(k->client, &k->client_port, client);
+    }
+}
+
+/* A run of consecutive datagrams of one session, sent in one sendmmsg. */
+static void run_flush(struct udp_lsn *u, struct udp_sess *s, unsigned from, unsigned to)
+{
+    int err = 0;
+    unsigned lost;
+
+    if (s == NULL || to == from)
+        return;
+    lost = send_batch(s->fd, u->smsg + from, to - from, &err);
+    if (lost > 0)
+        drop(u, DROP_SEND_UP, strerror(err), (const struct sockaddr *)&s->peer,
+             (const struct sockaddr *)&s->client);
+}
+
+/* Queues slot i's datagram as message m of its session's run. */
+static int queue(struct udp_lsn *u, struct udp_sess *s, int i, unsigned m)
+{
+    struct udp_slot *sl = &u->slot[i];
+    struct msghdr *mh = &u->smsg[m].msg_hdr;
+    uint8_t *hbuf = u->hbufs + (size_t)i * UDP_HDR_CAP;
+    ssize_t n = 0;
+
+    if (u->rc->send_proxy == PP_SEND_V2 && (n = hdr_build(u, s, sl, hbuf)) < 0) {
+        drop(u, DROP_SEND_UP, pp_strerror((int)n), (const struct sockaddr *)&s->peer,
+             (const struct sockaddr *)&s->client);
+        return -1;
+    }
+    u->siov[m][0] = (struct iovec){.iov_base = hbuf, .iov_len = (size_t)n};
+    u->siov[m][1] = (struct iovec){.iov_base = sl->data, .iov_len = sl->len};
+    memset(mh, 0, sizeof(*mh));
+    mh->msg_iov = n > 0 ? u->siov[m] : &u->siov[m][1];
+    mh->msg_iovlen = n > 0 ? 2 : 1;
+    s->dg_in++;
+    s->bytes_in += sl->len;
+    s->active_ms = loop_now(u->w->loop);
+    return 0;
+}
+
+/* Sends the batch's datagrams upstream, each through its session, in
+ * arrival order; consecutive datagrams of one session go in one call. */
+static void forward(struct udp_lsn *u, int n, const int *keep)
+{
+    struct udp_sess *run = NULL;
+    unsigned from = 0, m = 0;
+
+    for (int i = 0; i < n; i++) {
+        struct udp_key k;
+        struct udp_sess *s;
+        uint64_t h;
+
+        if (!keep[i])
+            continue;
+        key_make(&k, &u->slot[i]);
+        h = udp_table_hash(&u->table, &k);
+        s = udp_table_find(&u->table, &k, h);
+        if (s == NULL && (s = sess_open(u, &k, h, &u->slot[i])) == NULL)
+            continue;
+        if (s != run) {
+            run_flush(u, run, from, m);
+            run = s;
+            from = m;
+        }
+        if (queue(u, s, i, m) == 0)
+            m++;
+    }
+    run_flush(u, run, from, m);
+}
+
+static void listener_cb(struct loop *l, int fd, void *arg, unsigned events)
+{
+    struct udp_lsn *u = arg;
+    int n, keep[UDP_BATCH];
+
+    (void)l, (void)events;
+    for (int i = 0; i < UDP_BATCH; i++) {
+        struct msghdr *mh = &u->rmsg[i].msg_hdr;
+        u->riov[i] =
+            (struct iovec){.iov_base = u->bufs + (size_t)i * UDP_BUF_SIZE, .iov_len = UDP_BUF_SIZE};
+        memset(mh, 0, sizeof(*mh));
+        mh->msg_name = &u->slot[i].peer;
+        mh->msg_namelen = sizeof(u->slot[i].peer);
+        mh->msg_iov = &u->riov[i];
+        mh->msg_iovlen = 1;
+    }
+    n = recvmmsg(fd, u->rmsg, UDP_BATCH, MSG_DONTWAIT, NULL);
+    if (n == -1) {
+        if (errno != EAGAIN && errno != EINTR)
+            drop(u, DROP_SESSION, strerror(errno), NULL, NULL);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        struct udp_slot *sl = &u->slot[i];
+        keep[i] = slot_read(u, sl, u->riov[i].iov_base, u->rmsg[i].msg_len,
+                            u->rmsg[i].msg_hdr.msg_flags) == 0;
+    }
+    forward(u, n, keep);
+}
+
+/* ---- the route's socket -------------------------------------------------- */
+
+static int set_opt(int fd, int level, int name, int val)
+{
+    return setsockopt(fd, level, name, &val, sizeof(val));
+}
+
+/* Opens and binds the route's socket; on failure returns -errno and names
+ * the failed step in *what. */
+static int sock_open(const struct route_cfg *rc, int *fd_out, const char **what)
+{
+    const struct sockaddr *sa = (const struct sockaddr *)&rc->bind;
+    int fd = socket(sa->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), err;
+
+    *what = "socket";
+    if (fd == -1)
+        return -errno;
+    *what = "setsockopt";
+    if (set_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1) == -1 ||
+        set_opt(fd, SOL_SOCKET, SO_REUSEPORT, 1) == -1)
+        goto fail;
+    /* "udp://:PORT" means every address, IPv4 included, on one socket. */
+    if (sa->sa_family == AF_INET6 &&
+        set_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, rc->family == AF_INET6) == -1)
+        goto fail;
+    set_opt(fd, SOL_SOCKET, SO_RCVBUF, UDP_RCVBUF);
+    *what = "bind";
+    if (bind(fd, sa, rc->bindlen) == -1)
+        goto fail;
+    *fd_out = fd;
+    return 0;
+fail:
+    err = -errno;
+    close(fd);
+    return err;
+}
+
+static void lsn_free(struct udp_lsn *u)
+{
+    udp_table_free(&u->table);
+    free(u->bufs);
+    free(u->hbufs);
+    free(u);
+}
+
+static struct udp_lsn *lsn_new(struct worker *w, struct listener *ls)
+{
+    struct udp_lsn *u = calloc(1, sizeof(*u));
+
+    if (u == NULL)
+        return NULL;
+    u->w = w;
+    u->ls = ls;
+    u->rc = ls->r->cfg;
+    u->bufs = malloc((size_t)UDP_BATCH * UDP_BUF_SIZE);
+    u->hbufs = malloc((size_t)UDP_BATCH * UDP_HDR_CAP);
+    if (u->bufs == NULL || u->hbufs == NULL || udp_table_init(&u->table) != 0) {
+        lsn_free(u);
+        return NULL;
+    }
+    return u;
+}
 
 int udp_listen(struct worker *w, struct listener *ls)
 {
-    (void)w;
-    log_event(LOG_ERROR, "start_error", ls->r->cfg->name, "error", LOG_STR,
-              "UDP routes are not implemented yet", LOG_END);
-    return -1;
+    const struct route_cfg *rc = ls->r->cfg;
+    struct udp_lsn *u = lsn_new(w, ls);
+    const char *what = "malloc";
+    socklen_t len = sizeof(u->local);
+    int err = u == NULL ? -ENOMEM : sock_open(rc, &ls->fd, &what);
+
+    if (err == 0) {
+        getsockname(ls->fd, (struct sockaddr *)&u->local, &len);
+        err = loop_add(w->loop, ls->fd, LOOP_READ, listener_cb, u);
+        what = "epoll";
+    }
+    if (err != 0) {
+        log_event(LOG_ERROR, "listen_error", rc->name, "listen", LOG_STR, rc->listen, "step",
+                  LOG_STR, what, "error", LOG_STR, strerror(-err), LOG_END);
+        if (ls->fd != -1)
+            close(ls->fd);
+        ls->fd = -1;
+        if (u != NULL)
+            lsn_free(u);
+        return -1;
+    }
+    ls->udp = u;
+    return 0;
 }
 
 void udp_stop(struct worker *w, struct listener *ls)
 {
-    (void)w, (void)ls;
+    struct udp_lsn *u = ls->udp;
+
+    if (ls->fd != -1) {
+        loop_remove(w->loop, ls->fd);
+        close(ls->fd);
+        ls->fd = -1;
+    }
+    if (u == NULL)
+        return;
+    /* Closed in table order; the index goes as a whole afterwards, so no
+     * entry moves while we walk it. */
+    for (size_t i = 0; i < u->table.cap; i++) {
+        struct udp_sess *s = u->table.v[i];
+        if (s == NULL)
+            continue;
+        u->table.v[i] = NULL;
+        u->table.n--;
+        sess_release(u, s, "stopped");
+        free(s);
+    }
+    drop_flush(u);
+    lsn_free(u);
+    ls->udp = NULL;
 }
