@@ -61,9 +61,10 @@ void conn_close(struct conn *c, const char *error)
         conn_free(c);
 }
 
-/* A refusal before relaying: logged with its reason, then closed. */
-static void refuse(struct conn *c, const char *event, const char *reason)
+/* A refusal before relaying: counted, logged with its reason, closed. */
+static void refuse(struct conn *c, enum route_stat k, const char *event, const char *reason)
 {
+    stat_add(c->w, c->r, k, 1);
     log_event(LOG_WARN, event, c->r->cfg->name, "reason", LOG_STR, reason, "peer", LOG_ADDR,
               (const struct sockaddr *)&c->peer, "client", LOG_ADDR,
               (const struct sockaddr *)&c->client, LOG_END);
@@ -161,6 +162,7 @@ static void established(struct conn *c)
             memcpy(c->c2u.buf + n, c->hbuf + c->hoff, early);
         c->c2u.len = (uint32_t)n + early;
         c->c2u.bytes = early;
+        stat_add(c->w, c->r, STAT_BYTES_IN, early);
     }
     free(c->hbuf);
     c->hbuf = NULL;
@@ -169,6 +171,15 @@ static void established(struct conn *c)
 }
 
 /* ---- connecting upstream ------------------------------------------------- */
+
+/* Counts a failed connect and keeps the upstream's last outcome for
+ * ppfwd_upstream_up. */
+static void upstream_result(struct conn *c, int err)
+{
+    atomic_store_explicit(&c->r->up_ok[c->up - c->r->cfg->up], err == 0, memory_order_relaxed);
+    if (err != 0)
+        stat_add(c->w, c->r, STAT_UPSTREAM_ERRORS, 1);
+}
 
 static void connect_cb(struct loop *l, int fd, void *arg, unsigned events)
 {
@@ -182,6 +193,7 @@ static void connect_cb(struct loop *l, int fd, void *arg, unsigned events)
     if (err == EINPROGRESS || err == EALREADY)
         return;
     loop_del(l, fd, LOOP_WRITE);
+    upstream_result(c, err);
     if (err != 0) {
         log_event(LOG_WARN, "upstream_error", c->r->cfg->name, "upstream", LOG_STR, c->up->name,
                   "error", LOG_STR, strerror(err), LOG_END);
@@ -196,6 +208,7 @@ static void connect_timeout_cb(struct loop *l, struct timer *t, void *arg)
     struct conn *c = arg;
 
     (void)l, (void)t;
+    upstream_result(c, ETIMEDOUT);
     log_event(LOG_WARN, "upstream_error", c->r->cfg->name, "upstream", LOG_STR, c->up->name,
               "error", LOG_STR, "connect timeout", LOG_END);
     conn_close(c, "connect timeout");
@@ -221,11 +234,13 @@ static void connect_upstream(struct conn *c)
     c->state = CONN_CONNECT;
     c->ufd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->ufd == -1) {
+        stat_add(c->w, c->r, STAT_UPSTREAM_ERRORS, 1);
         conn_close(c, strerror(errno));
         return;
     }
     set_nodelay(c->ufd);
     if (connect(c->ufd, sa, c->up->addrlen) == 0) {
+        upstream_result(c, 0);
         established(c);
         return;
     }
@@ -247,7 +262,7 @@ static void client_known(struct conn *c)
 
     if (is_ip(sa) &&
         (cidr_list_match(&rc->deny, sa) || (!rc->allow_all && !cidr_list_match(&rc->allow, sa)))) {
-        refuse(c, "conn_refused", "client not allowed");
+        refuse(c, STAT_REFUSED, "conn_refused", "client not allowed");
         return;
     }
     connect_upstream(c);
@@ -274,18 +289,20 @@ static int header_decide(struct conn *c)
         return 1;
     }
     if (n == -PP_EBADSIG) {
-        refuse(c, "proxy_header_refused", "no PROXY header");
+        refuse(c, STAT_HDR_INVALID, "proxy_header_refused", "no PROXY header");
         return 1;
     }
     if (n < 0) {
-        refuse(c, "proxy_header_refused", pp_strerror((int)n));
+        refuse(c, STAT_HDR_INVALID, "proxy_header_refused", pp_strerror((int)n));
         return 1;
     }
     if (!c->trusted) {
-        refuse(c, "proxy_header_refused", "PROXY header from an untrusted source");
+        refuse(c, STAT_HDR_UNTRUSTED, "proxy_header_refused",
+               "PROXY header from an untrusted source");
         return 1;
     }
     c->has_hdr = 1;
+    stat_add(c->w, c->r, STAT_HDR_OK, 1);
     if (c->hdr.command == PP2_CMD_PROXY && is_ip(&c->hdr.src.sa)) {
         memcpy(&c->client, &c->hdr.src, sizeof(c->hdr.src));
         memcpy(&c->dst, &c->hdr.dst, sizeof(c->hdr.dst));
@@ -315,7 +332,7 @@ static void header_cb(struct loop *l, int fd, void *arg, unsigned events)
     }
     c->hlen += (uint32_t)n;
     if (header_decide(c) == 0 && c->hlen == HEADER_BUF_SIZE)
-        refuse(c, "proxy_header_refused", pp_strerror(-PP_ETOOLONG));
+        refuse(c, STAT_HDR_INVALID, "proxy_header_refused", pp_strerror(-PP_ETOOLONG));
 }
 
 static void header_timeout_cb(struct loop *l, struct timer *t, void *arg)
@@ -328,7 +345,7 @@ static void header_timeout_cb(struct loop *l, struct timer *t, void *arg)
         header_done(c, 0);
         return;
     }
-    refuse(c, "proxy_header_refused", "PROXY header timeout");
+    refuse(c, STAT_HDR_TIMEOUT, "proxy_header_refused", "PROXY header timeout");
 }
 
 static int start_header(struct conn *c)
@@ -338,7 +355,7 @@ static int start_header(struct conn *c)
 
     c->trusted = rc->trusted_all || cidr_list_match(&rc->trusted, peer);
     if (!c->trusted && rc->accept_proxy == PP_ACCEPT_REQUIRED) {
-        refuse(c, "proxy_header_refused", "untrusted source");
+        refuse(c, STAT_HDR_UNTRUSTED, "proxy_header_refused", "untrusted source");
         return -1;
     }
     c->hbuf = malloc(HEADER_BUF_SIZE);
@@ -364,13 +381,14 @@ static int over_cap(struct route *r)
     return 1;
 }
 
-static void refuse_early(struct route *r, int fd, const char *reason)
+static void refuse_early(struct worker *w, struct route *r, int fd, const char *reason)
 {
     struct sockaddr_storage peer;
     socklen_t len = sizeof(peer);
 
     if (getpeername(fd, (struct sockaddr *)&peer, &len) == -1)
         peer.ss_family = AF_UNSPEC;
+    stat_add(w, r, STAT_REFUSED, 1);
     log_event(LOG_WARN, "conn_refused", r->cfg->name, "reason", LOG_STR, reason, "peer", LOG_ADDR,
               (const struct sockaddr *)&peer, LOG_END);
     close(fd);
@@ -382,15 +400,16 @@ void conn_start(struct worker *w, struct route *r, int fd)
     socklen_t len;
 
     if (over_cap(r)) {
-        refuse_early(r, fd, "max-conns reached");
+        refuse_early(w, r, fd, "max-conns reached");
         return;
     }
     c = calloc(1, sizeof(*c));
     if (c == NULL) {
         atomic_fetch_sub(&r->conns, 1);
-        refuse_early(r, fd, strerror(ENOMEM));
+        refuse_early(w, r, fd, strerror(ENOMEM));
         return;
     }
+    stat_add(w, r, STAT_CONNS, 1);
     c->w = w;
     c->r = r;
     c->cfd = fd;

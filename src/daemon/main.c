@@ -151,12 +151,24 @@ static int main_args(int argc, char **argv, struct main_opts *o)
     return 0;
 }
 
+/* The metrics address: --metrics, else the file's (checked when loaded). */
+static const struct sockaddr_storage *main_metrics(const struct main_opts *o, const struct cfg *cfg,
+                                                   struct sockaddr_storage *buf)
+{
+    if (o->metrics.ss_family != AF_UNSPEC)
+        return &o->metrics;
+    if (cfg->metrics != NULL && addr_parse(cfg->metrics, 0, buf) == 0)
+        return buf;
+    return NULL;
+}
+
 /* Loads the routes (URLs or -c FILE), applies the global options over the
  * file's, and runs them until SIGTERM/SIGINT. */
 static int main_run(const struct main_opts *o, int nurls, char **urls)
 {
     struct cfg cfg;
     struct cfg_errors errs = {0};
+    struct sockaddr_storage metrics;
     int rc;
 
     memset(&cfg, 0, sizeof(cfg));
@@ -181,10 +193,7 @@ static int main_run(const struct main_opts *o, int nurls, char **urls)
         cfg.workers = (int)o->workers;
     log_init(cfg.log_level >= 0 ? cfg.log_level : LOG_INFO,
              cfg.log_format >= 0 ? cfg.log_format : LOG_FORMAT_AUTO);
-    if (o->metrics.ss_family != AF_UNSPEC || cfg.metrics != NULL)
-        log_event(LOG_WARN, "config_warning", NULL, "key", LOG_STR, "metrics", "warning", LOG_STR,
-                  "the metrics endpoint is not served yet", LOG_END);
-    rc = server_run(&cfg);
+    rc = server_run(&cfg, main_metrics(o, &cfg, &metrics));
     cfg_free(&cfg);
     return rc == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
 }

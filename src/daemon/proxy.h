@@ -30,10 +30,28 @@
 #define BUF_CACHE 256
 #define PIPE_CACHE 64
 
+/* Counters kept per worker and per route, summed when /metrics is read:
+ * each has one writer (its worker), so updating one is a plain add. */
+enum route_stat {
+    STAT_CONNS,           /* connections accepted */
+    STAT_BYTES_IN,        /* client -> upstream */
+    STAT_BYTES_OUT,       /* upstream -> client */
+    STAT_HDR_OK,          /* PROXY headers accepted */
+    STAT_HDR_INVALID,     /* missing or malformed (required), or invalid */
+    STAT_HDR_UNTRUSTED,   /* from a source not in trusted */
+    STAT_HDR_TIMEOUT,     /* not complete within header-timeout */
+    STAT_UPSTREAM_ERRORS, /* upstream connect failures and timeouts */
+    STAT_REFUSED,         /* max-conns, allow/deny */
+    STAT_COUNT
+};
+
 struct route {
     const struct route_cfg *cfg;
-    atomic_uint conns;     /* open connections, every worker counted */
-    atomic_size_t next_up; /* round-robin cursor */
+    size_t idx;               /* position in server.routes and in the stats */
+    atomic_uint conns;        /* open connections, every worker counted */
+    atomic_uint udp_sessions; /* open UDP sessions, every worker counted */
+    atomic_size_t next_up;    /* round-robin cursor */
+    atomic_int *up_ok;        /* per upstream: 0 after a failed connect, else 1 */
 };
 
 struct listener {
@@ -56,6 +74,7 @@ struct worker {
     size_t nbuf_free;
     int (*pipe_free)[2]; /* cached pipes for splice */
     size_t npipe_free;
+    _Atomic uint64_t (*stats)[STAT_COUNT]; /* per route */
 };
 
 struct server {
@@ -103,8 +122,22 @@ struct conn {
     const char *error; /* why it closed, for the log; NULL when clean */
 };
 
+/* Adds n to a counter of this worker; only the worker writes it, the
+ * metrics thread reads it, so relaxed load + store suffice (no lock prefix). */
+static inline void stat_add(struct worker *w, const struct route *r, enum route_stat k, uint64_t n)
+{
+    _Atomic uint64_t *p = &w->stats[r->idx][k];
+
+    atomic_store_explicit(p, atomic_load_explicit(p, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
 /* server.c */
-int server_run(struct cfg *cfg);
+int server_run(struct cfg *cfg, const struct sockaddr_storage *metrics);
+
+/* metrics.c */
+int metrics_start(struct server *srv, const struct sockaddr_storage *addr);
+void metrics_stop(void);
 
 /* listen.c */
 int listen_open(const struct route_cfg *rc, int *fd_out, char *err, size_t errlen);

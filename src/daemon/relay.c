@@ -120,6 +120,7 @@ static int half_shut(struct half *h)
 static void got_bytes(struct conn *c, struct half *h, size_t n)
 {
     h->bytes += n;
+    stat_add(c->w, c->r, h == &c->c2u ? STAT_BYTES_IN : STAT_BYTES_OUT, n);
     c->active_ms = loop_now(c->w->loop);
 }
 

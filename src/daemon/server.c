@@ -71,7 +71,9 @@ static int worker_init(struct server *srv, struct worker *w, int id, int max_fds
     w->ls = calloc(srv->nroutes, sizeof(*w->ls));
     w->buf_free = calloc(BUF_CACHE, sizeof(void *));
     w->pipe_free = calloc(PIPE_CACHE, sizeof(*w->pipe_free));
-    if (w->loop == NULL || w->ls == NULL || w->buf_free == NULL || w->pipe_free == NULL) {
+    w->stats = calloc(srv->nroutes, sizeof(*w->stats));
+    if (w->loop == NULL || w->ls == NULL || w->buf_free == NULL || w->pipe_free == NULL ||
+        w->stats == NULL) {
         log_event(LOG_ERROR, "start_error", NULL, "error", LOG_STR, strerror(ENOMEM), LOG_END);
         return -1;
     }
@@ -86,6 +88,7 @@ static void worker_free(struct worker *w)
     relay_buf_drain(w);
     free(w->buf_free);
     free(w->pipe_free);
+    free(w->stats);
     free(w->ls);
     if (w->loop != NULL)
         loop_free(w->loop);
@@ -132,7 +135,25 @@ static int start_threads(struct server *srv)
     return srv->nworkers;
 }
 
-int server_run(struct cfg *cfg)
+/* Route state beside each route's config; every upstream starts up. */
+static int routes_init(struct server *srv)
+{
+    for (size_t i = 0; i < srv->nroutes; i++) {
+        struct route *r = &srv->routes[i];
+        r->cfg = &srv->cfg->routes[i];
+        r->idx = i;
+        r->up_ok = calloc(r->cfg->nup, sizeof(*r->up_ok));
+        if (r->up_ok == NULL)
+            return -1;
+        for (size_t j = 0; j < r->cfg->nup; j++)
+            atomic_init(&r->up_ok[j], 1);
+        if (listen_probe(r->cfg) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+int server_run(struct cfg *cfg, const struct sockaddr_storage *metrics)
 {
     struct server srv = {.cfg = cfg, .nroutes = cfg->nroutes, .drain_ms = DRAIN_MS_DEFAULT};
     int max_fds = raise_fd_limit(), nthreads = 0, rc = -1;
@@ -152,11 +173,10 @@ int server_run(struct cfg *cfg)
     srv.workers = calloc((size_t)srv.nworkers, sizeof(*srv.workers));
     if (srv.routes == NULL || srv.workers == NULL)
         goto out;
-    for (size_t i = 0; i < srv.nroutes; i++) {
-        srv.routes[i].cfg = &cfg->routes[i];
-        if (listen_probe(&cfg->routes[i]) != 0)
-            goto out;
-    }
+    if (routes_init(&srv) != 0)
+        goto out;
+    if (metrics != NULL && metrics_start(&srv, metrics) != 0)
+        goto out;
     for (int i = 0; i < srv.nworkers; i++) {
         if (worker_init(&srv, &srv.workers[i], i, max_fds) != 0)
             goto out;
@@ -171,12 +191,16 @@ int server_run(struct cfg *cfg)
         loop_wake(srv.workers[i].loop);
     for (int i = 0; i < nthreads; i++)
         pthread_join(srv.workers[i].thread, NULL);
+    if (metrics != NULL)
+        metrics_stop();
     if (rc == 0)
         log_routes(&srv, "route_stop");
 out:
     for (int i = 0; srv.workers != NULL && i < srv.nworkers; i++)
         worker_free(&srv.workers[i]);
     free(srv.workers);
+    for (size_t i = 0; srv.routes != NULL && i < srv.nroutes; i++)
+        free(srv.routes[i].up_ok);
     free(srv.routes);
     return rc;
 }
