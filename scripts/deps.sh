@@ -7,7 +7,7 @@ set -eu
 case "${1:-build}" in
 build) pkgs="gcc make libc6-dev libyaml-dev libcmocka-dev" ;;
 run) pkgs="gcc make libc6-dev libyaml-dev" ;;
-test) pkgs="gcc make libc6-dev libyaml-dev libcmocka-dev clang libclang-rt-14-dev" ;;
+test) pkgs="gcc make libc6-dev libyaml-dev libcmocka-dev clang libclang-rt-14-dev python3 haproxy nginx libnginx-mod-stream curl" ;;
 fuzz) pkgs="gcc make libc6-dev clang libclang-rt-14-dev" ;;
 bench) pkgs="gcc make libc6-dev libyaml-dev golang-go golang-github-pires-go-proxyproto-dev golang-github-armon-go-proxyproto-dev haproxy nginx libnginx-mod-stream socat iperf3" ;;
 *) echo "deps.sh: unknown target '$1'" >&2; exit 2 ;;
@@ -37,8 +37,9 @@ $sudo apt-get update -qq
 # shellcheck disable=SC2086
 $sudo apt-get install -y -qq --no-install-recommends $missing
 
-# The bench runs its own HAProxy and nginx with their own configs: stop the
-# services the packages may have started (nginx on port 80), if they did.
+# The bench and the integration tests run their own HAProxy and nginx with
+# their own configs: stop the services the packages may have started (nginx
+# on port 80), if they did.
 case " $missing " in
 *" nginx "* | *" haproxy "*)
     for s in nginx haproxy; do

@@ -1,6 +1,7 @@
 #!/bin/sh
-# Runs every test binary of the sanitizer build, then each fuzz target over its
-# seed corpus for FUZZ_TEST_SECONDS, and ends with "N passed, N failed".
+# Runs every test binary of the sanitizer build, the integration scenarios in
+# tests/integration/, then each fuzz target over its seed corpus for
+# FUZZ_TEST_SECONDS, and ends with "N passed, N failed".
 # Usage: scripts/run-tests.sh BUILD_DIR
 set -u
 b=${1:-build}
@@ -31,6 +32,15 @@ for t in "$b"/asan/tests/test_*; do
     echo "== $t"
     timeout 300 "$t"
     record "$(basename "$t")" $?
+done
+
+# Daemon scenarios on loopback with real peers (HAProxy, nginx, curl): Debian's
+# python3, standard library only; each file prints PASS/FAIL per scenario.
+for t in tests/integration/test_*.py; do
+    [ -f "$t" ] || continue
+    echo "== $t"
+    timeout 300 /usr/bin/python3 "$t"
+    record "$(basename "$t" .py)" $?
 done
 
 for f in "$b"/fuzz/fuzz_*; do
