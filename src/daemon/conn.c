@@ -48,6 +48,8 @@ void conn_close(struct conn *c, const char *error)
               "bytes_in", LOG_UINT, c->c2u.bytes, "bytes_out", LOG_UINT, c->u2c.bytes,
               "duration_ms", LOG_UINT, now - c->start_ms, "error", LOG_STR, error, LOG_END);
     loop_timer_cancel(w->loop, &c->timer);
+    if (c->up != NULL)
+        atomic_fetch_sub_explicit(&c->r->ups[c->up - c->r->cfg->up].conns, 1, memory_order_relaxed);
     close_fd(c, &c->cfd);
     close_fd(c, &c->ufd);
     relay_half_free(w, &c->c2u);
@@ -176,7 +178,7 @@ static void established(struct conn *c)
  * ppfwd_upstream_up. */
 static void upstream_result(struct conn *c, int err)
 {
-    atomic_store_explicit(&c->r->up_ok[c->up - c->r->cfg->up], err == 0, memory_order_relaxed);
+    balance_result(c->r, (size_t)(c->up - c->r->cfg->up), err, loop_now(c->w->loop));
     if (err != 0)
         stat_add(c->w, c->r, STAT_UPSTREAM_ERRORS, 1);
 }
@@ -226,10 +228,15 @@ static void set_nodelay(int fd)
 static void connect_upstream(struct conn *c)
 {
     const struct route_cfg *rc = c->r->cfg;
-    size_t i = atomic_fetch_add(&c->r->next_up, 1) % rc->nup;
+    int i = balance_pick(c->r, (const struct sockaddr *)&c->client, loop_now(c->w->loop));
     const struct sockaddr *sa;
 
+    if (i < 0) {
+        refuse(c, STAT_REFUSED, "conn_refused", "no live upstream");
+        return;
+    }
     c->up = &rc->up[i];
+    atomic_fetch_add_explicit(&c->r->ups[i].conns, 1, memory_order_relaxed);
     sa = (const struct sockaddr *)&c->up->addr;
     c->state = CONN_CONNECT;
     c->ufd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/socket.h>
 
@@ -104,6 +105,15 @@ static void write_counters(FILE *f, const struct server *srv)
                sum(srv, i, STAT_UPSTREAM_ERRORS));
 }
 
+/* The clock loop_now() reads, for comparing with the upstreams' states. */
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 static void write_gauges(FILE *f, const struct server *srv)
 {
     family(f, "ppfwd_connections_active", "gauge", "Open connections.");
@@ -114,7 +124,8 @@ static void write_gauges(FILE *f, const struct server *srv)
     for (size_t i = 0; i < srv->nroutes; i++)
         sample(f, "ppfwd_udp_sessions_active", &srv->routes[i], "",
                atomic_load(&srv->routes[i].udp_sessions));
-    family(f, "ppfwd_upstream_up", "gauge", "1 unless the last connect to the upstream failed.");
+    family(f, "ppfwd_upstream_up", "gauge",
+           "1 when the upstream gets traffic: not failed by its check or a recent connect.");
     for (size_t i = 0; i < srv->nroutes; i++) {
         const struct route *r = &srv->routes[i];
         for (size_t j = 0; j < r->cfg->nup; j++) {
@@ -122,7 +133,7 @@ static void write_gauges(FILE *f, const struct server *srv)
             label(f, r->cfg->name);
             fprintf(f, "\",upstream=\"");
             label(f, r->cfg->up[j].name);
-            fprintf(f, "\"} %d\n", atomic_load(&r->up_ok[j]));
+            fprintf(f, "\"} %d\n", balance_live(r, j, now_ms()));
         }
     }
 }

@@ -45,13 +45,21 @@ enum route_stat {
     STAT_COUNT
 };
 
+/* What the workers share about one upstream. */
+struct upstream_state {
+    atomic_int checked_up;       /* health check verdict; 1 without checks */
+    _Atomic uint64_t down_until; /* after a failed connect: no traffic before this ms */
+    atomic_uint conns;           /* open connections through it (leastconn) */
+};
+
 struct route {
     const struct route_cfg *cfg;
-    size_t idx;               /* position in server.routes and in the stats */
-    atomic_uint conns;        /* open connections, every worker counted */
-    atomic_uint udp_sessions; /* open UDP sessions, every worker counted */
-    atomic_size_t next_up;    /* round-robin cursor */
-    atomic_int *up_ok;        /* per upstream: 0 after a failed connect, else 1 */
+    size_t idx;                 /* position in server.routes and in the stats */
+    atomic_uint conns;          /* open connections, every worker counted */
+    atomic_uint udp_sessions;   /* open UDP sessions, every worker counted */
+    atomic_size_t next_up;      /* round-robin cursor */
+    struct upstream_state *ups; /* one per cfg->up */
+    struct health *health;      /* active checks, run by worker 0; NULL without */
 };
 
 struct listener {
@@ -134,6 +142,15 @@ static inline void stat_add(struct worker *w, const struct route *r, enum route_
 
 /* server.c */
 int server_run(struct cfg *cfg, const struct sockaddr_storage *metrics);
+
+/* balance.c */
+int balance_pick(struct route *r, const struct sockaddr *client, uint64_t now);
+int balance_live(const struct route *r, size_t i, uint64_t now);
+void balance_result(struct route *r, size_t i, int err, uint64_t now);
+
+/* health.c */
+int health_start(struct server *srv, struct worker *w);
+void health_stop(struct server *srv, struct worker *w);
 
 /* metrics.c */
 int metrics_start(struct server *srv, const struct sockaddr_storage *addr);

@@ -142,11 +142,11 @@ static int routes_init(struct server *srv)
         struct route *r = &srv->routes[i];
         r->cfg = &srv->cfg->routes[i];
         r->idx = i;
-        r->up_ok = calloc(r->cfg->nup, sizeof(*r->up_ok));
-        if (r->up_ok == NULL)
+        r->ups = calloc(r->cfg->nup, sizeof(*r->ups));
+        if (r->ups == NULL)
             return -1;
         for (size_t j = 0; j < r->cfg->nup; j++)
-            atomic_init(&r->up_ok[j], 1);
+            atomic_init(&r->ups[j].checked_up, 1);
         if (listen_probe(r->cfg) != 0)
             return -1;
     }
@@ -181,6 +181,8 @@ int server_run(struct cfg *cfg, const struct sockaddr_storage *metrics)
         if (worker_init(&srv, &srv.workers[i], i, max_fds) != 0)
             goto out;
     }
+    if (health_start(&srv, &srv.workers[0]) != 0)
+        goto out;
     nthreads = start_threads(&srv);
     if (nthreads == srv.nworkers) {
         log_routes(&srv, "route_start");
@@ -193,6 +195,7 @@ int server_run(struct cfg *cfg, const struct sockaddr_storage *metrics)
         pthread_join(srv.workers[i].thread, NULL);
     if (metrics != NULL)
         metrics_stop();
+    health_stop(&srv, &srv.workers[0]);
     if (rc == 0)
         log_routes(&srv, "route_stop");
 out:
@@ -200,7 +203,7 @@ out:
         worker_free(&srv.workers[i]);
     free(srv.workers);
     for (size_t i = 0; srv.routes != NULL && i < srv.nroutes; i++)
-        free(srv.routes[i].up_ok);
+        free(srv.routes[i].ups);
     free(srv.routes);
     return rc;
 }
