@@ -340,5 +340,27 @@ def sigterm_drains():
     check("Sanitizer" not in d.log_text(), "sanitizer report:\n" + d.log_text()[-2000:])
 
 
+@scenario
+def ipv6_upstream_and_mixed_families():
+    """A ::1 upstream behind a 127.0.0.1 listener and the reverse; the v2
+    header sent carries the client's own family."""
+    cap6 = Server(capture_handler, host=V6)
+    cap4 = Server(capture_handler)
+    d, (p4, p6) = start_ppfwd(lambda ps: [
+        "tcp://127.0.0.1:%d/[::1]:%d?send-proxy=v2" % (ps[0], cap6.port),
+        "tcp6://[::1]:%d/127.0.0.1:%d?send-proxy=v1" % (ps[1], cap4.port)], 2, hosts=[V4, V6])
+    for host, port, cap, fam in ((V4, p4, cap6, "tcp4"), (V6, p6, cap4, "tcp6")):
+        s = connect(host, port)
+        me = s.getsockname()
+        s.sendall(b"mixed\n")
+        eq(recv_all(s, 5), b"ok\n", "answer via %s" % host)
+        s.close()
+        wait_for(lambda: cap.results, 5, "the capture")
+        got = cap.results.pop()
+        h, n = parse_header(got)
+        eq((h["family"], h["src"][0], h["src"][1], got[n:]), (fam, me[0], me[1], b"mixed\n"),
+           "header and data upstream")
+
+
 if __name__ == "__main__":
     sys.exit(run())
