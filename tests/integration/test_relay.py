@@ -19,6 +19,9 @@ from harness import (V4, V6, EchoServer, Fail, Server, check, connect, eq, fmt_a
                      recv_all, recv_line, run, scenario, start_ppfwd, wait_for, capture_handler,
                      parse_header, v1, v2, whoami)
 
+# Extra ppfwd options of the relay scenarios; the *_copy variants at the end
+# run them again with the buffered relay (--relay copy) instead of splice.
+RELAY = []
 MIB = 1 << 20
 BULK = 64 * MIB
 CHUNK = 256 * 1024
@@ -79,7 +82,8 @@ def bulk_64mib_each_way():
     """64 MiB client->upstream and 64 MiB upstream->client at the same time,
     SHA-256 on both ends; then conn_close carries both byte counts."""
     srv = Server(bulk_handler)
-    d, (port,) = start_ppfwd(lambda ps: ["tcp://127.0.0.1:%d/127.0.0.1:%d" % (ps[0], srv.port)], 1)
+    d, (port,) = start_ppfwd(lambda ps: ["tcp://127.0.0.1:%d/127.0.0.1:%d" % (ps[0], srv.port)], 1,
+                             extra=RELAY)
     base = d.fds()
     s = connect(V4, port)
     me = s.getsockname()
@@ -112,7 +116,8 @@ def concurrent_500_echo():
     """500 connections open at once, each echoing its own message."""
     n = 500
     echo = EchoServer()
-    d, (port,) = start_ppfwd(lambda ps: ["tcp://127.0.0.1:%d/127.0.0.1:%d" % (ps[0], echo.port)], 1)
+    d, (port,) = start_ppfwd(lambda ps: ["tcp://127.0.0.1:%d/127.0.0.1:%d" % (ps[0], echo.port)], 1,
+                             extra=RELAY)
     base = d.fds()
     socks = []
     try:
@@ -187,7 +192,7 @@ def half_close_client_first():
     srv = Server(sink_then_reply)
     d, (p4, p6) = start_ppfwd(lambda ps: [
         "tcp://127.0.0.1:%d/127.0.0.1:%d" % (ps[0], srv.port),
-        "tcp://[::1]:%d/127.0.0.1:%d" % (ps[1], srv.port)], 2, hosts=[V4, V6])
+        "tcp://[::1]:%d/127.0.0.1:%d" % (ps[1], srv.port)], 2, hosts=[V4, V6], extra=RELAY)
     base = d.fds()
     data = os.urandom(3 * MIB + 17)
     for host, port in ((V4, p4), (V6, p6)):
@@ -205,7 +210,8 @@ def half_close_upstream_first():
     """The upstream replies and shuts down writing; the client sees EOF yet
     can still send, and all it sends reaches the upstream."""
     srv = Server(reply_then_sink)
-    d, (port,) = start_ppfwd(lambda ps: ["tcp://127.0.0.1:%d/127.0.0.1:%d" % (ps[0], srv.port)], 1)
+    d, (port,) = start_ppfwd(lambda ps: ["tcp://127.0.0.1:%d/127.0.0.1:%d" % (ps[0], srv.port)], 1,
+                             extra=RELAY)
     base = d.fds()
     s = connect(V4, port)
     eq(recv_all(s, 5), b"early reply\n", "reply then EOF")
@@ -360,6 +366,24 @@ def ipv6_upstream_and_mixed_families():
         h, n = parse_header(got)
         eq((h["family"], h["src"][0], h["src"][1], got[n:]), (fam, me[0], me[1], b"mixed\n"),
            "header and data upstream")
+
+
+def _copy_variant(fn):
+    def variant():
+        RELAY[:] = ["--relay", "copy"]
+        try:
+            fn()
+        finally:
+            RELAY[:] = []
+
+    variant.__name__ = fn.__name__ + "_copy"
+    variant.__doc__ = fn.__doc__
+    scenario(variant)
+
+
+for _fn in (bulk_64mib_each_way, concurrent_500_echo, half_close_client_first,
+            half_close_upstream_first):
+    _copy_variant(_fn)
 
 
 if __name__ == "__main__":
