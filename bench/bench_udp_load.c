@@ -1,0 +1,141 @@
+/*
+ * bench_udp_load.c - the UDP benchmark's load generator: datagrams per
+ * second through a target, with a fixed window of datagrams in flight.
+ *
+ *   bench_udp_load -p PORT [-s SIZE] [-w WINDOW] [-c CLIENTS] [-t SECS]
+ *   bench_udp_load -p PORT --probe
+ *
+ * CLIENTS sockets (4) share the WINDOW (32): each sends its share, then one
+ * datagram per answer. A socket that gets no answer for 200 ms counts its
+ * window as lost and sends it again, so a drop stalls the measure briefly
+ * instead of forever. After 0.5 s of warm-up, answers are counted for SECS
+ * (3) seconds; prints "RESULT dps=N lost=N". --probe: one datagram, exit 0
+ * when it comes back within a second.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAXC 64
+#define STALL_MS 200
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int client(int port)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0), big = 4 << 20;
+
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+    if (fd == -1 || connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1) {
+        perror("bench_udp_load: connect");
+        exit(2);
+    }
+    return fd;
+}
+
+static int probe(int port)
+{
+    int fd = client(port);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    char buf[64];
+
+    if (send(fd, "probe", 5, 0) != 5 || poll(&p, 1, 1000) != 1)
+        return 1;
+    return recv(fd, buf, sizeof(buf), 0) == 5 ? 0 : 1;
+}
+
+static void burst(int fd, const char *msg, size_t size, int n)
+{
+    for (int i = 0; i < n; i++)
+        send(fd, msg, size, 0);
+}
+
+int main(int argc, char **argv)
+{
+    static char msg[65536], buf[65536];
+    int port = 0, size = 64, window = 32, nc = 4, opt;
+    double secs = 3, start, t0 = 0, last[MAXC];
+    unsigned long got = 0, lost = 0;
+    struct pollfd p[MAXC];
+
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--probe") == 0) {
+            for (int j = 1; j + 1 < argc; j++)
+                if (strcmp(argv[j], "-p") == 0)
+                    return probe(atoi(argv[j + 1]));
+            return 2;
+        }
+    while ((opt = getopt(argc, argv, "p:s:w:c:t:")) != -1) {
+        switch (opt) {
+        case 'p':
+            port = atoi(optarg);
+            break;
+        case 's':
+            size = atoi(optarg);
+            break;
+        case 'w':
+            window = atoi(optarg);
+            break;
+        case 'c':
+            nc = atoi(optarg);
+            break;
+        case 't':
+            secs = atof(optarg);
+            break;
+        default:
+            return 2;
+        }
+    }
+    if (nc < 1 || nc > MAXC || window < nc || size < 1 || size > 65507)
+        return 2;
+    memset(msg, 'x', (size_t)size);
+    start = now_s();
+    for (int c = 0; c < nc; c++) {
+        p[c] = (struct pollfd){.fd = client(port), .events = POLLIN};
+        burst(p[c].fd, msg, (size_t)size, window / nc + (c < window % nc));
+        last[c] = start;
+    }
+    for (;;) {
+        double t = now_s();
+        if (t0 == 0 && t - start >= 0.5) {
+            t0 = t;
+            got = lost = 0;
+        }
+        if (t0 != 0 && t - t0 >= secs)
+            break;
+        poll(p, (nfds_t)nc, 50);
+        t = now_s();
+        for (int c = 0; c < nc; c++) {
+            int n = 0;
+            while (recv(p[c].fd, buf, sizeof(buf), 0) > 0)
+                n++;
+            if (n > 0) {
+                got += (unsigned long)n;
+                last[c] = t;
+                burst(p[c].fd, msg, (size_t)size, n);
+            } else if ((t - last[c]) * 1000 > STALL_MS) {
+                int share = window / nc + (c < window % nc);
+                lost += (unsigned long)share;
+                last[c] = t;
+                burst(p[c].fd, msg, (size_t)size, share);
+            }
+        }
+    }
+    printf("RESULT dps=%.0f lost=%lu\n", (double)got / (now_s() - t0), lost);
+    return 0;
+}

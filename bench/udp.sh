@@ -1,0 +1,254 @@
+#!/bin/bash
+# bench/udp.sh BUILD_DIR - UDP proxy benchmark: ppfwd beside nginx and socat.
+#
+# Every target relays to the same backend, BUILD_DIR/bench/bench_udp_echo on
+# 127.0.0.1 (a second one with -P, which strips the PROXY v2 header a
+# send-proxy=v2 route puts in every datagram). Targets: direct (no proxy),
+# nginx stream (udp, 2 workers, reuseport), socat (UDP-RECVFROM fork: one
+# child per datagram, as socat does UDP), ppfwd -w 2 plain and ppfwd -w 2
+# send-proxy=v2. Each round starts every target afresh, in an order rotated
+# by one from the round before (load generator, proxy and backend share the
+# machine's 2 cores), and measures datagrams/s with bench_udp_load: a window
+# of 32 datagrams in flight over 4 client sockets, 64-byte and 1,400-byte
+# payloads, BENCH_UDP_SECS each. It prints the medians over the rounds, the
+# ratios to nginx and to direct, and whether ppfwd meets issue 4's targets
+# (>= 2x nginx at 64 bytes; send-proxy=v2 at most 10% slower than plain).
+#
+# Knobs: BENCH_UDP_ROUNDS (3), BENCH_UDP_SECS (3), BENCH_UDP_PORT (28100: uses
+# 28100-28160), BENCH_UDP_TARGETS (all: "direct nginx socat ppfwd ppfwd-v2"),
+# PPFWD (BUILD_DIR/ppfwd). A missing peer is skipped with a note. Exit status
+# 0 unless the benchmark itself could not run (2).
+set -u
+
+[ $# -eq 1 ] || { echo "usage: bench/udp.sh BUILD_DIR" >&2; exit 2; }
+B=$(cd "$1" && pwd)
+ROUNDS=${BENCH_UDP_ROUNDS:-3}
+SECS=${BENCH_UDP_SECS:-3}
+BASE=${BENCH_UDP_PORT:-28100}
+TARGETS=${BENCH_UDP_TARGETS:-direct nginx socat ppfwd ppfwd-v2}
+PPFWD=${PPFWD:-$B/ppfwd}
+ECHO_BIN=$B/bench/bench_udp_echo
+LOAD=$B/bench/bench_udp_load
+NGINX_STREAM=/usr/lib/nginx/modules/ngx_stream_module.so
+
+for f in "$ECHO_BIN" "$LOAD"; do
+    [ -x "$f" ] || { echo "bench/udp.sh: $f is missing; run 'make bench'" >&2; exit 2; }
+done
+
+log() { echo "bench udp: $*" >&2; }
+
+E_PLAIN=$BASE
+E_PP=$((BASE + 1))
+tport() {
+    case $1 in
+    direct) echo "$E_PLAIN" ;; nginx) echo $((BASE + 10)) ;; socat) echo $((BASE + 20)) ;;
+    ppfwd) echo $((BASE + 30)) ;; ppfwd-v2) echo $((BASE + 31)) ;;
+    esac
+}
+
+tmp=$(mktemp -d /tmp/ppfwd-bench-udp.XXXXXX)
+PIDS=""
+TARGET_PIDS=""
+
+stop_pids() {
+    local p i
+    for p in "$@"; do kill -TERM "$p" 2>/dev/null; done
+    for p in "$@"; do
+        i=0
+        while kill -0 "$p" 2>/dev/null && [ $i -lt 30 ]; do
+            sleep 0.1
+            i=$((i + 1))
+        done
+        kill -KILL "$p" 2>/dev/null
+        wait "$p" 2>/dev/null
+    done
+    local keep=""
+    for p in $PIDS; do
+        case " $* " in *" $p "*) ;; *) keep="$keep $p" ;; esac
+    done
+    PIDS=$keep
+}
+
+cleanup() {
+    trap - EXIT INT TERM
+    # shellcheck disable=SC2086
+    [ -n "$PIDS" ] && stop_pids $PIDS
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+spawn() {
+    local logf=$1
+    shift
+    "$@" >"$logf" 2>&1 &
+    LAST_PID=$!
+    PIDS="$PIDS $LAST_PID"
+}
+
+# Waits (up to 5 s) until PORT answers a datagram.
+wait_ready() {
+    local i=0
+    while [ $i -lt 50 ]; do
+        "$LOAD" --probe -p "$1" && return 0
+        sleep 0.1
+        i=$((i + 1))
+    done
+    return 1
+}
+
+nginx_cfg() {
+    cat <<EOF2
+load_module $NGINX_STREAM;
+worker_processes 2;
+daemon off;
+pid $tmp/nginx/nginx.pid;
+error_log $tmp/nginx/error.log warn;
+events { worker_connections 4096; }
+stream {
+    server {
+        listen 127.0.0.1:$(tport nginx) udp reuseport;
+        proxy_pass 127.0.0.1:$E_PLAIN;
+        proxy_responses 1;
+        proxy_timeout 10s;
+    }
+}
+EOF2
+}
+
+unavailable() {
+    case $1 in
+    nginx)
+        if ! command -v nginx >/dev/null 2>&1; then
+            echo "nginx is not installed"
+        elif [ ! -f "$NGINX_STREAM" ]; then
+            echo "libnginx-mod-stream is not installed"
+        fi ;;
+    socat) command -v socat >/dev/null 2>&1 || echo "socat is not installed" ;;
+    ppfwd | ppfwd-v2) [ -x "$PPFWD" ] || echo "$PPFWD is missing (make build/ppfwd)" ;;
+    esac
+}
+
+start_target() {
+    local t=$1 p
+    p=$(tport "$t")
+    TARGET_PIDS=""
+    case $t in
+    direct) return 0 ;;
+    nginx)
+        rm -rf "$tmp/nginx" && mkdir -p "$tmp/nginx"
+        nginx_cfg >"$tmp/nginx/nginx.conf"
+        spawn "$tmp/nginx.log" nginx -p "$tmp/nginx/" -c "$tmp/nginx/nginx.conf" \
+            -e "$tmp/nginx/error.log" ;;
+    socat)
+        spawn "$tmp/socat.log" socat "UDP4-RECVFROM:$p,bind=127.0.0.1,fork,reuseaddr" \
+            "UDP4-SENDTO:127.0.0.1:$E_PLAIN" ;;
+    ppfwd)
+        # -l warn: no line per session, like the peers.
+        spawn "$tmp/ppfwd.log" "$PPFWD" -w 2 -l warn "udp://127.0.0.1:$p/127.0.0.1:$E_PLAIN" ;;
+    ppfwd-v2)
+        spawn "$tmp/ppfwd-v2.log" "$PPFWD" -w 2 -l warn \
+            "udp://127.0.0.1:$p/127.0.0.1:$E_PP?send-proxy=v2" ;;
+    esac
+    TARGET_PIDS=$LAST_PID
+    wait_ready "$p"
+}
+
+stop_target() {
+    # shellcheck disable=SC2086
+    [ -n "$TARGET_PIDS" ] && stop_pids $TARGET_PIDS
+    TARGET_PIDS=""
+}
+
+spawn "$tmp/echo.log" "$ECHO_BIN" -p "$E_PLAIN"
+spawn "$tmp/echo-pp.log" "$ECHO_BIN" -p "$E_PP" -P
+wait_ready "$E_PLAIN" || { log "the echo backend does not answer"; exit 2; }
+
+avail=""
+for t in $TARGETS; do
+    why=$(unavailable "$t")
+    if [ -n "$why" ]; then
+        log "$t left out: $why"
+        echo "$t	$why" >>"$tmp/skipped.tsv"
+    else
+        avail="$avail $t"
+    fi
+done
+read -r -a order <<<"$avail"
+
+: >"$tmp/results.tsv"
+: >>"$tmp/skipped.tsv"
+r=1
+while [ "$r" -le "$ROUNDS" ]; do
+    n=${#order[@]}
+    for ((i = 0; i < n; i++)); do
+        t=${order[$(((i + r - 1) % n))]}
+        if ! start_target "$t"; then
+            log "round $r: $t does not answer: $(tail -n 2 "$tmp/$t.log" 2>/dev/null | tr '\n' ' ')"
+            stop_target
+            continue
+        fi
+        line=""
+        for size in 64 1400; do
+            out=$(timeout $((SECS + 20)) "$LOAD" -p "$(tport "$t")" -s "$size" -w 32 -c 4 \
+                -t "$SECS" | grep '^RESULT')
+            dps=$(echo "$out" | sed -n 's/.*dps=\([0-9]*\).*/\1/p')
+            lost=$(echo "$out" | sed -n 's/.*lost=\([0-9]*\).*/\1/p')
+            [ -n "$dps" ] && printf '%s\t%s\t%s\t%s\t%s\n' "$r" "$t" "$size" "$dps" "$lost" \
+                >>"$tmp/results.tsv"
+            line="$line ${size}B ${dps:-?}/s (lost ${lost:-?});"
+        done
+        log "round $r/$ROUNDS: $t:$line"
+        stop_target
+    done
+    r=$((r + 1))
+done
+
+awk -F '\t' -v rounds="$ROUNDS" -v secs="$SECS" -v targets="$TARGETS" '
+function median(key,    n, i, j, t, v) {
+    n = cnt[key]
+    for (i = 1; i <= n; i++)
+        v[i] = val[key, i]
+    for (i = 2; i <= n; i++)
+        for (j = i; j > 1 && v[j - 1] > v[j]; j--) {
+            t = v[j]; v[j] = v[j - 1]; v[j - 1] = t
+        }
+    return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+}
+function ratio(a, b) {
+    return ((a in cnt) && (b in cnt) && median(b) > 0) ? sprintf("%.2fx", median(a) / median(b)) : "n/a"
+}
+FILENAME ~ /results/ {
+    k = $2 " " $3
+    cnt[k]++
+    val[k, cnt[k]] = $4
+    lost[k] += $5
+}
+FILENAME ~ /skipped/ { skip[$1] = $2 }
+END {
+    printf "UDP proxy benchmark: datagrams/s, median of %d rounds x %d s, window 32 over 4 clients\n\n", rounds, secs
+    printf "%-9s | %10s %8s %9s %6s | %10s %8s %9s %6s\n", "target", "64 B", "vs nginx", "vs direct", "lost", "1400 B", "vs nginx", "vs direct", "lost"
+    nt = split(targets, tl, " ")
+    for (i = 1; i <= nt; i++) {
+        t = tl[i]
+        if (t in skip) {
+            printf "%-9s | skipped: %s\n", t, skip[t]
+            continue
+        }
+        a = t " 64"; b = t " 1400"
+        printf "%-9s | %10s %8s %9s %6s | %10s %8s %9s %6s\n", t,
+            (a in cnt) ? sprintf("%.0f", median(a)) : "n/a", ratio(a, "nginx 64"), ratio(a, "direct 64"), lost[a] + 0,
+            (b in cnt) ? sprintf("%.0f", median(b)) : "n/a", ratio(b, "nginx 1400"), ratio(b, "direct 1400"), lost[b] + 0
+    }
+    print ""
+    if (("ppfwd 64" in cnt) && ("nginx 64" in cnt))
+        printf "target ppfwd >= 2x nginx at 64 B: %s (%s)\n", median("ppfwd 64") >= 2 * median("nginx 64") ? "met" : "NOT met", ratio("ppfwd 64", "nginx 64")
+    for (s = 0; s < 2; s++) {
+        z = s ? "1400" : "64"
+        if (("ppfwd " z in cnt) && ("ppfwd-v2 " z in cnt))
+            printf "target send-proxy=v2 <= 10%% slower than plain at %s B: %s (%.1f%% slower)\n", z, median("ppfwd-v2 " z) >= 0.9 * median("ppfwd " z) ? "met" : "NOT met", 100 * (1 - median("ppfwd-v2 " z) / median("ppfwd " z))
+    }
+    print "lost: datagrams given up after 200 ms without an answer, summed over the rounds."
+    print "socat forks a child per datagram in UDP-RECVFROM mode; nginx: stream, udp, reuseport, proxy_responses 1."
+}' "$tmp/results.tsv" "$tmp/skipped.tsv" 2>/dev/null || true
+exit 0
