@@ -174,5 +174,6 @@ if [ "${BENCH_TCP:-1}" != 0 ]; then
     "$ROOT/bench/tcp.sh" "$B" || tstatus=$?
 fi
 
+[ "${BENCH_UDP:-1}" != 0 ] && { echo; "$ROOT/bench/udp.sh" "$B" || tstatus=$?; } # UDP (bench/udp.sh)
 [ "$cstatus" -ne 0 ] && exit "$cstatus"
 exit "$tstatus"
