@@ -8,10 +8,12 @@
 # Targets: direct (no proxy), HAProxy 2.6 (mode tcp, nbthread 2) without and
 # with "option splice-auto", nginx stream (2 workers), socat (fork per
 # connection) and ppfwd -w 2 (when BUILD_DIR/ppfwd relays; else it is left
-# out and the reason printed). Each round starts every target afresh, in an
-# order rotated by one from the round before (client, proxy and backend share
-# the machine's cores, so a slow spell spreads over all targets), and
-# measures on it:
+# out and the reason printed). Each round starts every target afresh (idle
+# targets cost nothing), then takes each kind of measurement over all of them
+# in turn, in an order rotated by one from the round before: client, proxy and
+# backend share the machine's cores, and so may other work, so the figures
+# compared are taken seconds apart and a slow spell spreads over all targets.
+# The measurements:
 #   - one iperf3 stream through it (-t BENCH_TCP_IPERF_SECS);
 #   - new connections/s and p50/p99 latency with bench_tcp_load rate: 64
 #     clients, each connect + 64-byte echo + close, for BENCH_TCP_SECS, plain,
@@ -393,37 +395,73 @@ measure_mem() {
     SUMMARY="$SUMMARY RSS ${before} KiB, ${idle} with $opened idle (backend holds $((bfd - bfd0))), ${after} after $echoed echoes;"
 }
 
-measure_target() {
-    local t=$1 p
-    p=$(tport "$t" 0)
-    SUMMARY=""
-    if ! start_target "$t"; then
-        log "round $ROUND: $t: did not start or relay; skipped this round"
-        stop_target
-        return
-    fi
-    [ -n "$HAVE_IPERF" ] && measure_iperf "$t"
-    case $t in
+# The rate measurements of target $1, one "VARIANT PORT [-2]" per line.
+rate_jobs() {
+    local p
+    p=$(tport "$1" 0)
+    case $1 in
     direct)
-        measure_rate "$t" plain "$E_PLAIN"
+        echo "plain $E_PLAIN"
         # A v2 header straight into the backend that skips it: the cost of the
         # header alone, for reference.
-        measure_rate "$t" ap "$E_PP" -2 ;;
+        echo "ap $E_PP -2" ;;
     haproxy | haproxy-splice | ppfwd)
-        measure_rate "$t" plain "$p"
-        measure_rate "$t" sp "$((p + 1))"
-        measure_rate "$t" ap "$((p + 2))" -2
-        measure_mem "$t" ;;
-    nginx)
-        measure_rate "$t" plain "$p"
-        measure_mem "$t" ;;
-    socat)
-        # fork per connection: 9,000 held connections would be 9,000
-        # processes, so no memory figure.
-        measure_rate "$t" plain "$p" ;;
+        echo "plain $p"
+        echo "sp $((p + 1))"
+        echo "ap $((p + 2)) -2" ;;
+    nginx | socat) echo "plain $p" ;;
     esac
-    stop_target
-    log "round $ROUND: $t:$SUMMARY"
+}
+
+# One round: every target is started (they idle while others are measured),
+# then each kind of measurement runs over all targets in turn, so that the
+# figures compared with each other are taken seconds apart, not minutes.
+declare -A TP RP SUM
+run_round() {
+    local live=() t k v job
+    for ((k = 0; k < n; k++)); do
+        t=${order[$(((k + ROUND - 1) % n))]}
+        SUM[$t]=""
+        if start_target "$t"; then
+            TP[$t]=$TARGET_PIDS
+            RP[$t]=$RSS_PIDS
+            live+=("$t")
+        else
+            log "round $ROUND: $t: did not start or relay; skipped this round"
+            stop_target
+        fi
+    done
+    if [ -n "$HAVE_IPERF" ]; then
+        for t in "${live[@]}"; do
+            SUMMARY=""
+            measure_iperf "$t"
+            SUM[$t]+=$SUMMARY
+        done
+    fi
+    for v in plain sp ap; do
+        for t in "${live[@]}"; do
+            job=$(rate_jobs "$t" | awk -v v="$v" '$1 == v')
+            [ -n "$job" ] || continue
+            SUMMARY=""
+            # shellcheck disable=SC2086
+            measure_rate "$t" $job
+            SUM[$t]+=$SUMMARY
+        done
+    done
+    for t in "${live[@]}"; do
+        # socat forks a process per connection: 9,000 held connections would
+        # be 9,000 processes, so no memory figure.
+        case $t in direct | socat) continue ;; esac
+        RSS_PIDS=${RP[$t]}
+        SUMMARY=""
+        measure_mem "$t"
+        SUM[$t]+=$SUMMARY
+    done
+    for t in "${live[@]}"; do
+        TARGET_PIDS=${TP[$t]}
+        stop_target
+        log "round $ROUND: $t:${SUM[$t]}"
+    done
 }
 
 # ---- main -------------------------------------------------------------------
@@ -469,10 +507,20 @@ log "targets:$run; $ROUNDS rounds; rate $SECS s, iperf3 $IPERF_SECS s, $HOLD hel
 
 : >"$tmp/results.tsv"
 LOAD_BEFORE=$(cut -d ' ' -f 1-3 /proc/loadavg)
+# How idle the machine is before we start: other work on these 2 CPUs skews
+# every figure (and not evenly), so the table says so.
+idle_pct() {
+    local a b
+    a=$(awk '/^cpu / { print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
+    sleep 1
+    b=$(awk '/^cpu / { print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
+    echo "$a $b" | awk '{ d = $4 - $2; print (d > 0 ? int(100 * ($3 - $1) / d) : 100) }'
+}
+IDLE_BEFORE=$(idle_pct)
+[ "$IDLE_BEFORE" -ge 90 ] ||
+    log "warning: the CPUs were only $IDLE_BEFORE% idle before the run: other work will skew the figures"
 for ROUND in $(seq 1 "$ROUNDS"); do
-    for ((k = 0; k < n; k++)); do
-        measure_target "${order[$(((k + ROUND - 1) % n))]}"
-    done
+    run_round
 done
 
 LOAD_AFTER=$(cut -d ' ' -f 1-3 /proc/loadavg)
@@ -482,7 +530,7 @@ ENVLINE="$(nproc) CPUs, $(uname -r), haproxy $(haproxy -v 2>/dev/null | awk 'NR 
 
 awk -F '\t' -v rounds="$ROUNDS" -v secs="$SECS" -v isecs="$IPERF_SECS" -v hold="$HOLD" \
     -v nofile="$NOFILE" -v cthreads="$CLIENT_THREADS" \
-    -v lbefore="$LOAD_BEFORE" -v lafter="$LOAD_AFTER" -v notes="$notes" -v envline="$ENVLINE" -v order="direct haproxy haproxy-splice nginx socat ppfwd" '
+    -v idlebefore="$IDLE_BEFORE" -v lbefore="$LOAD_BEFORE" -v lafter="$LOAD_AFTER" -v notes="$notes" -v envline="$ENVLINE" -v order="direct haproxy haproxy-splice nginx socat ppfwd" '
 function median(key,    n, i, j, t, v) {
     n = cnt[key]
     for (i = 1; i <= n; i++)
@@ -525,7 +573,8 @@ END {
     di = has("direct iperf") ? median("direct iperf") : ""
     dc = has("direct cps_plain") ? median("direct cps_plain") : ""
     printf "TCP proxy benchmark: medians over %d rounds (%s)\n", rounds, envline
-    printf "Load average before the run %s, after %s (the benchmark itself loads both CPUs).\n", lbefore, lafter
+    printf "CPUs %d%% idle just before the run; load average before %s, after %s (the run itself\n", idlebefore, lbefore, lafter
+    printf "loads both CPUs).%s\n", idlebefore < 90 ? " OTHER WORK WAS RUNNING: the figures are skewed." : ""
     printf "x hap = ratio to HAProxy, the better of its two modes; x dir = ratio to direct.\n\n"
     printf "%-14s | %6s %6s %6s | %7s %6s %6s %6s | %7s %6s %6s | %7s %6s %6s | %6s %6s %6s %6s\n",
         "", "iperf3", "", "", "conn/s", "p99", "", "", "conn/s", "p99", "", "conn/s", "p99", "", "KiB/", "", "KiB/", ""
