@@ -35,6 +35,8 @@
 /* Asked for the route's socket, so a burst from many clients is queued
  * rather than lost while the worker is busy (capped by net.core.rmem_max). */
 #define UDP_RCVBUF (4 << 20)
+/* Room for one IP_PKTINFO or IPV6_PKTINFO control message. */
+#define UDP_CTL_SIZE CMSG_SPACE(sizeof(struct in6_pktinfo))
 /* At most one warning line per reason, listener and period. */
 #define UDP_WARN_MS 1000
 
@@ -80,7 +82,8 @@ struct udp_slot {
     struct sockaddr_storage peer;
     struct pp_header hdr; /* the accepted header, when has_hdr */
     uint8_t has_hdr;
-    uint8_t *data; /* payload after any header */
+    struct sockaddr_storage local; /* the address it was sent to */
+    uint8_t *data;                 /* payload after any header */
     size_t len;
 };
 
@@ -91,11 +94,13 @@ struct udp_lsn {
     const struct route_cfg *rc;
     struct udp_table table;
     struct sockaddr_storage local; /* the bound address: dst of a direct client */
+    int wild;                      /* bound to every address: ask each datagram's (PKTINFO) */
     uint8_t *bufs;                 /* UDP_BATCH x UDP_BUF_SIZE, both directions */
     uint8_t *hbufs;                /* UDP_BATCH x UDP_HDR_CAP, headers sent upstream */
     struct udp_slot slot[UDP_BATCH];
     struct mmsghdr rmsg[UDP_BATCH], smsg[UDP_BATCH];
     struct iovec riov[UDP_BATCH], siov[UDP_BATCH][2];
+    uint8_t ctrl[UDP_BATCH][UDP_CTL_SIZE];
     struct udp_warn warn[DROP_MAX];
 };
 
@@ -232,6 +237,8 @@ static void upstream_cb(struct loop *l, int fd, void *arg, unsigned events)
     for (int i = 0; i < n; i++) {
         u->rmsg[i].msg_hdr.msg_name = &s->peer;
         u->rmsg[i].msg_hdr.msg_namelen = s->peerlen;
+        u->rmsg[i].msg_hdr.msg_control = s->ctllen ? s->ctl : NULL;
+        u->rmsg[i].msg_hdr.msg_controllen = s->ctllen;
         u->riov[i].iov_len = u->rmsg[i].msg_len;
         s->bytes_out += u->rmsg[i].msg_len;
     }
@@ -274,6 +281,31 @@ static int sess_connect(struct udp_lsn *u, struct udp_sess *s)
     return err;
 }
 
+/* On a wildcard socket, replies must leave from the address the client
+ * wrote to, or a client on a host with several addresses ignores them. */
+static void sess_ctl(struct udp_sess *s, const struct sockaddr_storage *local)
+{
+    struct msghdr mh = {.msg_control = s->ctl, .msg_controllen = sizeof(s->ctl)};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+
+    memset(s->ctl, 0, sizeof(s->ctl));
+    if (local->ss_family == AF_INET) {
+        struct in_pktinfo pi = {.ipi_spec_dst = ((const struct sockaddr_in *)local)->sin_addr};
+        cm->cmsg_level = IPPROTO_IP;
+        cm->cmsg_type = IP_PKTINFO;
+        cm->cmsg_len = CMSG_LEN(sizeof(pi));
+        memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
+        s->ctllen = CMSG_SPACE(sizeof(pi));
+    } else if (local->ss_family == AF_INET6) {
+        struct in6_pktinfo pi = {.ipi6_addr = ((const struct sockaddr_in6 *)local)->sin6_addr};
+        cm->cmsg_level = IPPROTO_IPV6;
+        cm->cmsg_type = IPV6_PKTINFO;
+        cm->cmsg_len = CMSG_LEN(sizeof(pi));
+        memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
+        s->ctllen = CMSG_SPACE(sizeof(pi));
+    }
+}
+
 static void sess_fill(struct udp_lsn *u, struct udp_sess *s, const struct udp_slot *sl)
 {
     const struct sockaddr *client = slot_client(sl);
@@ -286,6 +318,8 @@ static void sess_fill(struct udp_lsn *u, struct udp_sess *s, const struct udp_sl
            client->sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
     if (u->rc->unique_id)
         arc4random_buf(s->uid, sizeof(s->uid));
+    if (u->wild)
+        sess_ctl(s, &sl->local);
 }
 
 /* A new session for the slot's key, or NULL after counting the drop. */
@@ -358,7 +392,7 @@ static ssize_t hdr_build(const struct udp_lsn *u, const struct udp_sess *s,
 {
     const struct route_cfg *rc = u->rc;
     int local = sl->has_hdr && sl->hdr.command == PP2_CMD_LOCAL;
-    const struct sockaddr *client = slot_client(sl), *dst = (const struct sockaddr *)&u->local;
+    const struct sockaddr *client = slot_client(sl), *dst = (const struct sockaddr *)&sl->local;
     ssize_t n;
 
     if (client != (const struct sockaddr *)&sl->peer)
@@ -512,6 +546,34 @@ static void forward(struct udp_lsn *u, int n, const int *keep)
     run_flush(u, run, from, m);
 }
 
+/* The address the datagram was sent to: the bound one, or on a wildcard
+ * socket the one IP_PKTINFO/IPV6_PKTINFO names, with the bound port. */
+static void slot_local(const struct udp_lsn *u, struct udp_slot *sl, struct msghdr *mh)
+{
+    uint16_t port = ((const struct sockaddr_in *)&u->local)->sin_port; /* same offset in sin6 */
+
+    memcpy(&sl->local, &u->local, sizeof(sl->local));
+    for (struct cmsghdr *cm = u->wild ? CMSG_FIRSTHDR(mh) : NULL; cm; cm = CMSG_NXTHDR(mh, cm)) {
+        if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO) {
+            struct sockaddr_in *sin = (struct sockaddr_in *)&sl->local;
+            struct in_pktinfo pi;
+            memcpy(&pi, CMSG_DATA(cm), sizeof(pi));
+            memset(sin, 0, sizeof(*sin));
+            sin->sin_family = AF_INET;
+            sin->sin_addr = pi.ipi_addr;
+            sin->sin_port = port;
+        } else if (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_PKTINFO) {
+            struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&sl->local;
+            struct in6_pktinfo pi;
+            memcpy(&pi, CMSG_DATA(cm), sizeof(pi));
+            memset(sin6, 0, sizeof(*sin6));
+            sin6->sin6_family = AF_INET6;
+            sin6->sin6_addr = pi.ipi6_addr;
+            sin6->sin6_port = port;
+        }
+    }
+}
+
 static void listener_cb(struct loop *l, int fd, void *arg, unsigned events)
 {
     struct udp_lsn *u = arg;
@@ -527,6 +589,8 @@ static void listener_cb(struct loop *l, int fd, void *arg, unsigned events)
         mh->msg_namelen = sizeof(u->slot[i].peer);
         mh->msg_iov = &u->riov[i];
         mh->msg_iovlen = 1;
+        mh->msg_control = u->wild ? u->ctrl[i] : NULL;
+        mh->msg_controllen = u->wild ? sizeof(u->ctrl[i]) : 0;
     }
     n = recvmmsg(fd, u->rmsg, UDP_BATCH, MSG_DONTWAIT, NULL);
     if (n == -1) {
@@ -536,6 +600,7 @@ static void listener_cb(struct loop *l, int fd, void *arg, unsigned events)
     }
     for (int i = 0; i < n; i++) {
         struct udp_slot *sl = &u->slot[i];
+        slot_local(u, sl, &u->rmsg[i].msg_hdr);
         keep[i] = slot_read(u, sl, u->riov[i].iov_base, u->rmsg[i].msg_len,
                             u->rmsg[i].msg_hdr.msg_flags) == 0;
     }
@@ -547,6 +612,13 @@ static void listener_cb(struct loop *l, int fd, void *arg, unsigned events)
 static int set_opt(int fd, int level, int name, int val)
 {
     return setsockopt(fd, level, name, &val, sizeof(val));
+}
+
+static int is_any(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return ((const struct sockaddr_in *)sa)->sin_addr.s_addr == htonl(INADDR_ANY);
+    return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)sa)->sin6_addr);
 }
 
 /* Opens and binds the route's socket; on failure returns -errno and names
@@ -568,6 +640,12 @@ static int sock_open(const struct route_cfg *rc, int *fd_out, const char **what)
         set_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, rc->family == AF_INET6) == -1)
         goto fail;
     set_opt(fd, SOL_SOCKET, SO_RCVBUF, UDP_RCVBUF);
+    *what = "setsockopt PKTINFO";
+    if (is_any(sa) && (set_opt(fd, IPPROTO_IP, IP_PKTINFO, 1) == -1 && sa->sa_family == AF_INET))
+        goto fail;
+    if (is_any(sa) && sa->sa_family == AF_INET6 &&
+        set_opt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1) == -1)
+        goto fail;
     *what = "bind";
     if (bind(fd, sa, rc->bindlen) == -1)
         goto fail;
@@ -615,6 +693,7 @@ int udp_listen(struct worker *w, struct listener *ls)
 
     if (err == 0) {
         getsockname(ls->fd, (struct sockaddr *)&u->local, &len);
+        u->wild = is_any((const struct sockaddr *)&u->local);
         err = loop_add(w->loop, ls->fd, LOOP_READ, listener_cb, u);
         what = "epoll";
     }

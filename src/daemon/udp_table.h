@@ -39,6 +39,9 @@ struct udp_sess {
     struct sockaddr_storage client; /* the real client */
     const struct upstream_cfg *up;
     uint8_t uid[16]; /* unique-id TLV, one per session */
+    /* Wildcard socket: the IP(V6)_PKTINFO a reply is sent with; ctllen 0 otherwise. */
+    uint8_t ctl[64];
+    size_t ctllen;
     uint64_t dg_in, dg_out, bytes_in, bytes_out;
 };
 
