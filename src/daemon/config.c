@@ -797,6 +797,48 @@ int cfg_load_file(struct cfg *c, const char *path, struct cfg_errors *errs)
     return errs->n == 0 ? 0 : -1;
 }
 
+/* ---- comparing (reload) ---- */
+
+static int str_equal(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static int cidrs_equal(const struct cidr_list *a, const struct cidr_list *b)
+{
+    if (a->n != b->n)
+        return 0;
+    /* Field by field: struct padding is not guaranteed to compare equal. */
+    for (size_t i = 0; i < a->n; i++) {
+        if (a->v[i].family != b->v[i].family || a->v[i].bits != b->v[i].bits ||
+            memcmp(a->v[i].addr, b->v[i].addr, sizeof(a->v[i].addr)) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+int cfg_route_equal(const struct route_cfg *a, const struct route_cfg *b)
+{
+    if (!str_equal(a->name, b->name) || !str_equal(a->listen, b->listen) || a->proto != b->proto ||
+        a->family != b->family || a->bindlen != b->bindlen ||
+        memcmp(&a->bind, &b->bind, a->bindlen) != 0 || a->nup != b->nup)
+        return 0;
+    for (size_t i = 0; i < a->nup; i++) {
+        if (!str_equal(a->up[i].name, b->up[i].name) || a->up[i].addrlen != b->up[i].addrlen ||
+            memcmp(&a->up[i].addr, &b->up[i].addr, a->up[i].addrlen) != 0)
+            return 0;
+    }
+    return a->accept_proxy == b->accept_proxy && cidrs_equal(&a->trusted, &b->trusted) &&
+           a->trusted_all == b->trusted_all && a->send_proxy == b->send_proxy &&
+           a->tlvs_pass == b->tlvs_pass && str_equal(a->authority, b->authority) &&
+           a->unique_id == b->unique_id && a->crc32c == b->crc32c &&
+           cidrs_equal(&a->allow, &b->allow) && a->allow_all == b->allow_all &&
+           cidrs_equal(&a->deny, &b->deny) && a->max_conns == b->max_conns &&
+           a->balance == b->balance && a->check_ms == b->check_ms &&
+           a->connect_timeout_ms == b->connect_timeout_ms &&
+           a->header_timeout_ms == b->header_timeout_ms && a->idle_timeout_ms == b->idle_timeout_ms;
+}
+
 /* ---- freeing ---------------------------------------------------------------- */
 
 void cfg_free(struct cfg *c)

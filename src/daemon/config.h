@@ -27,8 +27,9 @@ struct route_cfg {
     char *name;   /* YAML route name; for a URL route, the URL itself */
     char *listen; /* "PROTO://[BIND]:PORT" as written */
     enum route_proto proto;
-    int family;                   /* AF_INET/AF_INET6 for tcp4/tcp6/udp4/udp6, else AF_UNSPEC */
-    struct sockaddr_storage bind; /* all addresses ([::] dual-stack, or 0.0.0.0) when BIND is empty */
+    int family; /* AF_INET/AF_INET6 for tcp4/tcp6/udp4/udp6, else AF_UNSPEC */
+    struct sockaddr_storage
+        bind; /* all addresses ([::] dual-stack, or 0.0.0.0) when BIND is empty */
     socklen_t bindlen;
     struct upstream_cfg *up;
     size_t nup;
@@ -37,16 +38,16 @@ struct route_cfg {
     struct cidr_list trusted; /* sources allowed to send a header */
     int trusted_all;          /* 1 when `trusted` was not given (every source) */
     enum pp_send send_proxy;
-    int tlvs_pass;            /* tlvs=pass (default 1) */
-    char *authority;          /* NULL: no AUTHORITY TLV added */
-    int unique_id;            /* add a 16-byte random UNIQUE_ID TLV */
-    int crc32c;               /* add a CRC32C TLV */
-    struct cidr_list allow;   /* real clients allowed */
-    int allow_all;            /* 1 when `allow` was not given */
-    struct cidr_list deny;    /* real clients refused; wins over allow */
-    unsigned max_conns;       /* 0: unlimited */
+    int tlvs_pass;          /* tlvs=pass (default 1) */
+    char *authority;        /* NULL: no AUTHORITY TLV added */
+    int unique_id;          /* add a 16-byte random UNIQUE_ID TLV */
+    int crc32c;             /* add a CRC32C TLV */
+    struct cidr_list allow; /* real clients allowed */
+    int allow_all;          /* 1 when `allow` was not given */
+    struct cidr_list deny;  /* real clients refused; wins over allow */
+    unsigned max_conns;     /* 0: unlimited */
     enum balance balance;
-    unsigned check_ms;        /* 0: no health check */
+    unsigned check_ms;           /* 0: no health check */
     unsigned connect_timeout_ms; /* default 5000 */
     unsigned header_timeout_ms;  /* default 5000 */
     unsigned idle_timeout_ms;    /* default 3600000 (TCP) or 300000 (UDP) */
@@ -79,6 +80,10 @@ int cfg_load_file(struct cfg *c, const char *path, struct cfg_errors *errs);
 /* Parses "500ms", "5s", "5m", "1h" (and a bare number of seconds) into
  * milliseconds. Returns 0 or -EINVAL. */
 int cfg_parse_duration(const char *s, unsigned *ms);
+
+/* 1 if two routes are configured the same in every respect (a reload
+ * keeps such a route running as it is), 0 otherwise. */
+int cfg_route_equal(const struct route_cfg *a, const struct route_cfg *b);
 
 void cfg_free(struct cfg *c);
 void cfg_errors_free(struct cfg_errors *errs);

@@ -121,48 +121,44 @@ static void tick_cb(struct loop *l, struct timer *t, void *arg)
     loop_timer_set(l, &p->deadline, wait, deadline_cb, p);
 }
 
-/* Arms the checks of every route that has `check` on, in w's loop (before
- * its thread starts). Returns 0 or -1 (out of memory, logged). */
-int health_start(struct server *srv, struct worker *w)
+/* Arms the route's checks in w's loop, if it has `check` on. Returns 0 or
+ * -1 (out of memory, logged). */
+int health_start(struct worker *w, struct route *r)
 {
-    for (size_t i = 0; i < srv->nroutes; i++) {
-        struct route *r = &srv->routes[i];
-        struct health *h;
+    struct health *h;
 
-        if (r->cfg->check_ms == 0 || r->cfg->proto != ROUTE_TCP)
-            continue;
-        h = calloc(1, sizeof(*h));
-        if (h == NULL || (h->p = calloc(r->cfg->nup, sizeof(*h->p))) == NULL) {
-            free(h);
-            log_event(LOG_ERROR, "start_error", r->cfg->name, "error", LOG_STR, strerror(ENOMEM),
-                      LOG_END);
-            health_stop(srv, w);
-            return -1;
-        }
-        h->n = r->cfg->nup;
-        r->health = h;
-        for (size_t j = 0; j < h->n; j++) {
-            struct probe *p = &h->p[j];
-            *p = (struct probe){.r = r, .loop = w->loop, .idx = j, .fd = -1};
-            loop_timer_set(w->loop, &p->tick, 0, tick_cb, p);
-        }
+    if (r->cfg->check_ms == 0 || r->cfg->proto != ROUTE_TCP || r->health != NULL)
+        return 0;
+    h = calloc(1, sizeof(*h));
+    if (h == NULL || (h->p = calloc(r->cfg->nup, sizeof(*h->p))) == NULL) {
+        free(h);
+        log_event(LOG_ERROR, "check_error", r->cfg->name, "error", LOG_STR, strerror(ENOMEM),
+                  LOG_END);
+        return -1;
+    }
+    h->n = r->cfg->nup;
+    r->health = h;
+    for (size_t j = 0; j < h->n; j++) {
+        struct probe *p = &h->p[j];
+        *p = (struct probe){.r = r, .loop = w->loop, .idx = j, .fd = -1};
+        loop_timer_set(w->loop, &p->tick, 0, tick_cb, p);
     }
     return 0;
 }
 
-void health_stop(struct server *srv, struct worker *w)
+/* Stops the route's checks; its upstreams keep their last verdict. */
+void health_stop(struct worker *w, struct route *r)
 {
-    for (size_t i = 0; i < srv->nroutes; i++) {
-        struct health *h = srv->routes[i].health;
-        if (h == NULL)
-            continue;
-        for (size_t j = 0; j < h->n; j++) {
-            loop_timer_cancel(w->loop, &h->p[j].tick);
-            loop_timer_cancel(w->loop, &h->p[j].deadline);
-            probe_close(&h->p[j]);
-        }
-        free(h->p);
-        free(h);
-        srv->routes[i].health = NULL;
+    struct health *h = r->health;
+
+    if (h == NULL)
+        return;
+    for (size_t j = 0; j < h->n; j++) {
+        loop_timer_cancel(w->loop, &h->p[j].tick);
+        loop_timer_cancel(w->loop, &h->p[j].deadline);
+        probe_close(&h->p[j]);
     }
+    free(h->p);
+    free(h);
+    r->health = NULL;
 }

@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
@@ -99,9 +100,9 @@ static void accept_pause(struct worker *w, int err)
 {
     log_event(LOG_ERROR, "accept_error", NULL, "error", LOG_STR, strerror(err), "pause_ms",
               LOG_UINT, (uint64_t)ACCEPT_PAUSE_MS, LOG_END);
-    for (size_t i = 0; i < w->srv->nroutes; i++) {
-        if (w->ls[i].fd != -1)
-            loop_del(w->loop, w->ls[i].fd, LOOP_READ);
+    for (size_t i = 0; i < w->nls; i++) {
+        if (w->ls[i] && w->ls[i]->r->cfg->proto == ROUTE_TCP)
+            loop_del(w->loop, w->ls[i]->fd, LOOP_READ);
     }
     loop_timer_set(w->loop, &w->accept_pause, ACCEPT_PAUSE_MS, accept_resume, w);
 }
@@ -132,55 +133,71 @@ static void accept_resume(struct loop *l, struct timer *t, void *arg)
     (void)t;
     if (w->draining)
         return;
-    for (size_t i = 0; i < w->srv->nroutes; i++) {
-        if (w->ls[i].fd != -1)
-            loop_add(l, w->ls[i].fd, LOOP_READ, accept_cb, &w->ls[i]);
+    for (size_t i = 0; i < w->nls; i++) {
+        if (w->ls[i] && w->ls[i]->r->cfg->proto == ROUTE_TCP)
+            loop_add(l, w->ls[i]->fd, LOOP_READ, accept_cb, w->ls[i]);
     }
 }
 
-/* Opens this worker's listeners. Returns 0, or -1 after logging which route
- * could not listen. */
-int listen_start(struct worker *w)
+/* Opens this worker's listener for a route. Returns it, or NULL after
+ * logging which route could not listen. */
+struct listener *listen_route(struct worker *w, struct route *r)
 {
+    struct listener *ls = calloc(1, sizeof(*ls));
     char err[128];
 
-    for (size_t i = 0; i < w->srv->nroutes; i++) {
-        struct listener *ls = &w->ls[i];
-        const struct route_cfg *rc = w->srv->routes[i].cfg;
-
-        ls->w = w;
-        ls->r = &w->srv->routes[i];
-        ls->fd = -1;
-        if (rc->proto == ROUTE_UDP) {
-            if (udp_listen(w, ls) != 0)
-                return -1;
-            continue;
-        }
-        if (listen_open(rc, &ls->fd, err, sizeof(err)) != 0) {
-            log_event(LOG_ERROR, "listen_error", rc->name, "listen", LOG_STR, rc->listen, "error",
-                      LOG_STR, err, LOG_END);
-            return -1;
-        }
-        if (loop_add(w->loop, ls->fd, LOOP_READ, accept_cb, ls) != 0)
-            return -1;
+    if (ls == NULL) {
+        log_event(LOG_ERROR, "listen_error", r->cfg->name, "error", LOG_STR, strerror(ENOMEM),
+                  LOG_END);
+        return NULL;
     }
-    return 0;
+    ls->w = w;
+    ls->r = r;
+    ls->fd = -1;
+    if (r->cfg->proto == ROUTE_UDP) {
+        if (udp_listen(w, ls) == 0)
+            return ls;
+        free(ls);
+        return NULL;
+    }
+    if (listen_open(r->cfg, &ls->fd, err, sizeof(err)) != 0) {
+        log_event(LOG_ERROR, "listen_error", r->cfg->name, "listen", LOG_STR, r->cfg->listen,
+                  "error", LOG_STR, err, LOG_END);
+        free(ls);
+        return NULL;
+    }
+    if (loop_add(w->loop, ls->fd, LOOP_READ, accept_cb, ls) != 0) {
+        close(ls->fd);
+        free(ls);
+        return NULL;
+    }
+    return ls;
 }
 
-/* Closes this worker's listeners: new connections go to no one. */
-void listen_stop(struct worker *w)
+/* Closes a listener: new connections go elsewhere, open ones carry on. */
+void listen_close(struct worker *w, struct listener *ls)
 {
-    for (size_t i = 0; i < w->srv->nroutes; i++) {
-        struct listener *ls = &w->ls[i];
-        if (ls->fd == -1)
-            continue;
-        if (ls->r->cfg->proto == ROUTE_UDP) {
-            udp_stop(w, ls);
-            continue;
-        }
+    if (ls == NULL)
+        return;
+    if (ls->r->cfg->proto == ROUTE_UDP) {
+        udp_stop(w, ls);
+    } else if (ls->fd != -1) {
+        /* Closing a listener resets what waits in its backlog: take those
+         * connections first (a reload must not drop any). */
+        if (!w->draining)
+            accept_cb(w->loop, ls->fd, ls, LOOP_READ);
         loop_remove(w->loop, ls->fd);
         close(ls->fd);
-        ls->fd = -1;
+    }
+    free(ls);
+}
+
+/* Closes every listener of this worker. */
+void listen_stop(struct worker *w)
+{
+    for (size_t i = 0; i < w->nls; i++) {
+        listen_close(w, w->ls[i]);
+        w->ls[i] = NULL;
     }
     loop_timer_cancel(w->loop, &w->accept_pause);
 }

@@ -193,7 +193,7 @@ static int main_run(const struct main_opts *o, int nurls, char **urls)
         cfg.workers = (int)o->workers;
     log_init(cfg.log_level >= 0 ? cfg.log_level : LOG_INFO,
              cfg.log_format >= 0 ? cfg.log_format : LOG_FORMAT_AUTO);
-    rc = server_run(&cfg, main_metrics(o, &cfg, &metrics));
+    rc = server_run(&cfg, o->config, main_metrics(o, &cfg, &metrics));
     cfg_free(&cfg);
     return rc == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
 }

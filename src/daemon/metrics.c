@@ -49,7 +49,7 @@ static uint64_t sum(const struct server *srv, size_t route, enum route_stat k)
     uint64_t n = 0;
 
     for (int i = 0; i < srv->nworkers; i++)
-        n += atomic_load_explicit(&srv->workers[i].stats[route][k], memory_order_relaxed);
+        n += atomic_load_explicit(&srv->routes[route]->stats[i][k], memory_order_relaxed);
     return n;
 }
 
@@ -79,29 +79,28 @@ static void write_counters(FILE *f, const struct server *srv)
 
     family(f, "ppfwd_connections_total", "counter", "Connections accepted.");
     for (size_t i = 0; i < srv->nroutes; i++)
-        sample(f, "ppfwd_connections_total", &srv->routes[i], "", sum(srv, i, STAT_CONNS));
+        sample(f, "ppfwd_connections_total", srv->routes[i], "", sum(srv, i, STAT_CONNS));
     family(f, "ppfwd_connections_refused_total", "counter",
            "Connections refused by max-conns or allow/deny.");
     for (size_t i = 0; i < srv->nroutes; i++)
-        sample(f, "ppfwd_connections_refused_total", &srv->routes[i], "",
-               sum(srv, i, STAT_REFUSED));
+        sample(f, "ppfwd_connections_refused_total", srv->routes[i], "", sum(srv, i, STAT_REFUSED));
     family(f, "ppfwd_bytes_total", "counter", "Bytes relayed, in = client to upstream.");
     for (size_t i = 0; i < srv->nroutes; i++) {
-        sample(f, "ppfwd_bytes_total", &srv->routes[i], ",direction=\"in\"",
+        sample(f, "ppfwd_bytes_total", srv->routes[i], ",direction=\"in\"",
                sum(srv, i, STAT_BYTES_IN));
-        sample(f, "ppfwd_bytes_total", &srv->routes[i], ",direction=\"out\"",
+        sample(f, "ppfwd_bytes_total", srv->routes[i], ",direction=\"out\"",
                sum(srv, i, STAT_BYTES_OUT));
     }
     family(f, "ppfwd_proxy_headers_total", "counter", "PROXY headers received, by outcome.");
     for (size_t i = 0; i < srv->nroutes; i++) {
         for (size_t j = 0; j < sizeof(hdr) / sizeof(hdr[0]); j++) {
             snprintf(extra, sizeof(extra), ",result=\"%s\"", hdr[j].result);
-            sample(f, "ppfwd_proxy_headers_total", &srv->routes[i], extra, sum(srv, i, hdr[j].k));
+            sample(f, "ppfwd_proxy_headers_total", srv->routes[i], extra, sum(srv, i, hdr[j].k));
         }
     }
     family(f, "ppfwd_upstream_errors_total", "counter", "Failed upstream connects.");
     for (size_t i = 0; i < srv->nroutes; i++)
-        sample(f, "ppfwd_upstream_errors_total", &srv->routes[i], "",
+        sample(f, "ppfwd_upstream_errors_total", srv->routes[i], "",
                sum(srv, i, STAT_UPSTREAM_ERRORS));
 }
 
@@ -118,16 +117,16 @@ static void write_gauges(FILE *f, const struct server *srv)
 {
     family(f, "ppfwd_connections_active", "gauge", "Open connections.");
     for (size_t i = 0; i < srv->nroutes; i++)
-        sample(f, "ppfwd_connections_active", &srv->routes[i], "",
-               atomic_load(&srv->routes[i].conns));
+        sample(f, "ppfwd_connections_active", srv->routes[i], "",
+               atomic_load(&srv->routes[i]->conns));
     family(f, "ppfwd_udp_sessions_active", "gauge", "Open UDP sessions.");
     for (size_t i = 0; i < srv->nroutes; i++)
-        sample(f, "ppfwd_udp_sessions_active", &srv->routes[i], "",
-               atomic_load(&srv->routes[i].udp_sessions));
+        sample(f, "ppfwd_udp_sessions_active", srv->routes[i], "",
+               atomic_load(&srv->routes[i]->udp_sessions));
     family(f, "ppfwd_upstream_up", "gauge",
            "1 when the upstream gets traffic: not failed by its check or a recent connect.");
     for (size_t i = 0; i < srv->nroutes; i++) {
-        const struct route *r = &srv->routes[i];
+        const struct route *r = srv->routes[i];
         for (size_t j = 0; j < r->cfg->nup; j++) {
             fprintf(f, "ppfwd_upstream_up{route=\"");
             label(f, r->cfg->name);
@@ -186,8 +185,10 @@ static void serve(int fd)
     if (f == NULL)
         return;
     if (ok) {
+        pthread_mutex_lock(&M.srv->lock);
         write_counters(f, M.srv);
         write_gauges(f, M.srv);
+        pthread_mutex_unlock(&M.srv->lock);
     } else {
         fputs("not found: try /metrics\n", f);
     }

@@ -52,14 +52,16 @@ struct upstream_state {
     atomic_uint conns;           /* open connections through it (leastconn) */
 };
 
+/* A route lives as long as the process: a reload that removes it only
+ * stops its listeners, and its connections drain with it. */
 struct route {
     const struct route_cfg *cfg;
-    size_t idx;                 /* position in server.routes and in the stats */
-    atomic_uint conns;          /* open connections, every worker counted */
-    atomic_uint udp_sessions;   /* open UDP sessions, every worker counted */
-    atomic_size_t next_up;      /* round-robin cursor */
-    struct upstream_state *ups; /* one per cfg->up */
-    struct health *health;      /* active checks, run by worker 0; NULL without */
+    _Atomic uint64_t (*stats)[STAT_COUNT]; /* per worker (by worker id) */
+    atomic_uint conns;                     /* open connections, every worker counted */
+    atomic_uint udp_sessions;              /* open UDP sessions, every worker counted */
+    atomic_size_t next_up;                 /* round-robin cursor */
+    struct upstream_state *ups;            /* one per cfg->up */
+    struct health *health;                 /* active checks, run by worker 0; NULL without */
 };
 
 struct listener {
@@ -74,7 +76,9 @@ struct worker {
     struct server *srv;
     struct loop *loop;
     pthread_t thread;
-    struct listener *ls;       /* one per route */
+    struct listener **ls; /* one per current route, same order; NULL if it failed */
+    size_t nls;
+    atomic_int wake;           /* WAKE_* requests from the main thread */
     struct timer accept_pause; /* accepting paused after EMFILE/ENFILE */
     int draining;
     unsigned nconns; /* connections of this worker */
@@ -82,13 +86,20 @@ struct worker {
     size_t nbuf_free;
     int (*pipe_free)[2]; /* cached pipes for splice */
     size_t npipe_free;
-    _Atomic uint64_t (*stats)[STAT_COUNT]; /* per route */
 };
 
+#define WAKE_SYNC 0x1  /* the route set changed: open and close listeners */
+#define WAKE_DRAIN 0x2 /* stop accepting, let connections finish, stop */
+
 struct server {
-    struct cfg *cfg;
-    struct route *routes;
+    pthread_mutex_t lock;  /* guards the route set against reloads */
+    struct route **routes; /* the current routes */
     size_t nroutes;
+    struct route **retired; /* removed by reloads; freed at exit */
+    size_t nretired;
+    struct cfg **cfgs; /* configs loaded by reloads; freed at exit */
+    size_t ncfgs;
+    const char *path; /* -c FILE, read again on SIGHUP; NULL for URLs */
     struct worker *workers;
     int nworkers;
     unsigned drain_ms;
@@ -134,14 +145,14 @@ struct conn {
  * metrics thread reads it, so relaxed load + store suffice (no lock prefix). */
 static inline void stat_add(struct worker *w, const struct route *r, enum route_stat k, uint64_t n)
 {
-    _Atomic uint64_t *p = &w->stats[r->idx][k];
+    _Atomic uint64_t *p = &r->stats[w->id][k];
 
     atomic_store_explicit(p, atomic_load_explicit(p, memory_order_relaxed) + n,
                           memory_order_relaxed);
 }
 
 /* server.c */
-int server_run(struct cfg *cfg, const struct sockaddr_storage *metrics);
+int server_run(struct cfg *cfg, const char *path, const struct sockaddr_storage *metrics);
 
 /* balance.c */
 int balance_pick(struct route *r, const struct sockaddr *client, uint64_t now);
@@ -149,8 +160,8 @@ int balance_live(const struct route *r, size_t i, uint64_t now);
 void balance_result(struct route *r, size_t i, int err, uint64_t now);
 
 /* health.c */
-int health_start(struct server *srv, struct worker *w);
-void health_stop(struct server *srv, struct worker *w);
+int health_start(struct worker *w, struct route *r);
+void health_stop(struct worker *w, struct route *r);
 
 /* metrics.c */
 int metrics_start(struct server *srv, const struct sockaddr_storage *addr);
@@ -159,7 +170,8 @@ void metrics_stop(void);
 /* listen.c */
 int listen_open(const struct route_cfg *rc, int *fd_out, char *err, size_t errlen);
 int listen_probe(const struct route_cfg *rc);
-int listen_start(struct worker *w);
+struct listener *listen_route(struct worker *w, struct route *r);
+void listen_close(struct worker *w, struct listener *ls);
 void listen_stop(struct worker *w);
 
 /* conn.c */

@@ -1,0 +1,169 @@
+#!/usr/bin/python3
+"""SIGHUP reload with -c FILE: a long-lived connection survives 10 reloads
+while clients keep connecting, with zero failed connections; added routes
+start, removed ones stop accepting; an invalid config is refused and the
+running one keeps serving; SIGTERM lets an open connection finish.
+Run: /usr/bin/python3 tests/integration/test_reload.py [SCENARIO...]"""
+
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from harness import (V4, EchoServer, Fail, Ppfwd, check, connect, eq, free_port,  # noqa: E402
+                     recv_all, run, scenario, tmpdir, wait_for, wait_listen)
+
+
+def write_config(path, routes):
+    """routes: {name: (listen_port, upstream_port)}"""
+    lines = ["routes:"]
+    for name, (lp, up) in routes.items():
+        lines += ["  %s:" % name, "    listen: tcp://127.0.0.1:%d" % lp,
+                  "    upstream: 127.0.0.1:%d" % up]
+    with open(path + ".tmp", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.rename(path + ".tmp", path)  # the reload never reads half a file
+
+
+def start(path, ports):
+    d = Ppfwd([], workers=2, extra=["-c", path])
+    d.start(ports)
+    return d
+
+
+def echo_once(port, payload=b"ping"):
+    s = socket.create_connection((V4, port), timeout=5)
+    s.sendall(payload)
+    s.shutdown(socket.SHUT_WR)
+    got = recv_all(s)
+    s.close()
+    return got
+
+
+def reloaded(d, n):
+    d.p.send_signal(signal.SIGHUP)
+    d.wait_event("reload", count=n)
+
+
+@scenario
+def long_connection_survives_ten_reloads():
+    echo = EchoServer()
+    path = os.path.join(tmpdir(), "ppfwd.yaml")
+    pa, pb = free_port(), free_port()
+    write_config(path, {"a": (pa, echo.port), "b": (pb, echo.port)})
+    d = start(path, [pa, pb])
+    long = connect(V4, pa)
+    long.settimeout(5)
+    stop, failures, done = threading.Event(), [], [0]
+
+    def hammer():
+        while not stop.is_set():
+            try:
+                if echo_once(pa) != b"ping":
+                    failures.append("bad echo")
+                done[0] += 1
+            except (OSError, Fail) as e:
+                failures.append(repr(e))
+    t = threading.Thread(target=hammer, daemon=True)
+    t.start()
+    extra = free_port()
+    for i in range(10):
+        routes = {"a": (pa, echo.port), "b": (pb, echo.port)}
+        if i % 2 == 0:
+            routes["c%d" % i] = (extra, echo.port)  # added, then removed
+        write_config(path, routes)
+        reloaded(d, i + 1)
+        long.sendall(b"x%d" % i)
+        eq(long.recv(16), b"x%d" % i, "long connection after reload %d" % (i + 1))
+        if i % 2 == 0:
+            wait_listen(extra, 5.0, d.p)
+            eq(echo_once(extra), b"ping", "added route serves")
+        time.sleep(0.05)
+    stop.set()
+    t.join(10)
+    check(not failures, "failed connections during reloads: %r" % failures[:5])
+    check(done[0] > 20, "clients kept connecting (%d)" % done[0])
+    eq(echo_once(pb), b"ping", "route b still serves")
+    long.close()
+    echo.close()
+
+
+@scenario
+def removed_route_stops_accepting():
+    echo = EchoServer()
+    path = os.path.join(tmpdir(), "ppfwd.yaml")
+    pa, pb = free_port(), free_port()
+    write_config(path, {"a": (pa, echo.port), "b": (pb, echo.port)})
+    d = start(path, [pa, pb])
+    held = connect(V4, pb)  # a connection of the route to be removed
+    held.settimeout(5)
+    held.sendall(b"1")
+    eq(held.recv(1), b"1", "held echo")
+    write_config(path, {"a": (pa, echo.port)})
+    reloaded(d, 1)
+    d.wait_event("route_stop", lambda e: e.get("route") == "b")
+
+    def refused():
+        try:
+            socket.create_connection((V4, pb), timeout=1).close()
+            return None
+        except OSError:
+            return True
+    wait_for(refused, 5, "port of removed route b to refuse")
+    held.sendall(b"2")
+    eq(held.recv(1), b"2", "the removed route's connection drains, still relaying")
+    held.close()
+    eq(echo_once(pa), b"ping", "route a serves")
+    echo.close()
+
+
+@scenario
+def invalid_config_refused_old_keeps_serving():
+    echo = EchoServer()
+    path = os.path.join(tmpdir(), "ppfwd.yaml")
+    pa = free_port()
+    write_config(path, {"a": (pa, echo.port)})
+    d = start(path, [pa])
+    with open(path, "a") as f:
+        f.write("    send_proxy: v9\n")
+    d.p.send_signal(signal.SIGHUP)
+    ev = d.wait_event("reload_error")
+    check(any("send_proxy" in e.get("error", "") for e in ev), "error names the key: %r" % ev)
+    d.wait_event("reload_failed")
+    eq(echo_once(pa), b"ping", "old config still serves")
+    echo.close()
+
+
+@scenario
+def sigterm_lets_open_connection_finish():
+    echo = EchoServer()
+    path = os.path.join(tmpdir(), "ppfwd.yaml")
+    pa = free_port()
+    write_config(path, {"a": (pa, echo.port)})
+    d = start(path, [pa])
+    s = connect(V4, pa)
+    s.settimeout(5)
+    d.p.send_signal(signal.SIGTERM)
+    d.wait_event("stopping")
+
+    def closed():
+        try:
+            socket.create_connection((V4, pa), timeout=1).close()
+            return None
+        except OSError:
+            return True
+    wait_for(closed, 5, "the listener to close")
+    s.sendall(b"still here")
+    eq(s.recv(64), b"still here", "open connection keeps relaying while draining")
+    s.close()
+    rc = d.p.wait(timeout=10)
+    eq(rc, 0, "exit status after drain")
+    echo.close()
+
+
+if __name__ == "__main__":
+    sys.exit(run())
