@@ -48,6 +48,7 @@ enum udp_drop {
     DROP_ACL,
     DROP_MAX_CONNS,
     DROP_SESSION,
+    DROP_NO_UPSTREAM,
     DROP_TRUNC,
     DROP_SEND_UP,
     DROP_SEND_CLIENT,
@@ -57,18 +58,21 @@ enum udp_drop {
 
 static const struct {
     const char *event;
-    const char *reason; /* NULL: the error text given at the drop */
+    const char *reason;   /* NULL: the error text given at the drop */
+    enum route_stat stat; /* the metrics counter it adds to; STAT_COUNT: none */
 } drop_info[DROP_MAX] = {
-    [DROP_NO_HDR] = {"proxy_header_refused", "no PROXY header"},
-    [DROP_BAD_HDR] = {"proxy_header_refused", NULL},
-    [DROP_UNTRUSTED] = {"proxy_header_refused", "PROXY header from an untrusted source"},
-    [DROP_ACL] = {"udp_session_refused", "client not allowed"},
-    [DROP_MAX_CONNS] = {"udp_session_refused", "max-conns reached"},
-    [DROP_SESSION] = {"udp_session_refused", NULL},
-    [DROP_TRUNC] = {"udp_dropped", "datagram truncated (larger than 65,536 bytes)"},
-    [DROP_SEND_UP] = {"udp_dropped", NULL},
-    [DROP_SEND_CLIENT] = {"udp_dropped", NULL},
-    [DROP_UPSTREAM] = {"upstream_error", NULL},
+    [DROP_NO_HDR] = {"proxy_header_refused", "no PROXY header", STAT_HDR_INVALID},
+    [DROP_BAD_HDR] = {"proxy_header_refused", NULL, STAT_HDR_INVALID},
+    [DROP_UNTRUSTED] = {"proxy_header_refused", "PROXY header from an untrusted source",
+                        STAT_HDR_UNTRUSTED},
+    [DROP_ACL] = {"udp_session_refused", "client not allowed", STAT_REFUSED},
+    [DROP_MAX_CONNS] = {"udp_session_refused", "max-conns reached", STAT_REFUSED},
+    [DROP_SESSION] = {"udp_session_refused", NULL, STAT_REFUSED},
+    [DROP_NO_UPSTREAM] = {"udp_session_refused", "no live upstream", STAT_UPSTREAM_ERRORS},
+    [DROP_TRUNC] = {"udp_dropped", "datagram truncated (larger than 65,536 bytes)", STAT_COUNT},
+    [DROP_SEND_UP] = {"udp_dropped", NULL, STAT_UPSTREAM_ERRORS},
+    [DROP_SEND_CLIENT] = {"udp_dropped", NULL, STAT_COUNT},
+    [DROP_UPSTREAM] = {"upstream_error", NULL, STAT_UPSTREAM_ERRORS},
 };
 
 struct udp_warn {
@@ -117,6 +121,8 @@ static void drop(struct udp_lsn *u, enum udp_drop why, const char *error,
 
     wr->total++;
     wr->held++;
+    if (drop_info[why].stat != STAT_COUNT)
+        stat_add(u->w, u->ls->r, drop_info[why].stat, 1);
     if (wr->last_ms != 0 && now - wr->last_ms < UDP_WARN_MS)
         return;
     log_event(LOG_WARN, drop_info[why].event, u->rc->name, "proto", LOG_STR, "udp", "reason",
@@ -161,6 +167,8 @@ static void sess_release(struct udp_lsn *u, struct udp_sess *s, const char *reas
     loop_remove(u->w->loop, s->fd);
     close(s->fd);
     atomic_fetch_sub(&u->ls->r->conns, 1);
+    atomic_fetch_sub(&u->ls->r->udp_sessions, 1);
+    atomic_fetch_sub_explicit(&u->ls->r->ups[s->up - u->rc->up].conns, 1, memory_order_relaxed);
 }
 
 static void sess_close(struct udp_lsn *u, struct udp_sess *s, const char *reason)
@@ -215,6 +223,7 @@ static void upstream_cb(struct loop *l, int fd, void *arg, unsigned events)
     struct udp_lsn *u = s->u;
     int n, err = 0;
     unsigned lost;
+    uint64_t bytes = 0;
 
     (void)events;
     for (int i = 0; i < UDP_BATCH; i++) {
@@ -240,8 +249,10 @@ static void upstream_cb(struct loop *l, int fd, void *arg, unsigned events)
         u->rmsg[i].msg_hdr.msg_control = s->ctllen ? s->ctl : NULL;
         u->rmsg[i].msg_hdr.msg_controllen = s->ctllen;
         u->riov[i].iov_len = u->rmsg[i].msg_len;
-        s->bytes_out += u->rmsg[i].msg_len;
+        bytes += u->rmsg[i].msg_len;
     }
+    s->bytes_out += bytes;
+    stat_add(u->w, u->ls->r, STAT_BYTES_OUT, bytes);
     lost = send_batch(u->ls->fd, u->rmsg, (unsigned)n, &err);
     s->dg_out += (unsigned)n - lost;
     if (lost > 0)
@@ -259,13 +270,16 @@ static const struct sockaddr *slot_client(const struct udp_slot *sl)
     return (const struct sockaddr *)&sl->peer;
 }
 
+/* Picks the session's upstream (balance=...) and connects a socket to it.
+ * Returns 0, -EHOSTUNREACH when no upstream is live, or -errno. */
 static int sess_connect(struct udp_lsn *u, struct udp_sess *s)
 {
-    const struct route_cfg *rc = u->rc;
-    size_t i = atomic_fetch_add(&u->ls->r->next_up, 1) % rc->nup;
+    int i = balance_pick(u->ls->r, (const struct sockaddr *)&s->client, loop_now(u->w->loop));
     int rcv = 1 << 20, err;
 
-    s->up = &rc->up[i];
+    if (i < 0)
+        return -EHOSTUNREACH;
+    s->up = &u->rc->up[i];
     s->fd = socket(s->up->addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (s->fd == -1)
         return -errno;
@@ -277,8 +291,10 @@ static int sess_connect(struct udp_lsn *u, struct udp_sess *s)
     if (err != 0) {
         close(s->fd);
         s->fd = -1;
+        return err;
     }
-    return err;
+    atomic_fetch_add_explicit(&u->ls->r->ups[i].conns, 1, memory_order_relaxed);
+    return 0;
 }
 
 /* On a wildcard socket, replies must leave from the address the client
@@ -350,13 +366,17 @@ static struct udp_sess *sess_open(struct udp_lsn *u, const struct udp_key *k, ui
     if (err == 0 && (err = udp_table_add(&u->table, s, k, h)) != 0) {
         loop_remove(u->w->loop, s->fd);
         close(s->fd);
+        atomic_fetch_sub_explicit(&u->ls->r->ups[s->up - rc->up].conns, 1, memory_order_relaxed);
     }
     if (err != 0) {
         free(s);
         atomic_fetch_sub(&u->ls->r->conns, 1);
-        drop(u, DROP_SESSION, strerror(-err), peer, client);
+        drop(u, err == -EHOSTUNREACH ? DROP_NO_UPSTREAM : DROP_SESSION, strerror(-err), peer,
+             client);
         return NULL;
     }
+    atomic_fetch_add(&u->ls->r->udp_sessions, 1);
+    stat_add(u->w, u->ls->r, STAT_CONNS, 1);
     loop_timer_set(u->w->loop, &s->timer, rc->idle_timeout_ms, idle_cb, s);
     log_event(LOG_DEBUG, "udp_session_open", rc->name, "client", LOG_ADDR, client, "peer", LOG_ADDR,
               peer, "upstream", LOG_STR, s->up->name, LOG_END);
@@ -444,6 +464,7 @@ static int slot_read(struct udp_lsn *u, struct udp_slot *sl, uint8_t *buf, size_
         drop(u, why, n == 0 ? "truncated PROXY header" : pp_strerror((int)n), peer, NULL);
         return -1;
     }
+    stat_add(u->w, u->ls->r, STAT_HDR_OK, 1);
     sl->has_hdr = 1;
     sl->data = buf + n;
     sl->len = len - (size_t)n;
@@ -512,6 +533,7 @@ static int queue(struct udp_lsn *u, struct udp_sess *s, int i, unsigned m)
     mh->msg_iovlen = n > 0 ? 2 : 1;
     s->dg_in++;
     s->bytes_in += sl->len;
+    stat_add(u->w, u->ls->r, STAT_BYTES_IN, sl->len);
     s->active_ms = loop_now(u->w->loop);
     return 0;
 }
