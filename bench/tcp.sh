@@ -517,6 +517,13 @@ idle_pct() {
     echo "$a $b" | awk '{ d = $4 - $2; print (d > 0 ? int(100 * ($3 - $1) / d) : 100) }'
 }
 IDLE_BEFORE=$(idle_pct)
+# user + nice + system ticks of the whole machine, and of this script with
+# everything it started (reaped children count in cutime/cstime).
+machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 }' /proc/stat; }
+our_ticks() { awk '{ print $14 + $15 + $16 + $17 }' "/proc/$$/stat"; }
+T0_MACHINE=$(machine_ticks)
+T0_OURS=$(our_ticks)
+T0_UP=$(cut -d ' ' -f 1 /proc/uptime)
 [ "$IDLE_BEFORE" -ge 90 ] ||
     log "warning: the CPUs were only $IDLE_BEFORE% idle before the run: other work will skew the figures"
 for ROUND in $(seq 1 "$ROUNDS"); do
@@ -524,13 +531,23 @@ for ROUND in $(seq 1 "$ROUNDS"); do
 done
 
 LOAD_AFTER=$(cut -d ' ' -f 1-3 /proc/loadavg)
+# Stop and reap everything now, so that its CPU time is counted as ours: what
+# the machine spent beyond that went to other work, which skews the figures.
+# shellcheck disable=SC2086
+[ -n "$PIDS" ] && stop_pids $PIDS
+OTHER_PCT=$(awk -v m0="$T0_MACHINE" -v m1="$(machine_ticks)" -v o0="$T0_OURS" -v o1="$(our_ticks)" \
+    -v u0="$T0_UP" -v u1="$(cut -d ' ' -f 1 /proc/uptime)" -v hz="$(getconf CLK_TCK)" -v ncpu="$(nproc)" \
+    'BEGIN { cap = (u1 - u0) * hz * ncpu; x = (m1 - m0) - (o1 - o0); if (x < 0) x = 0
+             printf "%d", (cap > 0 ? 100 * x / cap : 0) }')
+[ "$OTHER_PCT" -lt 10 ] ||
+    log "warning: other work used $OTHER_PCT% of the CPUs during the run: the figures are skewed"
 ENVLINE="$(nproc) CPUs, $(uname -r), haproxy $(haproxy -v 2>/dev/null | awk 'NR == 1 { print $3 }'),\
  nginx $(nginx -v 2>&1 | sed 's|.*/||'), socat $(socat -V 2>/dev/null | awk '/socat version/ { print $3; exit }'),\
  iperf3 $(iperf3 -v 2>/dev/null | awk 'NR == 1 { print $2 }')"
 
 awk -F '\t' -v rounds="$ROUNDS" -v secs="$SECS" -v isecs="$IPERF_SECS" -v hold="$HOLD" \
     -v nofile="$NOFILE" -v cthreads="$CLIENT_THREADS" \
-    -v idlebefore="$IDLE_BEFORE" -v lbefore="$LOAD_BEFORE" -v lafter="$LOAD_AFTER" -v notes="$notes" -v envline="$ENVLINE" -v order="direct haproxy haproxy-splice nginx socat ppfwd" '
+    -v idlebefore="$IDLE_BEFORE" -v otherpct="$OTHER_PCT" -v lbefore="$LOAD_BEFORE" -v lafter="$LOAD_AFTER" -v notes="$notes" -v envline="$ENVLINE" -v order="direct haproxy haproxy-splice nginx socat ppfwd" '
 function median(key,    n, i, j, t, v) {
     n = cnt[key]
     for (i = 1; i <= n; i++)
@@ -573,8 +590,8 @@ END {
     di = has("direct iperf") ? median("direct iperf") : ""
     dc = has("direct cps_plain") ? median("direct cps_plain") : ""
     printf "TCP proxy benchmark: medians over %d rounds (%s)\n", rounds, envline
-    printf "CPUs %d%% idle just before the run; load average before %s, after %s (the run itself\n", idlebefore, lbefore, lafter
-    printf "loads both CPUs).%s\n", idlebefore < 90 ? " OTHER WORK WAS RUNNING: the figures are skewed." : ""
+    printf "CPUs %d%% idle just before the run; other processes used %d%% of the CPUs during it\n", idlebefore, otherpct
+    printf "(user+system time not ours); load average before %s, after %s.%s\n", lbefore, lafter, (idlebefore < 90 || otherpct >= 10) ? "\nOTHER WORK WAS RUNNING: the figures are skewed, and not evenly; run again on a quiet machine." : ""
     printf "x hap = ratio to HAProxy, the better of its two modes; x dir = ratio to direct.\n\n"
     printf "%-14s | %6s %6s %6s | %7s %6s %6s %6s | %7s %6s %6s | %7s %6s %6s | %6s %6s %6s %6s\n",
         "", "iperf3", "", "", "conn/s", "p99", "", "", "conn/s", "p99", "", "conn/s", "p99", "", "KiB/", "", "KiB/", ""
