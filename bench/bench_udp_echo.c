@@ -78,6 +78,7 @@ int main(int argc, char **argv)
     static struct sockaddr_storage names[BATCH];
     int port = 0, pp = 0, opt, fd;
     unsigned long bad = 0;
+    struct sigaction sa = {.sa_handler = on_term};
 
     while ((opt = getopt(argc, argv, "p:P")) != -1) {
         if (opt == 'p')
@@ -88,8 +89,9 @@ int main(int argc, char **argv)
             return 2;
     }
     fd = open_port(port);
-    signal(SIGTERM, on_term);
-    signal(SIGINT, on_term);
+    /* No SA_RESTART: a signal must interrupt the blocking recvmmsg. */
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
     while (!stop) {
         for (int i = 0; i < BATCH; i++) {
             iov[i] = (struct iovec){.iov_base = bufs[i], .iov_len = BUF};
