@@ -56,11 +56,24 @@ void conn_close(struct conn *c, const char *error)
     relay_half_free(w, &c->u2c);
     atomic_fetch_sub(&c->r->conns, 1);
     w->nconns--;
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
     if (w->draining && w->nconns == 0)
         loop_stop(w->loop);
     /* Other callbacks of this iteration may still hold c. */
     if (loop_defer(w->loop, conn_free, c) != 0)
         conn_free(c);
+}
+
+/* Closes every connection of the worker (the drain timeout ran out). */
+void conn_close_all(struct worker *w, const char *error)
+{
+    while (w->conns != NULL)
+        conn_close(w->conns, error);
 }
 
 /* A refusal before relaying: counted, logged with its reason, closed. */
@@ -333,6 +346,12 @@ static void header_cb(struct loop *l, int fd, void *arg, unsigned events)
     n = read(fd, c->hbuf + c->hlen, HEADER_BUF_SIZE - c->hlen);
     if (n == -1 && (errno == EAGAIN || errno == EINTR))
         return;
+    if (n == 0 && c->r->cfg->accept_proxy == PP_ACCEPT_OPTIONAL) {
+        /* What came can no longer become a header: a direct client's data,
+         * to relay before its EOF. */
+        header_done(c, 0);
+        return;
+    }
     if (n <= 0) {
         conn_close(c, n == 0 ? "client closed before the header" : strerror(errno));
         return;
@@ -419,6 +438,10 @@ void conn_start(struct worker *w, struct route *r, int fd)
     stat_add(w, r, STAT_CONNS, 1);
     c->w = w;
     c->r = r;
+    c->next = w->conns;
+    if (w->conns != NULL)
+        w->conns->prev = c;
+    w->conns = c;
     c->cfd = fd;
     c->ufd = -1;
     c->c2u.pipe[0] = c->c2u.pipe[1] = c->u2c.pipe[0] = c->u2c.pipe[1] = -1;

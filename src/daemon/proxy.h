@@ -81,8 +81,9 @@ struct worker {
     atomic_int wake;           /* WAKE_* requests from the main thread */
     struct timer accept_pause; /* accepting paused after EMFILE/ENFILE */
     int draining;
-    unsigned nconns; /* connections of this worker */
-    void **buf_free; /* cached relay buffers */
+    unsigned nconns;    /* connections of this worker */
+    struct conn *conns; /* all of them, to close what a drain leaves */
+    void **buf_free;    /* cached relay buffers */
     size_t nbuf_free;
     int (*pipe_free)[2]; /* cached pipes for splice */
     size_t npipe_free;
@@ -120,6 +121,7 @@ struct half {
 enum conn_state { CONN_HEADER, CONN_CONNECT, CONN_RELAY };
 
 struct conn {
+    struct conn *prev, *next; /* in w->conns */
     struct worker *w;
     struct route *r;
     enum conn_state state;
@@ -177,6 +179,7 @@ void listen_stop(struct worker *w);
 /* conn.c */
 void conn_start(struct worker *w, struct route *r, int fd);
 void conn_close(struct conn *c, const char *error);
+void conn_close_all(struct worker *w, const char *error);
 
 /* relay.c */
 void relay_start(struct conn *c);

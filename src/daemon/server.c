@@ -146,7 +146,8 @@ static int worker_sync(struct worker *w)
 
 static void drain_end(struct loop *l, struct timer *t, void *arg)
 {
-    (void)t, (void)arg;
+    (void)t;
+    conn_close_all(arg, "drain timeout");
     loop_stop(l);
 }
 
