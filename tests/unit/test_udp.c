@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -48,6 +49,7 @@ struct child {
 
 static struct child kids[MAX_CHILDREN];
 static int nkids;
+static rlim_t child_nofile; /* RLIMIT_NOFILE for the next child; 0: inherited */
 
 static const char *ppfwd_path(void)
 {
@@ -150,6 +152,10 @@ static struct child *spawn(char *const *argv, const char *ready_str, size_t read
         dup2(null, STDIN_FILENO);
         dup2(null, STDOUT_FILENO);
         dup2(fd, STDERR_FILENO);
+        if (child_nofile != 0) {
+            struct rlimit rl = {.rlim_cur = child_nofile, .rlim_max = child_nofile};
+            setrlimit(RLIMIT_NOFILE, &rl);
+        }
         execv(argv[0], argv);
         _exit(127);
     }
@@ -238,6 +244,7 @@ static int setup(void **state)
 {
     (void)state;
     nkids = 0;
+    child_nofile = 0;
     return 0;
 }
 
@@ -615,6 +622,37 @@ static void test_max_conns(void **state)
     close(sink);
 }
 
+/* Out of descriptors (RLIMIT_NOFILE 64): new sessions are refused and
+ * logged while the route keeps serving the sessions already open. */
+static void test_emfile(void **state)
+{
+    enum { MANY = 200 };
+    static int fd[MANY];
+    uint16_t up = echo_start(AF_INET), lp = free_port(AF_INET);
+    int first = client(AF_INET), answered = 0;
+    char buf[256];
+    struct child *k;
+
+    (void)state;
+    child_nofile = 64;
+    k = ppfwd(route("udp://127.0.0.1:%u/127.0.0.1:%u?idle-timeout=2s", lp, up), NULL, NULL);
+    send_to(first, AF_INET, lp, "first", 5);
+    assert_int_equal(recv_one(first, buf, sizeof(buf), ANSWER_MS), 5);
+    for (int i = 0; i < MANY; i++) {
+        fd[i] = client(AF_INET);
+        send_to(fd[i], AF_INET, lp, "more", 4);
+    }
+    for (int i = 0; i < MANY; i++)
+        answered += recv_one(fd[i], buf, sizeof(buf), i < 5 ? ANSWER_MS : 20) == 4;
+    assert_true(answered > 0 && answered < MANY);
+    assert_non_null(strstr(child_log(k), "Too many open files"));
+    send_to(first, AF_INET, lp, "again", 5); /* an open session still relays */
+    assert_int_equal(recv_one(first, buf, sizeof(buf), ANSWER_MS), 5);
+    for (int i = 0; i < MANY; i++)
+        close(fd[i]);
+    close(first);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -626,6 +664,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_conns, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_emfile, setup, teardown),
     };
 
     signal(SIGPIPE, SIG_IGN);
