@@ -178,9 +178,14 @@ bench: deps-bench
 	$(MAKE) $(BENCH_BIN)
 	@bench/run.sh $(B)
 
+# Operations files: examples, the systemd unit (its ExecStart follows BINDIR).
+install uninstall: DOCDIR ?= $(PREFIX)/share/doc/ppfwd
+install uninstall: SYSTEMDDIR ?= $(PREFIX)/lib/systemd/system
+
 install: lib $(B)/ppfwd $(B)/proxyproto.pc
 	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(BINDIR) \
-	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man5 \
+	    $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(SYSTEMDDIR)
 	install -m 644 include/proxyproto.h $(DESTDIR)$(INCLUDEDIR)/
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
 	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
@@ -190,11 +195,19 @@ install: lib $(B)/ppfwd $(B)/proxyproto.pc
 	install -m 755 $(B)/ppfwd $(DESTDIR)$(BINDIR)/
 	install -m 644 docs/ppfwd.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 docs/proxyproto.3 $(DESTDIR)$(MANDIR)/man3/
+	install -m 644 docs/ppfwd.yaml.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 644 examples/*.yaml $(DESTDIR)$(DOCDIR)/examples/
+	sed 's|/usr/local/bin/ppfwd|$(BINDIR)/ppfwd|g' dist/ppfwd.service \
+	    > $(DESTDIR)$(SYSTEMDDIR)/ppfwd.service
+	chmod 644 $(DESTDIR)$(SYSTEMDDIR)/ppfwd.service
 
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/proxyproto.h $(DESTDIR)$(LIBDIR)/libproxyproto.* \
 	    $(DESTDIR)$(LIBDIR)/pkgconfig/proxyproto.pc $(DESTDIR)$(BINDIR)/ppfwd \
-	    $(DESTDIR)$(MANDIR)/man1/ppfwd.1 $(DESTDIR)$(MANDIR)/man3/proxyproto.3
+	    $(DESTDIR)$(MANDIR)/man1/ppfwd.1 $(DESTDIR)$(MANDIR)/man3/proxyproto.3 \
+	    $(DESTDIR)$(MANDIR)/man5/ppfwd.yaml.5 $(DESTDIR)$(SYSTEMDDIR)/ppfwd.service
+	rm -rf $(DESTDIR)$(DOCDIR)/examples
+	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null
 
 format:
 	clang-format -i include/*.h src/*/*.[ch] tests/*/*.[ch] fuzz/*.[ch] bench/*.c
