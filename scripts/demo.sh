@@ -148,59 +148,81 @@ expect '"value":"example.com"'
 step 2 "ppfwd encode --src 192.0.2.10:51234 --dst 198.51.100.1:443 | head -c 20 | ppfwd decode"
 
 echo
-echo "== Part 2: ppfwd live, on 127.0.0.1"
+echo "== Part 2: ppfwd live, on 127.0.0.1, with examples/demo.yaml"
+src=$PWD
 cd "$tmp" || exit 1
 have_curl=0
 command -v curl >/dev/null 2>&1 && have_curl=1
 [ "$have_curl" -eq 1 ] || echo "(curl is not installed: the demo talks through bash's /dev/tcp instead)"
 
 echo
-echo "-- A test server that insists on a PROXY header, and a route that sends one (v2,"
-echo "-- with an AUTHORITY TLV) for every client it forwards there"
-serve W 61100 whoami.log whoami_listen "ppfwd whoami --accept-proxy=required 127.0.0.1:@PORT@" || exit 1
-serve A 61110 a.log route_start "ppfwd --log-format text -w 2 'tcp://127.0.0.1:@PORT@/127.0.0.1:$W?send-proxy=v2&authority=demo.example'" || exit 1
+echo "-- A test server that insists on a PROXY header"
+serve W 9000 whoami.log whoami_listen "ppfwd whoami --accept-proxy=required 127.0.0.1:@PORT@" || exit 1
+
+# demo_config: examples/demo.yaml with its ports (8000, 8001, upstream 9000)
+# moved to free ones where those are taken; returns bg's status.
+demo_config() {
+    port F 8000 && port R 8001 || return 1
+    sed -e 's/127\.0\.0\.1:8000$/127.0.0.1:@F@/' -e 's/127\.0\.0\.1:8001$/127.0.0.1:@R@/' \
+        -e 's/127\.0\.0\.1:9000$/127.0.0.1:@W@/' "$src/examples/demo.yaml" |
+        sed -e "s/@F@/$F/" -e "s/@R@/$R/" -e "s/@W@/$W/" >demo.yaml
+    echo
+    echo "-- examples/demo.yaml (without its comments; ports: front $F, relay $R, whoami $W):"
+    echo "-- route 'front' sends a v2 header with an AUTHORITY TLV for every client;"
+    echo "-- route 'relay' itself requires a header (from 127.0.0.1 only) and passes on"
+    echo "-- the client it names"
+    step 0 "sed -e '/^ *#/d' -e 's/ *#.*//' -e '/^\$/d' demo.yaml"
+    step 0 "ppfwd check -c demo.yaml"
+    bg ppfwd.log "route_start route=relay" "ppfwd -c demo.yaml"
+}
+for _ in 1 2 3 4 5; do
+    demo_config
+    rc=$?
+    [ "$rc" -eq 2 ] || break
+    echo "(a port is busy: trying others)"
+done
+[ "$rc" -eq 0 ] || exit 1
 
 echo
 echo "-- whoami answers with what it saw: 'peer' is ppfwd's socket, 'client' the real"
 echo "-- client (this curl), carried in the header"
 if [ "$have_curl" -eq 1 ]; then
-    step 0 "curl -s --max-time 3 --http0.9 http://127.0.0.1:$A/"
+    step 0 "curl -s --max-time 3 --http0.9 http://127.0.0.1:$F/"
 else
-    step 0 "printf '' | send_tcp 127.0.0.1 $A"
+    step 0 "printf '' | send_tcp 127.0.0.1 $F"
 fi
 expect '"local":"127.0.0.1:'"$W"'"'
-expect '"dst":"127.0.0.1:'"$A"'"'
+expect '"dst":"127.0.0.1:'"$F"'"'
 expect '"value":"demo.example"'
 peer=$(sed -n 's/.*"peer":"\([^"]*\)".*/\1/p' out)
 client=$(sed -n 's/.*"client":"\([^"]*\)".*/\1/p' out)
 if [ -z "$client" ] || [ "$client" = "$peer" ]; then
     fail "'client' should name curl, not ppfwd's socket"
 fi
-step 0 "grep conn_close a.log"
+step 0 "grep 'conn_close route=front' ppfwd.log"
 expect "client=$client"
 
 echo
-echo "-- A route that itself requires a header (from 127.0.0.1 only) and passes the"
-echo "-- client it names on as v2"
-serve B 61120 b.log route_start "ppfwd --log-format text -w 2 'tcp://127.0.0.1:@PORT@/127.0.0.1:$W?accept-proxy=required&trusted=127.0.0.1/32&send-proxy=v2'" || exit 1
+echo "-- Route 'relay' requires a header: curl sends one, naming itself"
 if [ "$have_curl" -eq 1 ]; then
-    step 0 "curl -s --max-time 3 --http0.9 --haproxy-protocol http://127.0.0.1:$B/"
-    expect '"dst":"127.0.0.1:'"$B"'"'
+    step 0 "curl -s --max-time 3 --http0.9 --haproxy-protocol http://127.0.0.1:$R/"
+    expect '"dst":"127.0.0.1:'"$R"'"'
 fi
 echo
+echo "-- A made-up client, in a header written by 'ppfwd encode'"
 echo "-- (send_tcp: this script's helper, stdin to a TCP connection with bash's /dev/tcp)"
-step 0 "ppfwd encode --v1 --src 192.0.2.10:51234 --dst 198.51.100.1:443 | send_tcp 127.0.0.1 $B"
+step 0 "ppfwd encode --v1 --src 192.0.2.10:51234 --dst 198.51.100.1:443 | send_tcp 127.0.0.1 $R"
 expect '"client":"192.0.2.10:51234"'
 expect '"dst":"198.51.100.1:443"'
 echo
 echo "-- Without a header the connection is refused (closed, nothing relayed)"
 if [ "$have_curl" -eq 1 ]; then
-    step 52 "curl -s --max-time 3 --http0.9 http://127.0.0.1:$B/"
+    step 52 "curl -s --max-time 3 --http0.9 http://127.0.0.1:$R/"
 else
-    step 0 "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | send_tcp 127.0.0.1 $B"
+    step 0 "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | send_tcp 127.0.0.1 $R"
     [ -s out ] && fail "expected no answer"
 fi
-step 0 "grep -E 'conn_close|proxy_header_refused' b.log"
+step 0 "grep -E '(conn_close|proxy_header_refused) route=relay' ppfwd.log"
 expect "client=192.0.2.10:51234"
 expect 'reason="no PROXY header"'
 
@@ -222,7 +244,7 @@ for p in $pids; do
     [ "$rc" -eq 0 ] || fail "process $p: exit status $rc after SIGTERM"
 done
 pids=""
-step 0 "tail -n 1 a.log b.log"
+step 0 "tail -n 2 ppfwd.log"
 expect "route_stop"
 cd - >/dev/null || exit 1
 
@@ -231,5 +253,15 @@ if [ "$failed" -ne 0 ]; then
     echo "demo: some steps did not end as expected" >&2
     exit 1
 fi
-echo "All steps ended as expected. Next: UDP routes, load balancing and health checks,"
-echo "reload on SIGHUP, metrics; see man ppfwd (docs/ppfwd.1)."
+echo "All steps ended as expected. To try it yourself:"
+echo
+echo "  build/ppfwd whoami --accept-proxy=required 127.0.0.1:9000 &"
+echo "  build/ppfwd -c examples/demo.yaml &"
+echo "  curl -s --http0.9 http://127.0.0.1:8000/                      # route 'front'"
+echo "  curl -s --http0.9 --haproxy-protocol http://127.0.0.1:8001/   # route 'relay'"
+echo "  build/ppfwd encode --v1 --src 192.0.2.10:51234 --dst 198.51.100.1:443 |"
+echo "      nc -q 2 127.0.0.1 8001                                    # a made-up client"
+echo "  kill %1 %2                                                    # SIGTERM: drain, exit 0"
+echo
+echo "More in examples/ (SSH behind a load balancer, a PROXY-aware backend, UDP DNS,"
+echo "a chain of two ppfwd), man docs/ppfwd.1 and man docs/ppfwd.yaml.5."
