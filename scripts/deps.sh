@@ -7,7 +7,7 @@ set -eu
 case "${1:-build}" in
 build) pkgs="gcc make libc6-dev libyaml-dev libcmocka-dev" ;;
 run) pkgs="gcc make libc6-dev libyaml-dev" ;;
-test) pkgs="gcc make libc6-dev libyaml-dev libcmocka-dev clang libclang-rt-14-dev python3 haproxy nginx libnginx-mod-stream curl" ;;
+test) pkgs="gcc make libc6-dev libyaml-dev libcmocka-dev clang libclang-rt-14-dev python3 haproxy nginx libnginx-mod-stream curl prometheus" ;;
 fuzz) pkgs="gcc make libc6-dev clang libclang-rt-14-dev" ;;
 bench) pkgs="gcc make libc6-dev libyaml-dev golang-go golang-github-pires-go-proxyproto-dev golang-github-armon-go-proxyproto-dev haproxy nginx libnginx-mod-stream socat iperf3" ;;
 *) echo "deps.sh: unknown target '$1'" >&2; exit 2 ;;
@@ -38,11 +38,11 @@ $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends $missing
 
 # The bench and the integration tests run their own HAProxy and nginx with
-# their own configs: stop the services the packages may have started (nginx
-# on port 80), if they did.
+# their own configs, and prometheus is there for promtool only: stop the
+# services the packages may have started (nginx on port 80), if they did.
 case " $missing " in
-*" nginx "* | *" haproxy "*)
-    for s in nginx haproxy; do
+*" nginx "* | *" haproxy "* | *" prometheus "*)
+    for s in nginx haproxy prometheus; do
         if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$s" 2>/dev/null; then
             $sudo systemctl stop "$s" || true
         fi
