@@ -51,7 +51,7 @@ static const struct option longopts[] = {
 static void main_help(void)
 {
     fputs("usage:\n"
-          "  ppfwd [OPTIONS] ROUTE...        run the routes given as URLs (TCP today)\n"
+          "  ppfwd [OPTIONS] ROUTE...        run the routes given as URLs\n"
           "  ppfwd [OPTIONS] -c FILE         run the routes of a YAML config\n"
           "  ppfwd check -c FILE             validate a config file\n"
           "  ppfwd whoami [--udp] [--accept-proxy=optional|required|off] ADDR:PORT\n"
