@@ -420,7 +420,8 @@ static void refuse_early(struct worker *w, struct route *r, int fd, const char *
     close(fd);
 }
 
-void conn_start(struct worker *w, struct route *r, int fd)
+void conn_start(struct worker *w, struct route *r, int fd, const struct sockaddr_storage *peer,
+                socklen_t peerlen)
 {
     struct conn *c;
     socklen_t len;
@@ -447,10 +448,12 @@ void conn_start(struct worker *w, struct route *r, int fd)
     c->c2u.pipe[0] = c->c2u.pipe[1] = c->u2c.pipe[0] = c->u2c.pipe[1] = -1;
     c->start_ms = loop_now(w->loop);
     w->nconns++;
-    len = sizeof(c->peer);
-    getpeername(fd, (struct sockaddr *)&c->peer, &len);
+    memcpy(&c->peer, peer, peerlen);
+    /* The local address is only sent on (send-proxy): spare the syscall. */
     len = sizeof(c->local);
-    getsockname(fd, (struct sockaddr *)&c->local, &len);
+    if (r->cfg->send_proxy == PP_SEND_OFF ||
+        getsockname(fd, (struct sockaddr *)&c->local, &len) == -1)
+        c->local.ss_family = AF_UNSPEC;
     c->client = c->peer;
     c->dst = c->local;
     set_nodelay(fd);

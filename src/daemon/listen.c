@@ -113,7 +113,9 @@ static void accept_cb(struct loop *l, int fd, void *arg, unsigned events)
 
     (void)l, (void)events;
     for (int i = 0; i < ACCEPT_BATCH; i++) {
-        int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage peer;
+        socklen_t plen = sizeof(peer);
+        int cfd = accept4(fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd == -1) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
                 accept_pause(ls->w, errno);
@@ -122,7 +124,7 @@ static void accept_cb(struct loop *l, int fd, void *arg, unsigned events)
                           strerror(errno), LOG_END);
             return;
         }
-        conn_start(ls->w, ls->r, cfd);
+        conn_start(ls->w, ls->r, cfd, &peer, plen);
     }
 }
 

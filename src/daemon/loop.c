@@ -213,6 +213,30 @@ int loop_add(struct loop *l, int fd, unsigned mask, loop_fd_cb *cb, void *arg)
     return 0;
 }
 
+int loop_set(struct loop *l, int fd, unsigned mask, loop_fd_cb *cb, void *arg)
+{
+    struct loop_fd *e;
+    int rc = 0;
+
+    if (fd < 0 || fd >= l->max_fds || (mask & ~(LOOP_READ | LOOP_WRITE | LOOP_ERROR)) != 0)
+        return -EINVAL;
+    e = &l->fds[fd];
+    mask &= LOOP_READ | LOOP_WRITE;
+    /* One syscall for any change: a relay swapping READ for WRITE would
+     * otherwise pay a MOD for the add and another for the delete. */
+    if (!e->registered)
+        rc = loop_ctl(l, EPOLL_CTL_ADD, fd, mask);
+    else if (mask != e->mask)
+        rc = loop_ctl(l, EPOLL_CTL_MOD, fd, mask);
+    if (rc < 0)
+        return rc;
+    e->registered = 1;
+    e->mask = mask;
+    e->cb = cb;
+    e->arg = arg;
+    return 0;
+}
+
 int loop_del(struct loop *l, int fd, unsigned mask)
 {
     struct loop_fd *e;

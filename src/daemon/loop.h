@@ -29,8 +29,8 @@ typedef void loop_defer_cb(void *arg);
 /* A timer lives inside the caller's own struct (a connection, say): arming
  * and cancelling never allocate. Zero-initialise it before first use. */
 struct timer {
-    uint64_t when;      /* loop_now() value at which it expires */
-    size_t idx;         /* position in the heap + 1; 0 when not armed */
+    uint64_t when; /* loop_now() value at which it expires */
+    size_t idx;    /* position in the heap + 1; 0 when not armed */
     loop_timer_cb *cb;
     void *arg;
 };
@@ -46,6 +46,10 @@ void loop_free(struct loop *l);
  * with cb/arg if it had none (cb and arg replace any earlier ones). Returns 0
  * or -errno (-EINVAL when fd >= max_fds). */
 int loop_add(struct loop *l, int fd, unsigned mask, loop_fd_cb *cb, void *arg);
+
+/* Sets fd's interest to exactly mask (registering fd with cb/arg if
+ * needed) with at most one epoll_ctl. Returns 0 or -errno. */
+int loop_set(struct loop *l, int fd, unsigned mask, loop_fd_cb *cb, void *arg);
 
 /* Removes the mask bits from fd's interest; fd stays registered (and still
  * gets LOOP_ERROR) while its mask is empty. Returns 0 or -errno. */

@@ -116,6 +116,7 @@ struct half {
     uint64_t bytes;
     uint8_t eof;  /* read side ended */
     uint8_t shut; /* write side shut down */
+    uint8_t bulk; /* a read filled the buffer: splice from now on */
 };
 
 enum conn_state { CONN_HEADER, CONN_CONNECT, CONN_RELAY };
@@ -177,7 +178,8 @@ void listen_close(struct worker *w, struct listener *ls);
 void listen_stop(struct worker *w);
 
 /* conn.c */
-void conn_start(struct worker *w, struct route *r, int fd);
+void conn_start(struct worker *w, struct route *r, int fd, const struct sockaddr_storage *peer,
+                socklen_t peerlen);
 void conn_close(struct conn *c, const char *error);
 void conn_close_all(struct worker *w, const char *error);
 

@@ -150,6 +150,8 @@ static int pump_copy(struct conn *c, struct half *h, int read_more)
             h->off = 0;
             h->len = (uint32_t)n;
             got_bytes(c, h, (size_t)n);
+            if (n == RELAY_BUF_SIZE)
+                h->bulk = 1;
         }
         if (h->len > 0) {
             n = send(h->to, h->buf + h->off, h->len, MSG_NOSIGNAL);
@@ -161,8 +163,8 @@ static int pump_copy(struct conn *c, struct half *h, int read_more)
                 return -errno;
             h->off += (uint32_t)n;
             h->len -= (uint32_t)n;
-            if (h->len > 0)
-                break;
+            if (h->len > 0 || (h->bulk && relay_splice && !c->no_splice))
+                break; /* the next readiness event splices */
         }
         if (h->eof && h->len == 0)
             return half_shut(h);
@@ -224,7 +226,11 @@ static int relay_pump(struct conn *c, struct half *h)
 {
     int rc;
 
-    if (!relay_splice || c->no_splice)
+    /* Small exchanges cost fewer syscalls through a buffer (read + send)
+     * than through a pipe (two splices each way): a half switches to splice
+     * once a read fills the buffer, i.e. when bulk data flows (HAProxy's
+     * splice-auto). */
+    if (!relay_splice || c->no_splice || !h->bulk)
         return pump_copy(c, h, 1);
     /* Bytes queued before relaying (the header, early client data) go
      * first, through the buffer they are in. */
@@ -272,10 +278,8 @@ static void update_interest(struct conn *c)
 
 static void set_interest(struct conn *c, int fd, unsigned *have, unsigned want)
 {
-    if (want & ~*have)
-        loop_add(c->w->loop, fd, want & ~*have, relay_cb, c);
-    if (*have & ~want)
-        loop_del(c->w->loop, fd, *have & ~want);
+    if (want != *have)
+        loop_set(c->w->loop, fd, want, relay_cb, c);
     *have = want;
 }
 
