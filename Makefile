@@ -175,7 +175,7 @@ fuzz: deps-fuzz $(FUZZ_BIN) $(B)/fuzz/corpus.stamp
 	done
 
 bench: deps-bench
-	$(MAKE) $(BENCH_BIN)
+	$(MAKE) $(BENCH_BIN) $(B)/ppfwd
 	@bench/run.sh $(B)
 
 # Operations files: examples, the systemd unit (its ExecStart follows BINDIR).

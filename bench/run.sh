@@ -175,5 +175,7 @@ if [ "${BENCH_TCP:-1}" != 0 ]; then
 fi
 
 [ "${BENCH_UDP:-1}" != 0 ] && { echo; "$ROOT/bench/udp.sh" "$B" || tstatus=$?; } # UDP (bench/udp.sh)
+# What balancing with health checks and /metrics scraping cost (bench/production.sh).
+[ "${BENCH_PROD:-1}" != 0 ] && { echo; "$ROOT/bench/production.sh" "$B" || tstatus=$?; }
 [ "$cstatus" -ne 0 ] && exit "$cstatus"
 exit "$tstatus"
