@@ -18,12 +18,15 @@ from harness import (V4, EchoServer, Fail, Ppfwd, check, connect, eq, free_port,
                      recv_all, run, scenario, tmpdir, wait_for, wait_listen)
 
 
-def write_config(path, routes):
-    """routes: {name: (listen_port, upstream_port)}"""
+def write_config(path, routes, udp=None):
+    """routes: {name: (listen_port, upstream_port)}; udp: (listen, upstream)"""
     lines = ["routes:"]
     for name, (lp, up) in routes.items():
         lines += ["  %s:" % name, "    listen: tcp://127.0.0.1:%d" % lp,
                   "    upstream: 127.0.0.1:%d" % up]
+    if udp:
+        lines += ["  dgram:", "    listen: udp4://127.0.0.1:%d" % udp[0],
+                  "    upstream: 127.0.0.1:%d" % udp[1]]
     with open(path + ".tmp", "w") as f:
         f.write("\n".join(lines) + "\n")
     os.rename(path + ".tmp", path)  # the reload never reads half a file
@@ -89,6 +92,64 @@ def long_connection_survives_ten_reloads():
     check(done[0] > 20, "clients kept connecting (%d)" % done[0])
     eq(echo_once(pb), b"ping", "route b still serves")
     long.close()
+    echo.close()
+
+
+class UdpEcho:
+    def __init__(self):
+        self.s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.s.bind((V4, 0))
+        self.port = self.s.getsockname()[1]
+        self.s.settimeout(0.2)
+        self.stopped = False
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _run(self):
+        while not self.stopped:
+            try:
+                d, a = self.s.recvfrom(65535)
+                self.s.sendto(d, a)
+            except OSError:
+                continue
+
+    def close(self):
+        self.stopped = True
+        self.t.join(2)
+        self.s.close()
+
+
+@scenario
+def udp_session_survives_ten_reloads():
+    echo, uecho = EchoServer(), UdpEcho()
+    path = os.path.join(tmpdir(), "ppfwd.yaml")
+    pa, pu = free_port(), free_port()
+    write_config(path, {"a": (pa, echo.port)}, udp=(pu, uecho.port))
+    d = start(path, [pa])
+    c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    c.settimeout(2)
+
+    def roundtrip(msg):
+        for _ in range(5):  # UDP: a bounded retry if a datagram is lost
+            c.sendto(msg, (V4, pu))
+            try:
+                if c.recv(64) == msg:
+                    return True
+            except OSError:
+                continue
+        return False
+    check(roundtrip(b"before"), "UDP echo through the route")
+    for i in range(10):
+        extra = {"a": (pa, echo.port)}
+        if i % 2 == 0:
+            extra["x"] = (free_port(), echo.port)
+        write_config(path, extra, udp=(pu, uecho.port))
+        reloaded(d, i + 1)
+        check(roundtrip(b"after %d" % i), "UDP echo after reload %d" % (i + 1))
+    closes = [e for e in d.events("udp_session_close")]
+    eq(len(closes), 0, "UDP sessions closed by the reloads")
+    c.close()
+    uecho.close()
     echo.close()
 
 
