@@ -32,8 +32,7 @@ static void close_fd(struct conn *c, int *fd)
 {
     if (*fd == -1)
         return;
-    loop_remove(c->w->loop, *fd);
-    close(*fd);
+    loop_close(c->w->loop, *fd);
     *fd = -1;
 }
 
@@ -202,12 +201,14 @@ static void connect_cb(struct loop *l, int fd, void *arg, unsigned events)
     int err = 0;
     socklen_t len = sizeof(err);
 
-    (void)events;
+    (void)l, (void)events;
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
         err = errno;
     if (err == EINPROGRESS || err == EALREADY)
         return;
-    loop_del(l, fd, LOOP_WRITE);
+    /* WRITE stays on: relay_start's first interest update replaces it with
+     * one epoll_ctl instead of two. */
+    c->umask = LOOP_WRITE;
     upstream_result(c, err);
     if (err != 0) {
         log_event(LOG_WARN, "upstream_error", c->r->cfg->name, "upstream", LOG_STR, c->up->name,

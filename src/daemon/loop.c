@@ -260,7 +260,7 @@ int loop_del(struct loop *l, int fd, unsigned mask)
     return 0;
 }
 
-void loop_remove(struct loop *l, int fd)
+static void forget(struct loop *l, int fd, int tell_kernel)
 {
     struct loop_fd *e;
 
@@ -269,12 +269,26 @@ void loop_remove(struct loop *l, int fd)
     e = &l->fds[fd];
     /* ENOENT/EBADF mean the kernel already forgot fd (it was closed first);
      * either way nothing is left to unregister, so the result is ignored. */
-    (void)loop_ctl(l, EPOLL_CTL_DEL, fd, 0);
+    if (tell_kernel)
+        (void)loop_ctl(l, EPOLL_CTL_DEL, fd, 0);
     e->registered = 0;
     e->mask = 0;
     e->cb = NULL;
     e->arg = NULL;
     e->removed_iter = l->iter;
+}
+
+void loop_remove(struct loop *l, int fd)
+{
+    forget(l, fd, 1);
+}
+
+void loop_close(struct loop *l, int fd)
+{
+    /* close() of the last reference takes fd out of the epoll set itself:
+     * the EPOLL_CTL_DEL would be a wasted syscall per socket. */
+    forget(l, fd, 0);
+    close(fd);
 }
 
 /* ---- wake -------------------------------------------------------------- */

@@ -59,6 +59,10 @@ int loop_del(struct loop *l, int fd, unsigned mask);
  * collected for fd in this iteration are dropped. */
 void loop_remove(struct loop *l, int fd);
 
+/* Unregisters fd and closes it, without the EPOLL_CTL_DEL that closing
+ * makes needless (fd must not have been dup'ed or inherited). */
+void loop_close(struct loop *l, int fd);
+
 /* Runs until loop_stop(). Returns 0, or -errno if epoll_wait failed. */
 int loop_run(struct loop *l);
 
