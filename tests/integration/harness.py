@@ -6,8 +6,9 @@ every temporary directory removed, whatever happens (finally + atexit +
 SIGTERM/SIGINT handlers).
 
 A test file defines scenarios with @scenario and ends with `sys.exit(run())`;
-each scenario prints one PASS or FAIL line, and run() returns non-zero when
-any failed.
+each scenario prints one PASS or FAIL line (or SKIP, with the reason, when it
+raises Skip because what it needs cannot run here), and run() returns non-zero
+when any failed.
 """
 
 import atexit
@@ -57,6 +58,11 @@ class Fail(Exception):
 
 class ScenarioTimeout(Exception):
     pass
+
+
+class Skip(Exception):
+    """The scenario cannot run on this machine (the message says why): it
+    prints a SKIP line and does not count as a failure."""
 
 
 def check(cond, msg):
@@ -796,13 +802,13 @@ def _alarm(signum, frame):
 
 def run():
     """Runs the scenarios named on the command line (default all); prints
-    PASS/FAIL lines and returns the exit status."""
+    PASS/FAIL/SKIP lines and returns the exit status."""
     want = set(sys.argv[1:])
     if not (os.path.isfile(PPFWD) and os.access(PPFWD, os.X_OK)):
         print("FAIL: %s is not an executable (set PPFWD)" % PPFWD)
         return 1
     signal.signal(signal.SIGALRM, _alarm)
-    failed = passed = 0
+    failed = passed = skipped = 0
     for fn in _scenarios:
         if want and fn.__name__ not in want:
             continue
@@ -813,6 +819,8 @@ def run():
             _closers_run()
             check_daemons_exit()
             ok, why = True, ""
+        except Skip as e:
+            ok, why = None, str(e)
         except (Fail, ScenarioTimeout, AssertionError) as e:
             ok, why = False, str(e)
         except Exception:
@@ -822,11 +830,15 @@ def run():
             _daemons.clear()
             _cleanup()
         dt = time.monotonic() - t0
-        if ok:
+        if ok is None:
+            skipped += 1
+            print("SKIP: %s: %s" % (fn.__name__, why), flush=True)
+        elif ok:
             passed += 1
             print("PASS: %s (%.1fs)" % (fn.__name__, dt), flush=True)
         else:
             failed += 1
             print("FAIL: %s (%.1fs): %s" % (fn.__name__, dt, why), flush=True)
-    print("%d passed, %d failed" % (passed, failed), flush=True)
+    print("%d passed, %d failed%s" % (passed, failed, ", %d skipped" % skipped if skipped else ""),
+          flush=True)
     return 1 if failed else 0
