@@ -34,8 +34,9 @@ for t in "$b"/asan/tests/test_*; do
     record "$(basename "$t")" $?
 done
 
-# Daemon scenarios on loopback with real peers (HAProxy, nginx, curl): Debian's
-# python3, standard library only; each file prints PASS/FAIL per scenario.
+# Daemon scenarios on loopback with real peers (HAProxy, nginx, curl,
+# go-mmproxy): Debian's python3, standard library only; each file prints
+# PASS/FAIL (or SKIP, with the reason) per scenario.
 for t in tests/integration/test_*.py; do
     [ -f "$t" ] || continue
     echo "== $t"
