@@ -8,7 +8,8 @@
  * upstream, so a reply is matched to its client by the socket it arrives
  * on, without a lookup. Datagrams are read and written in batches
  * (recvmmsg/sendmmsg) into buffers allocated once per listener: nothing is
- * allocated per datagram, only per session.
+ * allocated per datagram, only per session. A session's datagrams of one
+ * size leave as one UDP GSO send (UDP_SEGMENT) where the kernel takes it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <sys/socket.h>
 
 #include "addr.h"
@@ -39,6 +41,20 @@
 #define UDP_CTL_SIZE CMSG_SPACE(sizeof(struct in6_pktinfo))
 /* At most one warning line per reason, listener and period. */
 #define UDP_WARN_MS 1000
+/*
+ * UDP GSO (UDP_SEGMENT): a run of datagrams of one size to one destination
+ * goes down the stack as one buffer and is cut into datagrams by the device
+ * or, on loopback, by the receiving socket: one route lookup, one pass
+ * through the stack and one wakeup for the run instead of one each. The
+ * receiver still gets the datagrams one by one, in order. A segment must
+ * fit the path MTU, so only datagrams that fit 1,500 bytes with IPv6 and
+ * UDP headers are grouped; the kernel takes at most 64 segments and 64 KiB.
+ */
+#define GSO_MAX_SEG 1452
+#define GSO_MAX_SEGS 64
+#define GSO_MAX_BYTES 65000
+/* Room for a reply's IP(V6)_PKTINFO and the UDP_SEGMENT size after it. */
+#define UDP_OUT_CTL (UDP_CTL_SIZE + CMSG_SPACE(sizeof(uint16_t)))
 
 /* Why a datagram was dropped; each reason is counted and logged on its own. */
 enum udp_drop {
@@ -105,6 +121,12 @@ struct udp_lsn {
     struct mmsghdr rmsg[UDP_BATCH], smsg[UDP_BATCH];
     struct iovec riov[UDP_BATCH], siov[UDP_BATCH][2];
     uint8_t ctrl[UDP_BATCH][UDP_CTL_SIZE];
+    struct udp_sess *sess[UDP_BATCH]; /* each datagram's session, NULL: dropped */
+    /* What one send call hands the kernel: single datagrams and GSO runs. */
+    struct mmsghdr omsg[UDP_BATCH];
+    unsigned osegs[UDP_BATCH], ofirst[UDP_BATCH];
+    uint8_t octl[UDP_BATCH][UDP_OUT_CTL];
+    int no_gso; /* the kernel or the path refused a GSO send: never again */
     struct udp_warn warn[DROP_MAX];
 };
 
@@ -215,6 +237,103 @@ static unsigned send_batch(int fd, struct mmsghdr *msgs, unsigned n, int *err)
     return lost;
 }
 
+static size_t msg_bytes(const struct msghdr *mh)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < mh->msg_iovlen; i++)
+        n += mh->msg_iov[i].iov_len;
+    return n;
+}
+
+/* How many of msgs[0..n) go in one GSO send: a run whose segments all have
+ * the first one's size, but the last, which may be shorter, and whose
+ * iovecs follow each other in memory (so one msghdr can name them all). */
+static unsigned gso_run(const struct mmsghdr *msgs, unsigned n, size_t seg)
+{
+    size_t total = seg;
+    unsigned k = 1;
+
+    if (seg == 0 || seg > GSO_MAX_SEG)
+        return 1;
+    while (k < n && k < GSO_MAX_SEGS) {
+        const struct msghdr *prev = &msgs[k - 1].msg_hdr, *mh = &msgs[k].msg_hdr;
+        size_t len = msg_bytes(mh);
+
+        if (len == 0 || len > seg || total + len > GSO_MAX_BYTES ||
+            mh->msg_iov != prev->msg_iov + prev->msg_iovlen)
+            break;
+        total += len;
+        k++;
+        if (len < seg)
+            break;
+    }
+    return k;
+}
+
+/*
+ * Sends n messages of msgs, all to one destination, on fd: runs of equal
+ * size as one GSO send each, in one sendmmsg with the single ones. Returns
+ * how many datagrams were lost, the last error in *err. A GSO send the
+ * kernel refuses is sent again datagram by datagram, and GSO is not tried
+ * again on this listener.
+ */
+static unsigned send_run(struct udp_lsn *u, int fd, struct mmsghdr *msgs, unsigned n, int *err)
+{
+    unsigned no = 0, lost = 0, i = 0;
+
+    if (u->no_gso || n < 2)
+        return send_batch(fd, msgs, n, err);
+    while (i < n) {
+        struct msghdr *in = &msgs[i].msg_hdr, *out = &u->omsg[no].msg_hdr;
+        size_t seg = msg_bytes(in);
+        unsigned k = gso_run(msgs + i, n - i, seg);
+
+        *out = *in;
+        u->osegs[no] = k;
+        u->ofirst[no] = i;
+        if (k > 1) {
+            uint8_t *ctl = u->octl[no];
+            struct cmsghdr *cm = (struct cmsghdr *)(ctl + in->msg_controllen);
+            uint16_t gso = (uint16_t)seg;
+
+            if (in->msg_controllen > 0)
+                memcpy(ctl, in->msg_control, in->msg_controllen);
+            memset(cm, 0, CMSG_SPACE(sizeof(gso)));
+            cm->cmsg_level = SOL_UDP;
+            cm->cmsg_type = UDP_SEGMENT;
+            cm->cmsg_len = CMSG_LEN(sizeof(gso));
+            memcpy(CMSG_DATA(cm), &gso, sizeof(gso));
+            out->msg_control = ctl;
+            out->msg_controllen = in->msg_controllen + CMSG_SPACE(sizeof(gso));
+            out->msg_iovlen = 0;
+            for (unsigned j = 0; j < k; j++)
+                out->msg_iovlen += msgs[i + j].msg_hdr.msg_iovlen;
+        }
+        no++;
+        i += k;
+    }
+    for (i = 0; i < no;) {
+        int rc = sendmmsg(fd, u->omsg + i, no - i, 0);
+        if (rc == -1 && errno == EINTR)
+            continue;
+        if (rc > 0) {
+            i += (unsigned)rc;
+            continue;
+        }
+        if (u->osegs[i] > 1 && (errno == EINVAL || errno == EMSGSIZE || errno == EIO ||
+                                errno == EOPNOTSUPP || errno == ENOPROTOOPT)) {
+            u->no_gso = 1; /* e.g. a device without checksum offload, a small MTU */
+            lost += send_batch(fd, msgs + u->ofirst[i], u->osegs[i], err);
+        } else {
+            *err = errno;
+            lost += u->osegs[i];
+        }
+        i++;
+    }
+    return lost;
+}
+
 /* Replies from the upstream: back to the session's peer (the client, or
  * the front proxy that sent its header), as they are. */
 static void upstream_cb(struct loop *l, int fd, void *arg, unsigned events)
@@ -253,7 +372,7 @@ static void upstream_cb(struct loop *l, int fd, void *arg, unsigned events)
     }
     s->bytes_out += bytes;
     stat_add(u->w, u->ls->r, STAT_BYTES_OUT, bytes);
-    lost = send_batch(u->ls->fd, u->rmsg, (unsigned)n, &err);
+    lost = send_run(u, u->ls->fd, u->rmsg, (unsigned)n, &err);
     s->dg_out += (unsigned)n - lost;
     if (lost > 0)
         drop(u, DROP_SEND_CLIENT, strerror(err), (const struct sockaddr *)&s->peer,
@@ -507,7 +626,7 @@ static void run_flush(struct udp_lsn *u, struct udp_sess *s, unsigned from, unsi
 
     if (s == NULL || to == from)
         return;
-    lost = send_batch(s->fd, u->smsg + from, to - from, &err);
+    lost = send_run(u, s->fd, u->smsg + from, to - from, &err);
     if (lost > 0)
         drop(u, DROP_SEND_UP, strerror(err), (const struct sockaddr *)&s->peer,
              (const struct sockaddr *)&s->client);
@@ -529,8 +648,10 @@ static int queue(struct udp_lsn *u, struct udp_sess *s, int i, unsigned m)
     u->siov[m][0] = (struct iovec){.iov_base = hbuf, .iov_len = (size_t)n};
     u->siov[m][1] = (struct iovec){.iov_base = sl->data, .iov_len = sl->len};
     memset(mh, 0, sizeof(*mh));
-    mh->msg_iov = n > 0 ? u->siov[m] : &u->siov[m][1];
-    mh->msg_iovlen = n > 0 ? 2 : 1;
+    /* Always both iovecs (the first empty without a header): a session's
+     * messages then name consecutive iovecs, as a GSO send needs. */
+    mh->msg_iov = u->siov[m];
+    mh->msg_iovlen = 2;
     s->dg_in++;
     s->bytes_in += sl->len;
     stat_add(u->w, u->ls->r, STAT_BYTES_IN, sl->len);
@@ -538,34 +659,44 @@ static int queue(struct udp_lsn *u, struct udp_sess *s, int i, unsigned m)
     return 0;
 }
 
-/* Sends the batch's datagrams upstream, each through its session, in
- * arrival order; consecutive datagrams of one session go in one call. */
+/* Sends the batch's datagrams upstream, each through its session: a
+ * session's datagrams in one call, in the order they came (the order that
+ * matters is each client's own; clients interleaved in the batch are not
+ * kept interleaved). */
 static void forward(struct udp_lsn *u, int n, const int *keep)
 {
-    struct udp_sess *run = NULL;
-    unsigned from = 0, m = 0;
+    unsigned m = 0;
 
     for (int i = 0; i < n; i++) {
         struct udp_key k;
         struct udp_sess *s;
         uint64_t h;
 
+        u->sess[i] = NULL;
         if (!keep[i])
             continue;
         key_make(&k, &u->slot[i]);
         h = udp_table_hash(&u->table, &k);
         s = udp_table_find(&u->table, &k, h);
-        if (s == NULL && (s = sess_open(u, &k, h, &u->slot[i])) == NULL)
-            continue;
-        if (s != run) {
-            run_flush(u, run, from, m);
-            run = s;
-            from = m;
-        }
-        if (queue(u, s, i, m) == 0)
-            m++;
+        if (s == NULL)
+            s = sess_open(u, &k, h, &u->slot[i]);
+        u->sess[i] = s;
     }
-    run_flush(u, run, from, m);
+    for (int i = 0; i < n; i++) {
+        struct udp_sess *s = u->sess[i];
+        unsigned from = m;
+
+        if (s == NULL)
+            continue;
+        for (int j = i; j < n; j++) {
+            if (u->sess[j] != s)
+                continue;
+            u->sess[j] = NULL;
+            if (queue(u, s, j, m) == 0)
+                m++;
+        }
+        run_flush(u, s, from, m);
+    }
 }
 
 /* The address the datagram was sent to: the bound one, or on a wildcard
