@@ -4,8 +4,8 @@
 # Every target relays to the same backend, BUILD_DIR/bench/bench_udp_echo on
 # 127.0.0.1 (a second one with -P, which strips the PROXY v2 header a
 # send-proxy=v2 route puts in every datagram). Targets: direct (no proxy),
-# nginx stream (udp, 2 workers, reuseport), socat (UDP-RECVFROM fork: one
-# child per datagram, as socat does UDP), ppfwd -w 2 plain and ppfwd -w 2
+# nginx stream (udp, 2 workers, reuseport), socat (UDP4-LISTEN with fork:
+# one child per client address), ppfwd -w 2 plain and ppfwd -w 2
 # send-proxy=v2. Each round starts every target afresh, in an order rotated
 # by one from the round before (load generator, proxy and backend share the
 # machine's 2 cores), and measures datagrams/s with bench_udp_load: a window
@@ -143,8 +143,8 @@ start_target() {
         spawn "$tmp/nginx.log" nginx -p "$tmp/nginx/" -c "$tmp/nginx/nginx.conf" \
             -e "$tmp/nginx/error.log" ;;
     socat)
-        spawn "$tmp/socat.log" socat "UDP4-RECVFROM:$p,bind=127.0.0.1,fork,reuseaddr" \
-            "UDP4-SENDTO:127.0.0.1:$E_PLAIN" ;;
+        spawn "$tmp/socat.log" socat "UDP4-LISTEN:$p,bind=127.0.0.1,fork,reuseaddr" \
+            "UDP4:127.0.0.1:$E_PLAIN" ;;
     ppfwd)
         # -l warn: no line per session, like the peers.
         spawn "$tmp/ppfwd.log" "$PPFWD" -w 2 -l warn "udp://127.0.0.1:$p/127.0.0.1:$E_PLAIN" ;;
@@ -251,6 +251,6 @@ END {
             printf "target send-proxy=v2 <= 10%% slower than plain at %s B: %s (%.1f%% slower)\n", z, (median("ppfwd-v2 " z) >= 0.9 * median("ppfwd " z) ? "met" : "NOT met"), 100 * (1 - median("ppfwd-v2 " z) / median("ppfwd " z))
     }
     print "lost: datagrams given up after 200 ms without an answer, summed over the rounds."
-    print "socat forks a child per datagram in UDP-RECVFROM mode; nginx: stream, udp, reuseport, proxy_timeout 10s."
+    print "socat: UDP4-LISTEN with fork, one child per client; nginx: stream, udp, reuseport, proxy_timeout 10s."
 }' "$tmp/results.tsv" "$tmp/skipped.tsv" || true
 exit 0
