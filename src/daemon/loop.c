@@ -164,15 +164,20 @@ void loop_free(struct loop *l)
 
 /* ---- fds --------------------------------------------------------------- */
 
+/* EPOLLRDHUP goes with EPOLLIN: sockets report it only together with
+ * EPOLLIN (the FIN makes them readable), so it never wakes the loop more,
+ * and it tells a reader that what is queued ends in EOF. */
 static uint32_t mask_to_epoll(unsigned mask)
 {
-    return ((mask & LOOP_READ) ? EPOLLIN : 0u) | ((mask & LOOP_WRITE) ? EPOLLOUT : 0u);
+    return ((mask & LOOP_READ) ? EPOLLIN | EPOLLRDHUP : 0u) |
+           ((mask & LOOP_WRITE) ? EPOLLOUT : 0u);
 }
 
 static unsigned epoll_to_mask(uint32_t ev)
 {
     return ((ev & EPOLLIN) ? LOOP_READ : 0u) | ((ev & EPOLLOUT) ? LOOP_WRITE : 0u) |
-           ((ev & (EPOLLERR | EPOLLHUP)) ? LOOP_ERROR : 0u);
+           ((ev & (EPOLLERR | EPOLLHUP)) ? LOOP_ERROR : 0u) |
+           ((ev & EPOLLRDHUP) ? LOOP_RDHUP : 0u) | ((ev & EPOLLERR) ? LOOP_SOCKERR : 0u);
 }
 
 static int loop_ctl(struct loop *l, int op, int fd, unsigned mask)
@@ -475,7 +480,8 @@ static void loop_dispatch(struct loop *l, int n)
          * asked for (plus errors) is delivered. */
         if (!e->registered || e->removed_iter == l->iter)
             continue;
-        ev = epoll_to_mask(l->events[i].events) & (e->mask | LOOP_ERROR);
+        ev = epoll_to_mask(l->events[i].events) &
+             (e->mask | LOOP_ERROR | LOOP_SOCKERR | ((e->mask & LOOP_READ) ? LOOP_RDHUP : 0u));
         if (ev != 0)
             e->cb(l, fd, e->arg, ev);
     }

@@ -15,6 +15,12 @@
 #define LOOP_READ 0x1u
 #define LOOP_WRITE 0x2u
 #define LOOP_ERROR 0x4u /* EPOLLERR or EPOLLHUP; always reported, never asked for */
+/* Reported along with the bits above, never asked for. LOOP_RDHUP comes with
+ * LOOP_READ when the peer's FIN has arrived (EPOLLRDHUP): what is queued ends
+ * in EOF. LOOP_SOCKERR comes with LOOP_ERROR when it is EPOLLERR, an error
+ * pending in SO_ERROR; LOOP_ERROR without it is a plain hang-up. */
+#define LOOP_RDHUP 0x8u
+#define LOOP_SOCKERR 0x10u
 
 struct loop;
 struct timer;

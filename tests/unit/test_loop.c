@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -385,6 +387,71 @@ static void test_error_on_peer_close(void **state)
     assert_int_equal(f->events[0], LOOP_ERROR);
     loop_remove(f->l, sv[0]);
     close(sv[0]);
+}
+
+/* Records the events and stops the loop, reading nothing. */
+static void on_record_stop(struct loop *l, int fd, void *arg, unsigned events)
+{
+    (void)fd;
+    record(arg, events);
+    loop_stop(l);
+}
+
+/* The peer's FIN comes as LOOP_READ | LOOP_RDHUP to a reader (with or
+ * without data before it), and not at all to a writer: EPOLLRDHUP is asked
+ * for only with EPOLLIN. */
+static void test_rdhup(void **state)
+{
+    struct fix *f = *state;
+    int sv[2];
+
+    sockpair(sv);
+    assert_int_equal(loop_add(f->l, sv[0], LOOP_READ, on_record_stop, f), 0);
+    put_byte(sv[1]);
+    assert_int_equal(loop_run(f->l), 0);
+    assert_int_equal(f->events[0], LOOP_READ);
+    assert_int_equal(shutdown(sv[1], SHUT_WR), 0);
+    assert_int_equal(loop_run(f->l), 0);
+    assert_int_equal(f->events[1], LOOP_READ | LOOP_RDHUP);
+    /* Narrowed to writing: neither EPOLLIN nor EPOLLRDHUP comes. */
+    assert_int_equal(loop_set(f->l, sv[0], LOOP_WRITE, on_record_stop, f), 0);
+    assert_int_equal(loop_run(f->l), 0);
+    assert_false(f->timed_out);
+    assert_int_equal(f->calls, 3);
+    assert_int_equal(f->events[2], LOOP_WRITE);
+    loop_remove(f->l, sv[0]);
+    close_pair(sv);
+}
+
+/* A refused TCP connect is EPOLLERR: LOOP_ERROR | LOOP_SOCKERR, with the
+ * error in SO_ERROR; a plain hang-up (test_error_on_peer_close) has no
+ * LOOP_SOCKERR. */
+static void test_sockerr(void **state)
+{
+    struct fix *f = *state;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    int closed = socket(AF_INET, SOCK_STREAM, 0), fd, err = 0;
+
+    /* Bound, not listening: the port is ours and refuses connections. */
+    assert_true(closed >= 0);
+    assert_int_equal(bind(closed, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(getsockname(closed, (struct sockaddr *)&sa, &len), 0);
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    assert_true(fd >= 0);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1)
+        assert_int_equal(errno, EINPROGRESS);
+    assert_int_equal(loop_add(f->l, fd, LOOP_WRITE, on_record_stop, f), 0);
+    assert_int_equal(loop_run(f->l), 0);
+    assert_false(f->timed_out);
+    assert_int_equal(f->calls, 1);
+    assert_int_equal(f->events[0] & (LOOP_ERROR | LOOP_SOCKERR), LOOP_ERROR | LOOP_SOCKERR);
+    len = sizeof(err);
+    assert_int_equal(getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len), 0);
+    assert_int_equal(err, ECONNREFUSED);
+    loop_remove(f->l, fd);
+    close(fd);
+    close(closed);
 }
 
 static void test_einval(void **state)
@@ -804,6 +871,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_del_in_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remove_after_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_on_peer_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rdhup, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sockerr, setup, teardown),
         cmocka_unit_test_setup_teardown(test_einval, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timer_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timer_rearm, setup, teardown),
