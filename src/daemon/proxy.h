@@ -117,6 +117,7 @@ struct half {
     uint8_t eof;  /* read side ended */
     uint8_t shut; /* write side shut down */
     uint8_t bulk; /* a read filled the buffer: splice from now on */
+    uint8_t hup;  /* the source's FIN has arrived (LOOP_RDHUP or LOOP_ERROR seen) */
 };
 
 enum conn_state { CONN_HEADER, CONN_CONNECT, CONN_RELAY };

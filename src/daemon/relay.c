@@ -128,6 +128,15 @@ static void got_bytes(struct conn *c, struct half *h, size_t n)
  * The buffered path: moves what it can from h->from to h->to through a
  * borrowed buffer without blocking; with read_more 0 it only flushes what
  * is queued. Returns 0, or a negative errno when the connection must close.
+ *
+ * A read that returns less than the buffer holds has emptied the socket's
+ * receive queue (a TCP or Unix stream read copies until the queue is empty
+ * or the buffer full), so the next read would most often be an EAGAIN: the
+ * pump stops there instead. That is safe because interest is level-triggered
+ * and the source stays watched while the buffer is empty: anything left (a
+ * read can also stop short at urgent data) or arriving later is reported by
+ * the next epoll_wait. Only when the FIN is known to be queued (h->hup) does
+ * it read on, to the 0 that ends the half.
  */
 static int pump_copy(struct conn *c, struct half *h, int read_more)
 {
@@ -152,6 +161,8 @@ static int pump_copy(struct conn *c, struct half *h, int read_more)
             got_bytes(c, h, (size_t)n);
             if (n == RELAY_BUF_SIZE)
                 h->bulk = 1;
+            else if (n > 0 && !h->hup)
+                read_more = 0; /* drained: send this, then back to the loop */
         }
         if (h->len > 0) {
             n = send(h->to, h->buf + h->off, h->len, MSG_NOSIGNAL);
@@ -307,6 +318,10 @@ static void relay_cb(struct loop *l, int fd, void *arg, unsigned events)
         conn_close(c, strerror(err));
         return;
     }
+    /* The FIN is queued behind whatever fd still holds: reading goes on
+     * to the EOF (pump_copy), and it stays so. */
+    if (events & (LOOP_RDHUP | LOOP_ERROR))
+        in->hup = 1;
     if (events & (LOOP_READ | LOOP_ERROR))
         rc = relay_pump(c, in);
     if (rc == 0 && (events & (LOOP_WRITE | LOOP_ERROR)))
