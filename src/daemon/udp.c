@@ -127,6 +127,17 @@ struct udp_lsn {
     unsigned osegs[UDP_BATCH], ofirst[UDP_BATCH];
     uint8_t octl[UDP_BATCH][UDP_OUT_CTL];
     int no_gso; /* the kernel or the path refused a GSO send: never again */
+    /* Replies of this loop iteration, from any session, sent together on
+     * the route's socket once the iteration's events are handled. Each
+     * keeps its own copy of where it goes: its session may close first. */
+    uint8_t *qbufs; /* UDP_BATCH x UDP_BUF_SIZE */
+    struct mmsghdr qmsg[UDP_BATCH];
+    struct iovec qiov[UDP_BATCH];
+    struct sockaddr_storage qname[UDP_BATCH];
+    uint8_t qctl[UDP_BATCH][UDP_CTL_SIZE];
+    unsigned nq;
+    int flush_queued; /* a flush is deferred to the end of the iteration */
+    int dead;         /* stopped while a flush was deferred: the flush frees it */
     struct udp_warn warn[DROP_MAX];
 };
 
@@ -246,6 +257,15 @@ static size_t msg_bytes(const struct msghdr *mh)
     return n;
 }
 
+/* Whether two messages go to the same place, the same way. */
+static int same_dest(const struct msghdr *a, const struct msghdr *b)
+{
+    return a->msg_namelen == b->msg_namelen && a->msg_controllen == b->msg_controllen &&
+           (a->msg_namelen == 0 || memcmp(a->msg_name, b->msg_name, a->msg_namelen) == 0) &&
+           (a->msg_controllen == 0 ||
+            memcmp(a->msg_control, b->msg_control, a->msg_controllen) == 0);
+}
+
 /* How many of msgs[0..n) go in one GSO send: a run whose segments all have
  * the first one's size, but the last, which may be shorter, and whose
  * iovecs follow each other in memory (so one msghdr can name them all). */
@@ -261,7 +281,7 @@ static unsigned gso_run(const struct mmsghdr *msgs, unsigned n, size_t seg)
         size_t len = msg_bytes(mh);
 
         if (len == 0 || len > seg || total + len > GSO_MAX_BYTES ||
-            mh->msg_iov != prev->msg_iov + prev->msg_iovlen)
+            mh->msg_iov != prev->msg_iov + prev->msg_iovlen || !same_dest(prev, mh))
             break;
         total += len;
         k++;
@@ -272,8 +292,8 @@ static unsigned gso_run(const struct mmsghdr *msgs, unsigned n, size_t seg)
 }
 
 /*
- * Sends n messages of msgs, all to one destination, on fd: runs of equal
- * size as one GSO send each, in one sendmmsg with the single ones. Returns
+ * Sends n messages of msgs on fd: runs of equal size to one destination as
+ * one GSO send each, in one sendmmsg with the single ones. Returns
  * how many datagrams were lost, the last error in *err. A GSO send the
  * kernel refuses is sent again datagram by datagram, and GSO is not tried
  * again on this listener.
@@ -334,25 +354,61 @@ static unsigned send_run(struct udp_lsn *u, int fd, struct mmsghdr *msgs, unsign
     return lost;
 }
 
+static void lsn_free(struct udp_lsn *u);
+
+/* Sends the queued replies, in one call for all sessions. */
+static void replies_flush(struct udp_lsn *u)
+{
+    int err = 0;
+    unsigned lost;
+
+    if (u->nq == 0 || u->ls->fd == -1) {
+        u->nq = 0;
+        return;
+    }
+    lost = send_run(u, u->ls->fd, u->qmsg, u->nq, &err);
+    u->nq = 0;
+    if (lost > 0)
+        drop(u, DROP_SEND_CLIENT, strerror(err), NULL, NULL);
+}
+
+static void replies_flush_cb(void *arg)
+{
+    struct udp_lsn *u = arg;
+
+    u->flush_queued = 0;
+    if (u->dead) {
+        lsn_free(u);
+        return;
+    }
+    replies_flush(u);
+}
+
 /* Replies from the upstream: back to the session's peer (the client, or
- * the front proxy that sent its header), as they are. */
+ * the front proxy that sent its header), as they are. They are queued and
+ * leave with the other sessions' replies at the end of the loop iteration
+ * (or at once when the queue is full). */
 static void upstream_cb(struct loop *l, int fd, void *arg, unsigned events)
 {
     struct udp_sess *s = arg;
     struct udp_lsn *u = s->u;
-    int n, err = 0;
-    unsigned lost;
+    unsigned room, q;
+    int n;
     uint64_t bytes = 0;
 
     (void)events;
-    for (int i = 0; i < UDP_BATCH; i++) {
-        u->riov[i].iov_base = u->bufs + (size_t)i * UDP_BUF_SIZE;
-        u->riov[i].iov_len = UDP_BUF_SIZE;
-        memset(&u->rmsg[i].msg_hdr, 0, sizeof(u->rmsg[i].msg_hdr));
-        u->rmsg[i].msg_hdr.msg_iov = &u->riov[i];
-        u->rmsg[i].msg_hdr.msg_iovlen = 1;
+    if (u->nq == UDP_BATCH)
+        replies_flush(u);
+    q = u->nq;
+    room = UDP_BATCH - q;
+    for (unsigned i = q; i < q + room; i++) {
+        u->qiov[i].iov_base = u->qbufs + (size_t)i * UDP_BUF_SIZE;
+        u->qiov[i].iov_len = UDP_BUF_SIZE;
+        memset(&u->qmsg[i].msg_hdr, 0, sizeof(u->qmsg[i].msg_hdr));
+        u->qmsg[i].msg_hdr.msg_iov = &u->qiov[i];
+        u->qmsg[i].msg_hdr.msg_iovlen = 1;
     }
-    n = recvmmsg(fd, u->rmsg, UDP_BATCH, MSG_DONTWAIT, NULL);
+    n = recvmmsg(fd, u->qmsg + q, room, MSG_DONTWAIT, NULL);
     if (n == -1) {
         /* ECONNREFUSED: an ICMP port unreachable from the upstream. The
          * session stays; the upstream may come back before idle-timeout. */
@@ -362,21 +418,32 @@ static void upstream_cb(struct loop *l, int fd, void *arg, unsigned events)
         return;
     }
     s->active_ms = loop_now(l);
-    for (int i = 0; i < n; i++) {
-        u->rmsg[i].msg_hdr.msg_name = &s->peer;
-        u->rmsg[i].msg_hdr.msg_namelen = s->peerlen;
-        u->rmsg[i].msg_hdr.msg_control = s->ctllen ? s->ctl : NULL;
-        u->rmsg[i].msg_hdr.msg_controllen = s->ctllen;
-        u->riov[i].iov_len = u->rmsg[i].msg_len;
-        bytes += u->rmsg[i].msg_len;
+    for (unsigned i = q; i < q + (unsigned)n; i++) {
+        struct msghdr *mh = &u->qmsg[i].msg_hdr;
+
+        memcpy(&u->qname[i], &s->peer, s->peerlen);
+        mh->msg_name = &u->qname[i];
+        mh->msg_namelen = s->peerlen;
+        if (s->ctllen > 0) {
+            memcpy(u->qctl[i], s->ctl, s->ctllen);
+            mh->msg_control = u->qctl[i];
+            mh->msg_controllen = s->ctllen;
+        }
+        u->qiov[i].iov_len = u->qmsg[i].msg_len;
+        bytes += u->qmsg[i].msg_len;
     }
+    u->nq += (unsigned)n;
+    /* Counted as sent when queued; a send that fails later is counted
+     * (and logged) as a udp_dropped of the route. */
+    s->dg_out += (unsigned)n;
     s->bytes_out += bytes;
     stat_add(u->w, u->ls->r, STAT_BYTES_OUT, bytes);
-    lost = send_run(u, u->ls->fd, u->rmsg, (unsigned)n, &err);
-    s->dg_out += (unsigned)n - lost;
-    if (lost > 0)
-        drop(u, DROP_SEND_CLIENT, strerror(err), (const struct sockaddr *)&s->peer,
-             (const struct sockaddr *)&s->client);
+    if (u->nq > 0 && !u->flush_queued) {
+        if (loop_defer(l, replies_flush_cb, u) == 0)
+            u->flush_queued = 1;
+        else
+            replies_flush(u);
+    }
 }
 
 /* The real client of a datagram: the accepted header's source for a PROXY
@@ -815,6 +882,7 @@ static void lsn_free(struct udp_lsn *u)
     udp_table_free(&u->table);
     free(u->bufs);
     free(u->hbufs);
+    free(u->qbufs);
     free(u);
 }
 
@@ -829,7 +897,9 @@ static struct udp_lsn *lsn_new(struct worker *w, struct listener *ls)
     u->rc = ls->r->cfg;
     u->bufs = malloc((size_t)UDP_BATCH * UDP_BUF_SIZE);
     u->hbufs = malloc((size_t)UDP_BATCH * UDP_HDR_CAP);
-    if (u->bufs == NULL || u->hbufs == NULL || udp_table_init(&u->table) != 0) {
+    u->qbufs = malloc((size_t)UDP_BATCH * UDP_BUF_SIZE);
+    if (u->bufs == NULL || u->hbufs == NULL || u->qbufs == NULL ||
+        udp_table_init(&u->table) != 0) {
         lsn_free(u);
         return NULL;
     }
@@ -868,6 +938,8 @@ void udp_stop(struct worker *w, struct listener *ls)
 {
     struct udp_lsn *u = ls->udp;
 
+    if (u != NULL)
+        replies_flush(u);
     if (ls->fd != -1) {
         loop_remove(w->loop, ls->fd);
         close(ls->fd);
@@ -887,6 +959,9 @@ void udp_stop(struct worker *w, struct listener *ls)
         free(s);
     }
     drop_flush(u);
-    lsn_free(u);
     ls->udp = NULL;
+    if (u->flush_queued)
+        u->dead = 1; /* the deferred flush holds u: it frees it */
+    else
+        lsn_free(u);
 }
