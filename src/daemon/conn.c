@@ -235,7 +235,8 @@ static void set_nodelay(int fd)
     int one = 1;
 
     /* Proxied protocols are often request/response: never hold a small
-     * write back waiting for an ACK. */
+     * write back waiting for an ACK. (Accepted sockets inherit it from the
+     * listener, listen_open.) */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
@@ -457,7 +458,7 @@ void conn_start(struct worker *w, struct route *r, int fd, const struct sockaddr
         c->local.ss_family = AF_UNSPEC;
     c->client = c->peer;
     c->dst = c->local;
-    set_nodelay(fd);
+    /* TCP_NODELAY came from the listener (listen_open). */
     if (r->cfg->accept_proxy == PP_ACCEPT_OFF)
         client_known(c);
     else

@@ -46,6 +46,12 @@ int listen_open(const struct route_cfg *rc, int *fd_out, char *err, size_t errle
     if (set_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1) == -1 ||
         set_opt(fd, SOL_SOCKET, SO_REUSEPORT, 1) == -1)
         goto fail;
+    /* Proxied protocols are often request/response: never hold a small
+     * write back waiting for an ACK. Linux copies TCP_NODELAY from the
+     * listener to every socket it accepts (the child is a clone of it), so
+     * one setsockopt here spares one per connection; a failure is ignored,
+     * as it was per connection. */
+    (void)set_opt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
     /* "tcp://:PORT" means every address, IPv4 included, on one socket. */
     if (sa->sa_family == AF_INET6 &&
         set_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, rc->family == AF_INET6) == -1)
