@@ -201,11 +201,16 @@ static void connect_cb(struct loop *l, int fd, void *arg, unsigned events)
     int err = 0;
     socklen_t len = sizeof(err);
 
-    (void)l, (void)events;
-    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
-        err = errno;
-    if (err == EINPROGRESS || err == EALREADY)
-        return;
+    (void)l;
+    /* Writable without EPOLLERR/EPOLLHUP: the handshake is done (tcp_poll
+     * reports no EPOLLOUT while in SYN_SENT, and a failed connect raises
+     * EPOLLERR with its error in SO_ERROR). Only a failure is read there. */
+    if (!(events & LOOP_WRITE) || (events & LOOP_ERROR)) {
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+            err = errno;
+        if (err == EINPROGRESS || err == EALREADY)
+            return;
+    }
     /* WRITE stays on: relay_start's first interest update replaces it with
      * one epoll_ctl instead of two. */
     c->umask = LOOP_WRITE;
