@@ -195,6 +195,19 @@ static void upstream_result(struct conn *c, int err)
         stat_add(c->w, c->r, STAT_UPSTREAM_ERRORS, 1);
 }
 
+/* The upstream connect's outcome: 0, or the errno it failed with. */
+static void connect_done(struct conn *c, int err)
+{
+    upstream_result(c, err);
+    if (err != 0) {
+        log_event(LOG_WARN, "upstream_error", c->r->cfg->name, "upstream", LOG_STR, c->up->name,
+                  "error", LOG_STR, strerror(err), LOG_END);
+        conn_close(c, strerror(err));
+        return;
+    }
+    established(c);
+}
+
 static void connect_cb(struct loop *l, int fd, void *arg, unsigned events)
 {
     struct conn *c = arg;
@@ -214,14 +227,7 @@ static void connect_cb(struct loop *l, int fd, void *arg, unsigned events)
     /* WRITE stays on: relay_start's first interest update replaces it with
      * one epoll_ctl instead of two. */
     c->umask = LOOP_WRITE;
-    upstream_result(c, err);
-    if (err != 0) {
-        log_event(LOG_WARN, "upstream_error", c->r->cfg->name, "upstream", LOG_STR, c->up->name,
-                  "error", LOG_STR, strerror(err), LOG_END);
-        conn_close(c, strerror(err));
-        return;
-    }
-    established(c);
+    connect_done(c, err);
 }
 
 static void connect_timeout_cb(struct loop *l, struct timer *t, void *arg)
@@ -267,12 +273,13 @@ static void connect_upstream(struct conn *c)
     }
     set_nodelay(c->ufd);
     if (connect(c->ufd, sa, c->up->addrlen) == 0) {
-        upstream_result(c, 0);
-        established(c);
+        connect_done(c, 0);
         return;
     }
+    /* Failed at once (ENETUNREACH, EADDRNOTAVAIL...): the error is errno,
+     * not in SO_ERROR, which reads 0. */
     if (errno != EINPROGRESS) {
-        connect_cb(c->w->loop, c->ufd, c, 0);
+        connect_done(c, errno);
         return;
     }
     loop_add(c->w->loop, c->ufd, LOOP_WRITE, connect_cb, c);

@@ -241,6 +241,24 @@ def upstream_refusing():
     still_serves(d, good, base)
 
 
+@scenario
+def upstream_unreachable_at_once():
+    """connect() fails at once (ENETUNREACH: a broadcast address, refused by
+    TCP before any packet): logged and counted as the upstream's error, not
+    taken for a connection that then fails to relay."""
+    d, echo, good, (rp,), base = with_good_route(lambda ps, e: [
+        "tcp://127.0.0.1:%d/255.255.255.255:%d" % (ps[0], e)], extra_ports=1)
+    s = connect(V4, rp)
+    dt = expect_closed(s, 3)
+    check(dt < 2.5, "closed only after %.1fs" % dt)
+    s.close()
+    ev = d.wait_event("upstream_error", lambda e: e.get("upstream", "").startswith("255."))[0]
+    eq(ev.get("error"), "Network is unreachable", "upstream_error error")
+    ev = d.wait_event("conn_close", lambda e: "127.0.0.1:%d/" % rp in e.get("route", ""))[0]
+    eq(ev.get("error"), "Network is unreachable", "conn_close error")
+    still_serves(d, good, base)
+
+
 def black_hole():
     """A loopback port that never completes a handshake: a listener with
     backlog 0 that never accepts, its accept queue filled by us, so further
