@@ -108,10 +108,18 @@ static void release_if_empty(struct worker *w, struct half *h)
     }
 }
 
-static int half_shut(struct half *h)
+/* h's source ended and all it sent is delivered. */
+static int half_shut(struct conn *c, struct half *h)
 {
-    /* Half-close: the peer sees our EOF and may still answer. */
-    if (!h->shut && shutdown(h->to, SHUT_WR) == -1 && errno != ENOTCONN)
+    const struct half *other = h == &c->c2u ? &c->u2c : &c->c2u;
+
+    /* Half-close: the peer sees our EOF and may still answer. When the
+     * other way is over already, the connection closes now (the second
+     * half can only end in relay_cb, which closes once both are shut) and
+     * close() sends this FIN itself: both sockets have read their EOF, so
+     * nothing is left unread that would make close() reset instead. The
+     * shutdown would be a syscall for nothing. */
+    if (!h->shut && !other->shut && shutdown(h->to, SHUT_WR) == -1 && errno != ENOTCONN)
         return -errno;
     h->shut = 1;
     return 0;
@@ -178,7 +186,7 @@ static int pump_copy(struct conn *c, struct half *h, int read_more)
                 break; /* the next readiness event splices */
         }
         if (h->eof && h->len == 0)
-            return half_shut(h);
+            return half_shut(c, h);
     }
     release_if_empty(c->w, h);
     return 0;
@@ -226,7 +234,7 @@ static int pump_splice(struct conn *c, struct half *h)
                 break;
         }
         if (h->eof && h->in_pipe == 0)
-            return half_shut(h);
+            return half_shut(c, h);
     }
     if (h->in_pipe == 0)
         relay_pipe_put(c->w, h->pipe);
