@@ -302,8 +302,10 @@ static void set_interest(struct conn *c, int fd, unsigned *have, unsigned want)
     *have = want;
 }
 
-/* EPOLLERR/EPOLLHUP: a pending socket error closes the connection; a plain
- * hang-up is left to read() and write(), which see EOF or EPIPE. */
+/* EPOLLERR: a pending socket error closes the connection. A plain hang-up
+ * (EPOLLHUP alone: both ways shut, or ended without an error) has SO_ERROR
+ * at 0, so it is not read: it is left to read() and write(), which see EOF
+ * or EPIPE (or an error that came after epoll_wait). */
 static int socket_error(int fd)
 {
     int err = 0;
@@ -322,7 +324,7 @@ static void relay_cb(struct loop *l, int fd, void *arg, unsigned events)
     int rc = 0, err;
 
     (void)l;
-    if ((events & LOOP_ERROR) && (err = socket_error(fd)) != 0) {
+    if ((events & LOOP_SOCKERR) && (err = socket_error(fd)) != 0) {
         conn_close(c, strerror(err));
         return;
     }
