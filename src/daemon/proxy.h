@@ -62,6 +62,8 @@ struct route {
     atomic_size_t next_up;                 /* round-robin cursor */
     struct upstream_state *ups;            /* one per cfg->up */
     struct health *health;                 /* active checks, run by worker 0; NULL without */
+    int *udp_fds; /* UDP: each worker's socket until it takes it (then -1) */
+    int nudp_fds;
 };
 
 struct listener {

@@ -23,6 +23,7 @@
 
 #include "log.h"
 #include "proxy.h"
+#include "udp.h"
 
 #define DRAIN_MS_DEFAULT 10000
 
@@ -43,6 +44,9 @@ static int raise_fd_limit(void)
 
 /* ---- routes ----------------------------------------------------------------- */
 
+static void route_free(struct route *r);
+
+/* A UDP route's sockets are all opened here, in one go: see udp_open_group. */
 static struct route *route_new(const struct route_cfg *rc, int nworkers)
 {
     struct route *r = calloc(1, sizeof(*r));
@@ -52,10 +56,19 @@ static struct route *route_new(const struct route_cfg *rc, int nworkers)
     r->cfg = rc;
     r->ups = calloc(rc->nup, sizeof(*r->ups));
     r->stats = calloc((size_t)nworkers, sizeof(*r->stats));
-    if (r->ups == NULL || r->stats == NULL) {
-        free(r->ups);
-        free(r->stats);
-        free(r);
+    if (rc->proto == ROUTE_UDP && (r->udp_fds = calloc((size_t)nworkers, sizeof(int))) != NULL) {
+        r->nudp_fds = nworkers;
+        for (int i = 0; i < nworkers; i++)
+            r->udp_fds[i] = -1;
+    }
+    if (r->ups == NULL || r->stats == NULL || (rc->proto == ROUTE_UDP && r->udp_fds == NULL)) {
+        route_free(r);
+        return NULL;
+    }
+    if (r->udp_fds != NULL && udp_open_group(rc, nworkers, r->udp_fds) != 0) {
+        free(r->udp_fds);
+        r->udp_fds = NULL;
+        route_free(r);
         return NULL;
     }
     for (size_t j = 0; j < rc->nup; j++)
@@ -65,6 +78,11 @@ static struct route *route_new(const struct route_cfg *rc, int nworkers)
 
 static void route_free(struct route *r)
 {
+    for (int i = 0; r->udp_fds != NULL && i < r->nudp_fds; i++) {
+        if (r->udp_fds[i] != -1)
+            close(r->udp_fds[i]);
+    }
+    free(r->udp_fds);
     free(r->ups);
     free(r->stats);
     free(r);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
+#include <linux/filter.h>
 #include <sys/socket.h>
 
 #include "addr.h"
@@ -841,9 +842,11 @@ static int is_any(const struct sockaddr *sa)
     return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)sa)->sin6_addr);
 }
 
-/* Opens and binds the route's socket; on failure returns -errno and names
- * the failed step in *what. */
-static int sock_open(const struct route_cfg *rc, int *fd_out, const char **what)
+/* Opens and binds the route's socket, with the socket filter prog (if not
+ * NULL) attached before the bind; on failure returns -errno and names the
+ * failed step in *what. */
+static int sock_open(const struct route_cfg *rc, const struct sock_fprog *prog, int *fd_out,
+                     const char **what)
 {
     const struct sockaddr *sa = (const struct sockaddr *)&rc->bind;
     int fd = socket(sa->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), err;
@@ -865,6 +868,9 @@ static int sock_open(const struct route_cfg *rc, int *fd_out, const char **what)
         goto fail;
     if (is_any(sa) && sa->sa_family == AF_INET6 &&
         set_opt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1) == -1)
+        goto fail;
+    *what = "setsockopt SO_ATTACH_FILTER";
+    if (prog != NULL && setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, prog, sizeof(*prog)) == -1)
         goto fail;
     *what = "bind";
     if (bind(fd, sa, rc->bindlen) == -1)
@@ -906,14 +912,55 @@ static struct udp_lsn *lsn_new(struct worker *w, struct listener *ls)
     return u;
 }
 
+int udp_open_group(const struct route_cfg *rc, int n, int *fds)
+{
+    /* A socket filter that takes nothing, on each socket until all are bound. */
+    struct sock_filter none = BPF_STMT(BPF_RET | BPF_K, 0);
+    struct sock_fprog prog = {.len = 1, .filter = &none};
+    const char *what = "socket";
+    int i, err = 0;
+
+    for (i = 0; i < n; i++)
+        fds[i] = -1;
+    for (i = 0; i < n && err == 0; i++)
+        err = sock_open(rc, &prog, &fds[i], &what);
+    for (i = 0; i < n && err == 0; i++) {
+        int unused = 0; /* the kernel wants an int-sized value, and ignores it */
+
+        if (setsockopt(fds[i], SOL_SOCKET, SO_DETACH_FILTER, &unused, sizeof(unused)) == -1) {
+            err = -errno;
+            what = "setsockopt SO_DETACH_FILTER";
+        }
+    }
+    if (err == 0)
+        return 0;
+    log_event(LOG_ERROR, "listen_error", rc->name, "listen", LOG_STR, rc->listen, "step", LOG_STR,
+              what, "error", LOG_STR, strerror(-err), LOG_END);
+    for (i = 0; i < n; i++) {
+        if (fds[i] != -1)
+            close(fds[i]);
+        fds[i] = -1;
+    }
+    return -1;
+}
+
 int udp_listen(struct worker *w, struct listener *ls)
 {
-    const struct route_cfg *rc = ls->r->cfg;
+    struct route *r = ls->r;
+    const struct route_cfg *rc = r->cfg;
     struct udp_lsn *u = lsn_new(w, ls);
     const char *what = "malloc";
     socklen_t len = sizeof(u->local);
-    int err = u == NULL ? -ENOMEM : sock_open(rc, &ls->fd, &what);
+    int err = 0;
 
+    if (u == NULL) {
+        err = -ENOMEM;
+    } else if (r->udp_fds != NULL && w->id < r->nudp_fds && r->udp_fds[w->id] != -1) {
+        ls->fd = r->udp_fds[w->id];
+        r->udp_fds[w->id] = -1;
+    } else {
+        err = sock_open(rc, NULL, &ls->fd, &what);
+    }
     if (err == 0) {
         getsockname(ls->fd, (struct sockaddr *)&u->local, &len);
         u->wild = is_any((const struct sockaddr *)&u->local);

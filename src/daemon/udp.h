@@ -7,10 +7,21 @@
 
 struct worker;
 struct listener;
+struct route_cfg;
 
-/* Opens the route's UDP socket for this worker (SO_REUSEPORT, so the
- * kernel spreads clients over the workers by their address) and starts
- * serving it. Sets ls->fd. Returns 0, or -1 after logging why. */
+/*
+ * Opens and binds the route's n sockets, one per worker, all at once, so
+ * the SO_REUSEPORT group is whole before any datagram is taken: a client's
+ * datagrams all go to the same worker (the kernel picks by a hash of the
+ * addresses over the sockets of the group; a socket joining later moves
+ * clients). What arrives while the group forms is dropped. Fills fds[n];
+ * returns 0, or -1 after logging (nothing left open).
+ */
+int udp_open_group(const struct route_cfg *rc, int n, int *fds);
+
+/* Starts serving this worker's socket of the route's group (opened by
+ * udp_open_group; opened here if there is none). Sets ls->fd. Returns 0,
+ * or -1 after logging why. */
 int udp_listen(struct worker *w, struct listener *ls);
 
 /* Stops serving: closes the listening socket and every session of this

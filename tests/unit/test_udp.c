@@ -592,6 +592,56 @@ static void test_idle(void **state)
     close(sink);
 }
 
+/* A client that sends from the moment ppfwd starts, while its workers are
+ * still coming up: all its datagrams must land in one session (the route's
+ * sockets form their SO_REUSEPORT group before any datagram is taken; a
+ * socket joining later would move the client to another worker). */
+static void test_startup_one_session(void **state)
+{
+    enum { AFTER = 300, MAX_SENT = 20000 };
+    static struct args a;
+    char url[128];
+    uint16_t up = echo_start(AF_INET), lp = free_port(AF_INET);
+    int fd = client(AF_INET), sent = 0, after = -1;
+    long end = now_ms() + READY_MS;
+    struct child *k;
+
+    (void)state;
+    snprintf(url, sizeof(url), "udp://127.0.0.1:%u/127.0.0.1:%u", lp, up);
+    memset(&a, 0, sizeof(a));
+    args_add(&a, ppfwd_path());
+    args_add(&a, "-w");
+    args_add(&a, "4");
+    args_add(&a, "--log-format");
+    args_add(&a, "json");
+    args_add(&a, "-l");
+    args_add(&a, "debug");
+    args_add(&a, url);
+    k = spawn(a.argv, "\"route_start\"", 0); /* no wait: the client starts at once */
+    while (after != 0 && sent < MAX_SENT) {
+        char buf[32];
+        int len = snprintf(buf, sizeof(buf), "d%d", sent++);
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+
+        send_to(fd, AF_INET, lp, buf, (size_t)len);
+        while (poll(&p, 1, 0) == 1 && recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+            p.revents = 0;
+        if (after > 0)
+            after--;
+        else if (after < 0 && count(child_log(k), "\"route_start\"") == 1)
+            after = AFTER;
+        if (now_ms() > end)
+            fail_msg("ppfwd did not start: %s", child_log(k));
+        sleep_ms(after < 0 ? 0 : 1);
+    }
+    close(fd);
+    assert_int_equal(after, 0);
+    sleep_ms(QUIET_MS);
+    if (count(child_log(k), "\"udp_session_open\"") != 1)
+        fail_msg("one client, %zu sessions: %s", count(child_log(k), "\"udp_session_open\""),
+                 child_log(k));
+}
+
 /* Over the UDP sockets bound to 127.0.0.1:port (ppfwd's, one per worker),
  * from /proc/net/udp: the bytes queued unread, and the datagrams the kernel
  * dropped for want of room in them. Returns how many sockets there are. */
@@ -728,6 +778,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_conns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_emfile, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_startup_one_session, setup, teardown),
     };
 
     signal(SIGPIPE, SIG_IGN);
