@@ -344,8 +344,10 @@ static unsigned send_run(struct udp_lsn *u, int fd, struct mmsghdr *msgs, unsign
         }
         if (u->osegs[i] > 1 && (errno == EINVAL || errno == EMSGSIZE || errno == EIO ||
                                 errno == EOPNOTSUPP || errno == ENOPROTOOPT)) {
-            u->no_gso = 1; /* e.g. a device without checksum offload, a small MTU */
-            lost += send_batch(fd, msgs + u->ofirst[i], u->osegs[i], err);
+            /* E.g. a segment over the path MTU, a device without checksum
+             * offload: this run and the rest go datagram by datagram. */
+            u->no_gso = 1;
+            return lost + send_batch(fd, msgs + u->ofirst[i], n - u->ofirst[i], err);
         } else {
             *err = errno;
             lost += u->osegs[i];
