@@ -302,10 +302,14 @@ static void client_known(struct conn *c)
     connect_upstream(c);
 }
 
+/* The client is not read while connecting, but its READ interest stays
+ * registered: most connects end before the client sends more, and the
+ * relay wants READ then anyway, so the two epoll_ctl that turning it off
+ * and on again would cost are spared. header_cb turns it off only if the
+ * client does send more meanwhile (level-triggered, it would spin). */
 static void header_done(struct conn *c, size_t consumed)
 {
     loop_timer_cancel(c->w->loop, &c->timer);
-    loop_del(c->w->loop, c->cfd, LOOP_READ);
     c->hoff = (uint32_t)consumed;
     client_known(c);
 }
@@ -350,11 +354,15 @@ static void header_cb(struct loop *l, int fd, void *arg, unsigned events)
     struct conn *c = arg;
     ssize_t n;
 
-    (void)l, (void)events;
     if (c->state != CONN_HEADER) {
-        /* Only a hang-up reaches here once the header is decided (reading
-         * is off while connecting): the client is gone. */
-        conn_close(c, "client closed while connecting");
+        /* Connecting (header_done): the client is gone, or it sent more,
+         * which waits in its socket for the relay. */
+        if (events & LOOP_ERROR) {
+            conn_close(c, "client closed while connecting");
+            return;
+        }
+        loop_del(l, fd, LOOP_READ);
+        c->cmask = 0;
         return;
     }
     n = read(fd, c->hbuf + c->hlen, HEADER_BUF_SIZE - c->hlen);
@@ -405,6 +413,7 @@ static int start_header(struct conn *c)
     }
     c->state = CONN_HEADER;
     loop_add(c->w->loop, c->cfd, LOOP_READ, header_cb, c);
+    c->cmask = LOOP_READ;
     loop_timer_set(c->w->loop, &c->timer, rc->header_timeout_ms, header_timeout_cb, c);
     return 0;
 }

@@ -242,6 +242,20 @@ int loop_set(struct loop *l, int fd, unsigned mask, loop_fd_cb *cb, void *arg)
     return 0;
 }
 
+int loop_set_cb(struct loop *l, int fd, loop_fd_cb *cb, void *arg)
+{
+    struct loop_fd *e;
+
+    if (fd < 0 || fd >= l->max_fds)
+        return -EINVAL;
+    e = &l->fds[fd];
+    if (!e->registered)
+        return -ENOENT;
+    e->cb = cb;
+    e->arg = arg;
+    return 0;
+}
+
 int loop_del(struct loop *l, int fd, unsigned mask)
 {
     struct loop_fd *e;

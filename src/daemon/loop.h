@@ -57,6 +57,11 @@ int loop_add(struct loop *l, int fd, unsigned mask, loop_fd_cb *cb, void *arg);
  * needed) with at most one epoll_ctl. Returns 0 or -errno. */
 int loop_set(struct loop *l, int fd, unsigned mask, loop_fd_cb *cb, void *arg);
 
+/* Replaces the callback of a registered fd, keeping its interest: no
+ * syscall. Returns 0, or -ENOENT if fd is not registered (-EINVAL if out of
+ * range). */
+int loop_set_cb(struct loop *l, int fd, loop_fd_cb *cb, void *arg);
+
 /* Removes the mask bits from fd's interest; fd stays registered (and still
  * gets LOOP_ERROR) while its mask is empty. Returns 0 or -errno. */
 int loop_del(struct loop *l, int fd, unsigned mask);

@@ -376,6 +376,7 @@ static void idle_cb(struct loop *l, struct timer *t, void *arg)
  * client bytes that came with the accepted one. */
 void relay_start(struct conn *c)
 {
+    struct loop *l = c->w->loop;
     int rc;
 
     c->state = CONN_RELAY;
@@ -383,8 +384,12 @@ void relay_start(struct conn *c)
     c->c2u.to = c->ufd;
     c->u2c.from = c->ufd;
     c->u2c.to = c->cfd;
-    c->active_ms = loop_now(c->w->loop);
-    loop_timer_set(c->w->loop, &c->timer, c->r->cfg->idle_timeout_ms, idle_cb, c);
+    c->active_ms = loop_now(l);
+    loop_timer_set(l, &c->timer, c->r->cfg->idle_timeout_ms, idle_cb, c);
+    /* What the header phase and the connect left registered keeps its
+     * interest (cmask, umask) and calls relay_cb from now on: no syscall. */
+    (void)loop_set_cb(l, c->cfd, relay_cb, c);
+    (void)loop_set_cb(l, c->ufd, relay_cb, c);
     rc = relay_pump(c, &c->c2u);
     if (rc != 0) {
         conn_close(c, strerror(-rc));

@@ -259,10 +259,11 @@ def upstream_unreachable_at_once():
     still_serves(d, good, base)
 
 
-def black_hole():
+def black_hole(keep=None):
     """A loopback port that never completes a handshake: a listener with
     backlog 0 that never accepts, its accept queue filled by us, so further
-    SYNs are dropped (no root, no firewall). Returns its port."""
+    SYNs are dropped (no root, no firewall). Returns its port. With keep (a
+    dict), keep["ls"] and keep["fillers"] let the caller open it again."""
     ls = socket.socket()
     ls.bind((V4, 0))
     ls.listen(0)
@@ -282,6 +283,8 @@ def black_hole():
         done = sel.select(0.3)
         sel.close()
         if not done:
+            if keep is not None:
+                keep.update(ls=ls, fillers=fillers)
             return port  # this SYN was dropped: the hole is ready
     raise Fail("could not fill a backlog-0 accept queue with 16 connections")
 
@@ -305,6 +308,71 @@ def upstream_black_hole():
     d.wait_event("conn_close", lambda e: e.get("error") and e.get("upstream") ==
                  "127.0.0.1:%d" % hole)
     still_serves(d, good, base)
+
+
+def open_hole(keep):
+    """Opens a black_hole(keep) again: the fillers go (accepted, or closed
+    while their SYN is still unanswered), so the next SYN retransmission,
+    1 s after the first, is answered."""
+    for f in keep["fillers"]:
+        f.close()
+    keep["ls"].setblocking(False)
+    while True:
+        try:
+            keep["ls"].accept()[0].close()
+        except BlockingIOError:
+            break
+    keep["ls"].setblocking(True)
+
+
+@scenario
+def client_sends_while_connecting():
+    """accept-proxy: while the upstream connect hangs, the client sends more
+    after its header and early data, then half-closes. ppfwd does not spin
+    on the unread bytes; once the connect succeeds, the upstream gets the
+    early data, the rest and the EOF, and its answer reaches the client. A
+    client that resets while connecting is closed at once."""
+    keep = {}
+    hole = black_hole(keep)
+    d, echo, good, (rp,), base = with_good_route(lambda ps, e: [
+        "tcp://127.0.0.1:%d/127.0.0.1:%d?accept-proxy=required&connect-timeout=5s"
+        % (ps[0], hole)], extra_ports=1)
+    s = connect(V4, rp)
+    s.sendall(v2(("198.51.100.7", 1234), (V4, rp)) + b"early ")
+    time.sleep(0.2)
+    c0 = cpu_seconds(d.pid)
+    s.sendall(b"later")
+    s.shutdown(socket.SHUT_WR)
+    time.sleep(0.5)
+    busy = cpu_seconds(d.pid) - c0
+    check(busy < 0.3, "ppfwd used %.2f s of CPU in 0.5 s while connecting (spinning?)" % busy)
+    open_hole(keep)
+    keep["ls"].settimeout(5)
+    u, _ = keep["ls"].accept()
+    on_cleanup(u.close)
+    eq(recv_all(u, 5), b"early later", "what the upstream received before EOF")
+    u.sendall(b"answer")
+    u.close()
+    eq(recv_all(s, 5), b"answer", "what the client received")
+    s.close()
+    ev = d.wait_event("conn_close", lambda e: e.get("client") == "198.51.100.7:1234")[0]
+    eq((ev.get("bytes_in"), ev.get("bytes_out"), ev.get("error")), (11, 6, None),
+       "conn_close bytes and error")
+
+    hole = black_hole()
+    d2, echo2, good2, (rp2,), base2 = with_good_route(lambda ps, e: [
+        "tcp://127.0.0.1:%d/127.0.0.1:%d?accept-proxy=required&connect-timeout=5s"
+        % (ps[0], hole)], extra_ports=1)
+    s = connect(V4, rp2)
+    s.sendall(v2(("198.51.100.8", 1234), (V4, rp2)))
+    time.sleep(0.2)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+    ev = d2.wait_event("conn_close", lambda e: e.get("client") == "198.51.100.8:1234",
+                       timeout=2)[0]
+    eq(ev.get("error"), "client closed while connecting", "conn_close error")
+    still_serves(d, good, base)
+    still_serves(d2, good2, base2)
 
 
 def firehose(c, srv):

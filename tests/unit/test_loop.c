@@ -389,6 +389,28 @@ static void test_error_on_peer_close(void **state)
     close(sv[0]);
 }
 
+/* loop_set_cb hands a registered fd to another callback with its interest
+ * as it was; an fd that is not registered stays so. */
+static void test_set_cb(void **state)
+{
+    struct fix *f = *state;
+    int sv[2];
+
+    sockpair(sv);
+    assert_int_equal(loop_set_cb(f->l, sv[0], on_ready_stop, f), -ENOENT);
+    assert_int_equal(loop_set_cb(f->l, MAX_FDS, on_ready_stop, f), -EINVAL);
+    assert_int_equal(loop_add(f->l, sv[0], LOOP_READ, on_never, NULL), 0);
+    assert_int_equal(loop_set_cb(f->l, sv[0], on_ready_stop, f), 0);
+    put_byte(sv[1]);
+    assert_int_equal(loop_run(f->l), 0);
+    assert_false(f->timed_out);
+    assert_int_equal(f->calls, 1);
+    assert_int_equal(f->events[0], LOOP_READ);
+    loop_remove(f->l, sv[0]);
+    assert_int_equal(loop_set_cb(f->l, sv[0], on_never, NULL), -ENOENT);
+    close_pair(sv);
+}
+
 /* Records the events and stops the loop, reading nothing. */
 static void on_record_stop(struct loop *l, int fd, void *arg, unsigned events)
 {
@@ -871,6 +893,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_del_in_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remove_after_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_on_peer_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_set_cb, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rdhup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sockerr, setup, teardown),
         cmocka_unit_test_setup_teardown(test_einval, setup, teardown),
