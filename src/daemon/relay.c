@@ -390,7 +390,16 @@ void relay_start(struct conn *c)
      * interest (cmask, umask) and calls relay_cb from now on: no syscall. */
     (void)loop_set_cb(l, c->cfd, relay_cb, c);
     (void)loop_set_cb(l, c->ufd, relay_cb, c);
-    rc = relay_pump(c, &c->c2u);
+    /* After a header phase, header_cb read the client last, most often
+     * into a buffer it did not fill, which drained the socket (pump_copy):
+     * reading again now would mostly be an EAGAIN. Only what is queued is
+     * sent; the client's READ interest (kept or set again by
+     * update_interest) reports anything else. Without a header phase, the
+     * client has not been read yet. */
+    if (c->r->cfg->accept_proxy != PP_ACCEPT_OFF)
+        rc = pump_copy(c, &c->c2u, 0);
+    else
+        rc = relay_pump(c, &c->c2u);
     if (rc != 0) {
         conn_close(c, strerror(-rc));
         return;
