@@ -651,6 +651,10 @@ class Ppfwd:
             "ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")), preexec_fn=pre)
         for port in ports:
             wait_listen(port, timeout, self.p)
+        # A port answers once the first worker listens; route_start comes
+        # after every worker is up (an fd baseline taken earlier is short).
+        wait_for(lambda: '"route_start"' in self.log_text() or not self.alive(), timeout,
+                 "route_start logged", step=0.02)
         return self
 
     @property
