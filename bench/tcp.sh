@@ -82,6 +82,7 @@ tport() {
 tmp=$(mktemp -d /tmp/ppfwd-bench-tcp.XXXXXX)
 PIDS=""        # every process this script started and has not reaped yet
 TARGET_PIDS="" # the processes of the target being measured
+HZ=$(getconf CLK_TCK)
 
 # Stops the given processes: SIGTERM, up to 3 s, then SIGKILL; reaps them.
 stop_pids() {
@@ -318,12 +319,33 @@ measure_iperf() {
     SUMMARY="$SUMMARY iperf3 ${bps} Gbit/s;"
 }
 
+# CPU ticks (user + system) used so far by the processes $@ and their
+# children that are still running (nginx's workers).
+cpu_ticks() {
+    local p kids sum=0 t
+    for p in "$@"; do
+        kids=$(pgrep -P "$p" 2>/dev/null | tr '\n' ' ')
+        for t in $p $kids; do
+            sum=$((sum + $(awk '{ print $14 + $15 }' "/proc/$t/stat" 2>/dev/null || echo 0)))
+        done
+    done
+    echo "$sum"
+}
+
 # measure_rate TARGET VARIANT PORT [-2]
+# For the plain variant it also records the CPU time per connection of the
+# proxy, the backend and the load generator (µs, user + system).
 measure_rate() {
-    local t=$1 v=$2 port=$3 line cps p99 err
+    local t=$1 v=$2 port=$3 line cps p99 err px0 px1 be0 be1 ld
     shift 3
-    line=$(timeout $((${SECS%.*} + 20)) "$LOAD" rate -p "$port" -c 64 -j "$CLIENT_THREADS" -t "$SECS" "$@" 2>&1 |
-        grep '^RESULT')
+    px0=$(cpu_ticks $TARGET_PIDS)
+    be0=$(cpu_ticks "$ECHO_PID")
+    line=$( { TIMEFORMAT='LOADCPU %U %S'; time timeout $((${SECS%.*} + 20)) "$LOAD" rate -p "$port" -c 64 \
+        -j "$CLIENT_THREADS" -t "$SECS" "$@"; } 2>&1 | grep '^RESULT\|^LOADCPU')
+    px1=$(cpu_ticks $TARGET_PIDS)
+    be1=$(cpu_ticks "$ECHO_PID")
+    ld=$(echo "$line" | awk '/^LOADCPU/ { print $2 + $3 }')
+    line=$(echo "$line" | grep '^RESULT')
     cps=$(echo "$line" | sed -n 's/.* cps=\([0-9.]*\).*/\1/p')
     p99=$(echo "$line" | sed -n 's/.* p99_ms=\([0-9.]*\).*/\1/p')
     err=$(echo "$line" | sed -n 's/.* errors=\([0-9]*\) timeouts=\([0-9]*\).*/\1+\2/p')
@@ -333,6 +355,15 @@ measure_rate() {
     fi
     record "$t" "cps_$v" "$cps"
     record "$t" "p99_$v" "$p99"
+    if [ "$v" = plain ] && [ -n "$ld" ]; then
+        # Connections made over the whole run, warm-up included, at the rate measured.
+        awk -v cps="$cps" -v secs="$SECS" -v hz="$HZ" -v px=$((px1 - px0)) -v be=$((be1 - be0)) \
+            -v ld="$ld" -v direct=$([ "$t" = direct ] && echo 1 || echo 0) 'BEGIN {
+                n = cps * secs; if (n <= 0) exit
+                if (!direct) printf "cpu_px\t%.1f\n", px / hz * 1e6 / n
+                printf "cpu_be\t%.1f\ncpu_ld\t%.1f\n", be / hz * 1e6 / n, ld * 1e6 / n
+            }' | while IFS=$'\t' read -r k x; do record "$t" "$k" "$x"; done
+    fi
     [ "$err" = "0+0" ] || record "$t" "err_$v" "$err"
     [ "$err" = "0+0" ] && err=""
     SUMMARY="$SUMMARY $v ${cps}/s p99 ${p99} ms${err:+ (errors+timeouts $err)};"
@@ -443,6 +474,7 @@ run_round() {
             job=$(rate_jobs "$t" | awk -v v="$v" '$1 == v')
             [ -n "$job" ] || continue
             SUMMARY=""
+            TARGET_PIDS=${TP[$t]}
             # shellcheck disable=SC2086
             measure_rate "$t" $job
             SUM[$t]+=$SUMMARY
@@ -639,6 +671,29 @@ END {
     if (notes != "")
         printf "\n%s", notes
     print ""
+    if (has("haproxy cpu_px") || has("ppfwd cpu_px")) {
+        print "CPU per connection (plain conn/s run, user + system, µs; medians):"
+        printf "%-15s| %8s %8s %8s %8s\n", "target", "proxy", "backend", "load", "total"
+        n = split(order, ts, " ")
+        for (i = 1; i <= n; i++) {
+            t = ts[i]
+            if (!has(t " cpu_be"))
+                continue
+            px = has(t " cpu_px") ? median(t " cpu_px") : 0
+            be = median(t " cpu_be"); ld = median(t " cpu_ld")
+            printf "%-15s| %8s %8.1f %8.1f %8.1f\n", t, has(t " cpu_px") ? sprintf("%.1f", px) : "-", be, ld, px + be + ld
+            if (t != "direct" && t != "socat") { sb += be + ld; nb++ }
+        }
+        hx = has("haproxy cpu_px") ? median("haproxy cpu_px") : 0
+        if (nb > 0 && hx > 0) {
+            sb /= nb
+            print "The two cores are saturated through a proxy, so conn/s goes as 1 / total. A proxy"
+            print "terminates one connection and opens another: the backend and the load generator,"
+            printf "minimal epoll programs doing one side each, cost %.1f us together. A proxy no dearer\n", sb
+            printf "than that would reach %.2fx HAProxy (%.1f us) at most in this setup.\n", (sb + hx) / (2 * sb), hx
+        }
+        print ""
+    }
     if (!("ppfwd" in seen)) {
         print "Targets of issue 3: ppfwd not measured."
         exit
