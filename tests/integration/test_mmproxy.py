@@ -21,11 +21,9 @@ prints SKIP with the reason. The host's network configuration is never
 touched: the setup runs only after checking it is in a namespace of its own.
 Run: /usr/bin/python3 tests/integration/test_mmproxy.py [SCENARIO...]"""
 
-import ctypes
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -34,16 +32,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import (Fail, Ppfwd, Skip, check, eq, fmt_addr, on_cleanup, read_log,  # noqa: E402
                      run, scenario, spawn, stop, tail, tmpdir, wait_for)
+from netns import (IP, bound_udp, lo_up, own_netns, sh, sockets_in_netns,  # noqa: E402
+                   udp_port, veth_netns)
 
-UNSHARE = shutil.which("unshare") or "/usr/bin/unshare"
-NSENTER = shutil.which("nsenter") or "/usr/bin/nsenter"
-IP = shutil.which("ip") or "/usr/sbin/ip"
 MMPROXY = shutil.which("go-mmproxy") or "/usr/bin/go-mmproxy"
 
 # Set by the outer process to its own netns before re-executing under
 # unshare -n; the inner one refuses to touch routing if it is still there.
 ENV_HOST_NS = "PPFWD_MMPROXY_HOST_NETNS"
-CLONE_NEWNET = 0x40000000
 TABLE = "123"  # go-mmproxy's README uses table 123
 
 # Per address family: None when the server namespace is ready, else why not.
@@ -57,49 +53,12 @@ NETS = {
 ROUNDS = 5  # datagrams per client
 
 
-def netns_of(pid="self"):
-    return os.readlink("/proc/%s/ns/net" % pid)
-
-
-def sh(argv, timeout=10):
-    """Runs a short command; returns (ok, its output)."""
-    try:
-        r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, timeout=timeout)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return False, repr(e)
-    return r.returncode == 0, r.stdout.decode("utf-8", "replace").strip()
-
-
-def must(argv, timeout=10):
-    ok, out = sh(argv, timeout)
-    if not ok:
-        raise Fail("%s: %s" % (" ".join(argv), out))
-    return out
-
-
-def why_no_netns():
-    """Why this machine cannot run the scenarios, or None."""
-    if os.geteuid() != 0:
-        return "not root (go-mmproxy needs CAP_NET_ADMIN for IP_TRANSPARENT, and the " \
-               "test makes network namespaces)"
-    for what, path in (("unshare (util-linux)", UNSHARE), ("nsenter (util-linux)", NSENTER),
-                       ("ip (iproute2)", IP),
-                       ("go-mmproxy (apt-get install go-mmproxy)", MMPROXY)):
-        if not os.access(path, os.X_OK):
-            return "%s not found" % what
-    ok, out = sh([UNSHARE, "-n", "true"])
-    if not ok:
-        return "unshare -n refused: %s" % (out or "no message")
-    return None
-
-
 def setup_server_netns():
     """In the fresh namespace: loopback up, and go-mmproxy's policy routing
     per family (a family that cannot be set up skips its scenario)."""
-    ok, out = sh([IP, "link", "set", "lo", "up"])
-    if not ok:
-        READY[4] = READY[6] = "ip link set lo up: %s" % out
+    why = lo_up()
+    if why:
+        READY[4] = READY[6] = why
         return
     for fam, v, lo_net, any_net in ((4, "-4", "127.0.0.1/8", "0.0.0.0/0"),
                                     (6, "-6", "::1/128", "::/0")):
@@ -111,30 +70,6 @@ def setup_server_netns():
                 why = "%s: %s" % (" ".join(argv), out)
                 break
         READY[fam] = why
-
-
-def bound_udp(host, port):
-    """True when a UDP socket of this namespace is bound to port (of host's
-    family); read from /proc, so that probing never holds the port itself."""
-    name = "/proc/net/udp6" if ":" in host else "/proc/net/udp"
-    with open(name) as f:
-        next(f)
-        for line in f:
-            if int(line.split()[1].rsplit(":", 1)[1], 16) == port:
-                return True
-    return False
-
-
-def udp_port(host):
-    """A free UDP port on host. Nothing else runs in this namespace, so it
-    stays free until the test uses it."""
-    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-    s = socket.socket(fam, socket.SOCK_DGRAM)
-    try:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
 
 
 class RecordingEcho:
@@ -178,81 +113,13 @@ class RecordingEcho:
             self.s.close()
 
 
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _setns(fd):
-    if _libc.setns(fd, CLONE_NEWNET) != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, "setns: %s" % os.strerror(e))
-
-
-def client_sockets(pid, addrs):
-    """UDP sockets bound to addrs (port 0) inside the netns of pid: the
-    calling thread joins it for the socket() calls only, and the sockets
-    keep that namespace once the thread is back."""
-    mine = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    other = os.open("/proc/%d/ns/net" % pid, os.O_RDONLY)
-    socks = []
-    try:
-        _setns(other)
-        try:
-            for a in addrs:
-                s = socket.socket(socket.AF_INET6 if ":" in a else socket.AF_INET,
-                                  socket.SOCK_DGRAM)
-                socks.append(s)
-                s.bind((a, 0))
-        finally:
-            _setns(mine)
-    except OSError as e:
-        for s in socks:
-            s.close()
-        raise Fail("client sockets in the client namespace: %s" % e)
-    finally:
-        os.close(mine)
-        os.close(other)
-    for s in socks:
-        on_cleanup(s.close)
-    return socks
-
-
-_veth_seq = [0]
-
-
-def client_netns(fam):
-    """A second namespace for the clients, joined to this one by a veth
-    pair; returns the pid of the process that holds it."""
-    server, clients, plen, _ = NETS[fam]
-    d = tmpdir()
-    holder = spawn([UNSHARE, "-n", "sleep", "120"], os.path.join(d, "holder.log"))
-    here = netns_of()
-    wait_for(lambda: holder.poll() is not None or netns_of(holder.pid) != here, 5,
-             "unshare -n of the client namespace")
-    check(holder.poll() is None, "unshare -n sleep exited: %s" % read_log(holder))
-    _veth_seq[0] += 1
-    s_dev, c_dev = "mms%d" % _veth_seq[0], "mmc%d" % _veth_seq[0]
-    ok, out = sh([IP, "link", "add", s_dev, "type", "veth", "peer", "name", c_dev,
-                  "netns", str(holder.pid)])
-    if not ok:
-        raise Skip("cannot make a veth pair (%s)" % out)
-    on_cleanup(lambda: sh([IP, "link", "del", s_dev]))
-    nodad = ["nodad"] if fam == 6 else []
-    v = "-%d" % fam
-    must([IP, v, "addr", "add", "%s/%d" % (server, plen), "dev", s_dev] + nodad)
-    must([IP, "link", "set", s_dev, "up"])
-    inside = [NSENTER, "-t", str(holder.pid), "-n", IP]
-    for c in clients:
-        must(inside + [v, "addr", "add", "%s/%d" % (c, plen), "dev", c_dev] + nodad)
-    must(inside + ["link", "set", c_dev, "up"])
-    must(inside + ["link", "set", "lo", "up"])
-    return holder
-
-
 def mmproxy_interop(fam):
     if READY[fam]:
         raise Skip(READY[fam])
-    server, clients, _, lo = NETS[fam]
-    holder = client_netns(fam)
+    server, clients, plen, lo = NETS[fam]
+    # The clients' namespace, joined to this one by a veth pair.
+    holder, _, _ = veth_netns(fam, ("mms", "mmc"), [server], clients, plen,
+                              "the client namespace")
 
     backend = RecordingEcho(lo)
     mp = udp_port(lo)
@@ -287,7 +154,9 @@ def mmproxy_interop(fam):
     # worker, and the next ones hash to another (a second session).
     ppfwd.wait_event("route_start")
 
-    socks = client_sockets(holder.pid, clients)
+    socks = sockets_in_netns(holder.pid, clients, "client sockets in the client namespace")
+    for s in socks:
+        on_cleanup(s.close)
     me = [s.getsockname()[:2] for s in socks]
     for s in socks:
         s.settimeout(0.5)
@@ -350,22 +219,14 @@ def udp6_client_address_through_go_mmproxy():
 
 
 def main():
-    if os.environ.get(ENV_HOST_NS) is None:
-        why = why_no_netns()
-        if why is not None:
-            for fam in READY:
-                READY[fam] = why
-            return run()
-        env = dict(os.environ, **{ENV_HOST_NS: netns_of()})
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.execve(UNSHARE, [UNSHARE, "-n", sys.executable, os.path.abspath(__file__)]
-                  + sys.argv[1:], env)
-    if netns_of() == os.environ[ENV_HOST_NS]:
-        print("FAIL: still in the netns of the caller after unshare -n; "
-              "not touching its routing")
-        return 1
-    setup_server_netns()
+    why = own_netns(ENV_HOST_NS, "not root (go-mmproxy needs CAP_NET_ADMIN for IP_TRANSPARENT, "
+                    "and the test makes network namespaces)",
+                    [("go-mmproxy (apt-get install go-mmproxy)", MMPROXY)])
+    if why is not None:
+        for fam in READY:
+            READY[fam] = why
+    else:
+        setup_server_netns()
     return run()
 
 

@@ -44,15 +44,12 @@ a namespace of its own.
 
 Run: /usr/bin/python3 tests/integration/test_udp_gso.py [SCENARIO...]"""
 
-import ctypes
 import json
 import os
 import random
 import re
 import selectors
-import shutil
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -62,13 +59,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (PPFWD, Fail, Ppfwd, Skip, check, eq, fmt_addr, hostport,  # noqa: E402
                      on_cleanup, parse_header, read_log, run, scenario, spawn, stop, tail,
                      tmpdir, wait_for)
-
-UNSHARE = shutil.which("unshare") or "/usr/bin/unshare"
-NSENTER = shutil.which("nsenter") or "/usr/bin/nsenter"
-IP = shutil.which("ip") or "/usr/sbin/ip"
+from netns import (IP, bound_udp, ip_in, lo_up, must, own_netns, sockets_in_netns,  # noqa: E402
+                   udp_port, veth_netns)
 
 ENV_HOST_NS = "PPFWD_GSO_HOST_NETNS"
-CLONE_NEWNET = 0x40000000
 # None when this process runs in a namespace of its own with loopback up,
 # else why the veth scenarios cannot run.
 NETNS = {"why": "not set up"}
@@ -89,66 +83,11 @@ NETS = {
 BLOCK = random.Random(1452).randbytes(1 << 16)
 
 
-def netns_of(pid="self"):
-    return os.readlink("/proc/%s/ns/net" % pid)
-
-
-def sh(argv, timeout=10):
-    try:
-        r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, timeout=timeout)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return False, repr(e)
-    return r.returncode == 0, r.stdout.decode("utf-8", "replace").strip()
-
-
-def must(argv, timeout=10):
-    ok, out = sh(argv, timeout)
-    if not ok:
-        raise Fail("%s: %s" % (" ".join(argv), out))
-    return out
-
-
-def why_no_netns():
-    if os.geteuid() != 0:
-        return "not root (the scenario makes a network namespace and a veth pair)"
-    for what, path in (("unshare (util-linux)", UNSHARE), ("nsenter (util-linux)", NSENTER),
-                       ("ip (iproute2)", IP)):
-        if not os.access(path, os.X_OK):
-            return "%s not found" % what
-    ok, out = sh([UNSHARE, "-n", "true"])
-    if not ok:
-        return "unshare -n refused: %s" % (out or "no message")
-    return None
-
-
 # ---- sockets ----------------------------------------------------------------
 
 
 def fam_of(host):
     return socket.AF_INET6 if ":" in host else socket.AF_INET
-
-
-def udp_port(host):
-    """A free UDP port on host (bind port 0, read it, close)."""
-    s = socket.socket(fam_of(host), socket.SOCK_DGRAM)
-    try:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
-
-
-def bound_udp(host, port):
-    """True when a UDP socket of this namespace is bound to port (of host's
-    family); read from /proc so that probing never takes the port."""
-    name = "/proc/net/udp6" if ":" in host else "/proc/net/udp"
-    with open(name) as f:
-        next(f)
-        for line in f:
-            if int(line.split()[1].rsplit(":", 1)[1], 16) == port:
-                return True
-    return False
 
 
 def big_buffers(s):
@@ -184,38 +123,6 @@ def recv_segments(s):
     if seg <= 0 or seg >= len(data):
         return [data], src
     return [data[i:i + seg] for i in range(0, len(data), seg)], src
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _setns(fd):
-    if _libc.setns(fd, CLONE_NEWNET) != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, "setns: %s" % os.strerror(e))
-
-
-def socket_in_netns(pid, host):
-    """A UDP socket bound to (host, 0) in the network namespace of pid: this
-    thread joins it for the socket() call only; the socket keeps it."""
-    mine = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    other = os.open("/proc/%d/ns/net" % pid, os.O_RDONLY)
-    s = None
-    try:
-        _setns(other)
-        try:
-            s = socket.socket(fam_of(host), socket.SOCK_DGRAM)
-            s.bind((host, 0))
-        finally:
-            _setns(mine)
-    except OSError as e:
-        if s is not None:
-            s.close()
-        raise Fail("a socket on %s in the backend's namespace: %s" % (host, e))
-    finally:
-        os.close(mine)
-        os.close(other)
-    return s
 
 
 # ---- backends ----------------------------------------------------------------
@@ -569,35 +476,13 @@ def delta(after, before):
     return {k: after[k] - before[k] for k in after}
 
 
-_veth_seq = [0]
-
-
 def mtu_peer_netns(fam):
     """Namespace B, joined to this one by a veth pair with MTU 1280 at both
     ends; returns (holder process, A's device name)."""
     a_addr, b_addr, plen, _ = NETS[fam]
-    d = tmpdir()
-    holder = spawn([UNSHARE, "-n", "sleep", "300"], os.path.join(d, "holder.log"))
-    here = netns_of()
-    wait_for(lambda: holder.poll() is not None or netns_of(holder.pid) != here, 5,
-             "unshare -n of the backend's namespace")
-    check(holder.poll() is None, "unshare -n sleep exited: %s" % read_log(holder))
-    _veth_seq[0] += 1
-    a_dev, b_dev = "gsoa%d" % _veth_seq[0], "gsob%d" % _veth_seq[0]
-    ok, out = sh([IP, "link", "add", a_dev, "mtu", str(MTU), "type", "veth", "peer", "name",
-                  b_dev, "mtu", str(MTU), "netns", str(holder.pid)])
-    if not ok:
-        raise Skip("cannot make a veth pair (%s)" % out)
-    on_cleanup(lambda: sh([IP, "link", "del", a_dev]))
-    nodad = ["nodad"] if fam == 6 else []
-    v = "-%d" % fam
-    inside = [NSENTER, "-t", str(holder.pid), "-n", IP]
-    must([IP, v, "addr", "add", "%s/%d" % (a_addr, plen), "dev", a_dev] + nodad)
-    must([IP, "link", "set", a_dev, "up"])
-    must(inside + [v, "addr", "add", "%s/%d" % (b_addr, plen), "dev", b_dev] + nodad)
-    must(inside + ["link", "set", b_dev, "up"])
-    must(inside + ["link", "set", "lo", "up"])
-    for dev, pre in ((a_dev, [IP]), (b_dev, inside)):
+    holder, a_dev, b_dev = veth_netns(fam, ("gsoa", "gsob"), [a_addr], [b_addr], plen,
+                                      "the backend's namespace", mtu=MTU, hold=300)
+    for dev, pre in ((a_dev, [IP]), (b_dev, ip_in(holder))):
         j = json.loads(must(pre + ["-j", "link", "show", "dev", dev]))[0]
         eq(j.get("mtu"), MTU, "MTU of %s" % dev)
     return holder, a_dev
@@ -616,7 +501,9 @@ def small_mtu_fallback(fam):
         raise Skip(NETNS["why"])
     a_addr, b_addr, _, lo = NETS[fam]
     holder, a_dev = mtu_peer_netns(fam)
-    backend = EchoBackend(mode="echo", sock=socket_in_netns(holder.pid, b_addr))
+    sock, = sockets_in_netns(holder.pid, [b_addr],
+                             "a socket on %s in the backend's namespace" % b_addr)
+    backend = EchoBackend(mode="echo", sock=sock)
     b_ep = hostport(b_addr, backend.port)
     # Two routes, so two listeners, each with its own GSO switch: the first
     # refused run of one is all of equal size, of the other has a shorter
@@ -786,24 +673,14 @@ def replies_of_many_sessions():
 
 
 def main():
-    if os.environ.get(ENV_HOST_NS) is None:
-        why = why_no_netns()
-        if why is not None:
-            NETNS["why"] = why
-            return run()
-        env = dict(os.environ, **{ENV_HOST_NS: netns_of()})
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.execve(UNSHARE, [UNSHARE, "-n", sys.executable, os.path.abspath(__file__)]
-                  + sys.argv[1:], env)
-    if netns_of() == os.environ[ENV_HOST_NS]:
-        print("FAIL: still in the netns of the caller after unshare -n; not touching it")
-        return 1
-    ok, out = sh([IP, "link", "set", "lo", "up"])
-    NETNS["why"] = None if ok else "ip link set lo up: %s" % out
-    if not ok:
-        print("FAIL: ip link set lo up: %s" % out)
-        return 1
+    why = own_netns(ENV_HOST_NS, "not root (the scenario makes a network namespace and a "
+                    "veth pair)")
+    if why is None:
+        why = lo_up()
+        if why:
+            print("FAIL: %s" % why)
+            return 1
+    NETNS["why"] = why
     return run()
 
 
