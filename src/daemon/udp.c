@@ -413,11 +413,16 @@ static void upstream_cb(struct loop *l, int fd, void *arg, unsigned events)
     }
     n = recvmmsg(fd, u->qmsg + q, room, MSG_DONTWAIT, NULL);
     if (n == -1) {
-        /* ECONNREFUSED: an ICMP port unreachable from the upstream. The
-         * session stays; the upstream may come back before idle-timeout. */
-        if (errno != EAGAIN && errno != EINTR)
-            drop(u, DROP_UPSTREAM, strerror(errno), (const struct sockaddr *)&s->peer,
-                 (const struct sockaddr *)&s->client);
+        int err = errno;
+
+        if (err == EAGAIN || err == EINTR)
+            return;
+        /* ECONNREFUSED: an ICMP port unreachable from the upstream. New
+         * sessions avoid it for a while, as after a failed TCP connect;
+         * this one stays, the upstream may come back before idle-timeout. */
+        balance_result(u->ls->r, (size_t)(s->up - u->rc->up), err, loop_now(l));
+        drop(u, DROP_UPSTREAM, strerror(err), (const struct sockaddr *)&s->peer,
+             (const struct sockaddr *)&s->client);
         return;
     }
     s->active_ms = loop_now(l);

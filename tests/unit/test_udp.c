@@ -592,6 +592,47 @@ static void test_idle(void **state)
     close(sink);
 }
 
+/* An upstream that answers with an ICMP port unreachable is avoided by new
+ * sessions for a while, as after a failed TCP connect: every client that
+ * comes after the refusal is served by the live upstream. */
+static void test_upstream_refused(void **state)
+{
+    enum { FIRST = 4, AFTER = 8 };
+    uint16_t up = echo_start(AF_INET), dead = free_port(AF_INET), lp = free_port(AF_INET);
+    struct child *k;
+    int fd[FIRST], n, refused = -1;
+    long end;
+    char buf[64];
+
+    (void)state;
+    k = ppfwd(route("udp://127.0.0.1:%u/127.0.0.1:%u,127.0.0.1:%u", lp, dead, up), NULL, NULL);
+    /* Round robin: one of the first clients lands on the dead upstream. */
+    for (n = 0; n < FIRST && refused < 0; n++) {
+        fd[n] = client(AF_INET);
+        send_to(fd[n], AF_INET, lp, "first", 5);
+        if (recv_one(fd[n], buf, sizeof(buf), QUIET_MS) < 0)
+            refused = n;
+    }
+    for (int i = 0; i < n; i++)
+        close(fd[i]);
+    assert_true(refused >= 0);
+    end = now_ms() + ANSWER_MS;
+    while (strstr(child_log(k), "Connection refused") == NULL) {
+        if (now_ms() > end)
+            fail_msg("no upstream_error for the refusal: %s", child_log(k));
+        sleep_ms(10);
+    }
+    /* Within the pause (2 s): each new client is answered. */
+    for (int i = 0; i < AFTER; i++) {
+        int c = client(AF_INET);
+
+        send_to(c, AF_INET, lp, "after", 5);
+        if (recv_one(c, buf, sizeof(buf), ANSWER_MS) != 5 || strcmp(buf, "after") != 0)
+            fail_msg("client %d after the refusal: no answer: %s", i, child_log(k));
+        close(c);
+    }
+}
+
 /* A client that sends from the moment ppfwd starts, while its workers are
  * still coming up: all its datagrams must land in one session (the route's
  * sockets form their SO_REUSEPORT group before any datagram is taken; a
@@ -779,6 +820,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_max_conns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_emfile, setup, teardown),
         cmocka_unit_test_setup_teardown(test_startup_one_session, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upstream_refused, setup, teardown),
     };
 
     signal(SIGPIPE, SIG_IGN);
