@@ -83,8 +83,10 @@ struct worker {
     atomic_int wake;           /* WAKE_* requests from the main thread */
     struct timer accept_pause; /* accepting paused after EMFILE/ENFILE */
     int draining;
-    unsigned nconns;    /* connections of this worker */
+    unsigned nconns;    /* connections of this worker, and UDP listeners draining */
     struct conn *conns; /* all of them, to close what a drain leaves */
+    struct listener **udp_drain; /* UDP listeners whose sessions finish (udp_drain) */
+    size_t nudp_drain;
     void **buf_free;    /* cached relay buffers */
     size_t nbuf_free;
     int (*pipe_free)[2]; /* cached pipes for splice */

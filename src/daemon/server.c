@@ -166,6 +166,7 @@ static void drain_end(struct loop *l, struct timer *t, void *arg)
 {
     (void)t;
     conn_close_all(arg, "drain timeout");
+    udp_drain_end(arg);
     loop_stop(l);
 }
 
@@ -245,6 +246,7 @@ static void worker_free(struct worker *w)
             }
         }
         listen_stop(w);
+        udp_drain_end(w);
     }
     relay_buf_drain(w);
     free(w->buf_free);

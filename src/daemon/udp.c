@@ -42,6 +42,8 @@
 #define UDP_CTL_SIZE CMSG_SPACE(sizeof(struct in6_pktinfo))
 /* At most one warning line per reason, listener and period. */
 #define UDP_WARN_MS 1000
+/* At a drain, a session closes once quiet this long (or its idle-timeout). */
+#define UDP_DRAIN_QUIET_MS 1000
 /*
  * UDP GSO (UDP_SEGMENT): a run of datagrams of one size to one destination
  * goes down the stack as one buffer and is cut into datagrams by the device
@@ -138,6 +140,7 @@ struct udp_lsn {
     uint8_t qctl[UDP_BATCH][UDP_CTL_SIZE];
     unsigned nq;
     int flush_queued; /* a flush is deferred to the end of the iteration */
+    int draining;     /* udp_drain: sessions finishing, clients no longer read */
     int dead;         /* stopped while a flush was deferred: the flush frees it */
     struct udp_warn warn[DROP_MAX];
 };
@@ -214,18 +217,25 @@ static void sess_close(struct udp_lsn *u, struct udp_sess *s, const char *reason
         sess_free(s);
 }
 
+static void drain_done(struct udp_lsn *u);
+
 static void idle_cb(struct loop *l, struct timer *t, void *arg)
 {
     struct udp_sess *s = arg;
-    uint64_t idle = s->u->rc->idle_timeout_ms, quiet = loop_now(l) - s->active_ms;
+    struct udp_lsn *u = s->u;
+    uint64_t idle = u->rc->idle_timeout_ms, quiet = loop_now(l) - s->active_ms;
 
+    if (u->draining && idle > UDP_DRAIN_QUIET_MS)
+        idle = UDP_DRAIN_QUIET_MS;
     /* The deadline moves with traffic lazily: re-arming a heap timer for
      * every datagram would cost more than this check once per period. */
     if (quiet < idle) {
         loop_timer_set(l, t, idle - quiet, idle_cb, s);
         return;
     }
-    sess_close(s->u, s, "idle timeout");
+    sess_close(u, s, u->draining ? "drained" : "idle timeout");
+    if (u->draining && u->table.n == 0)
+        drain_done(u);
 }
 
 /* Sends n messages of msgs on fd; returns how many were lost and leaves
@@ -1018,4 +1028,64 @@ void udp_stop(struct worker *w, struct listener *ls)
         u->dead = 1; /* the deferred flush holds u: it frees it */
     else
         lsn_free(u);
+}
+
+/* ---- drain --------------------------------------------------------------- */
+
+int udp_drain(struct worker *w, struct listener *ls)
+{
+    struct udp_lsn *u = ls->udp;
+    struct listener **v;
+
+    if (u == NULL || ls->fd == -1 || u->table.n == 0)
+        return 0;
+    v = realloc(w->udp_drain, (w->nudp_drain + 1) * sizeof(*v));
+    if (v == NULL)
+        return 0;
+    w->udp_drain = v;
+    v[w->nudp_drain++] = ls;
+    /* Datagrams from clients stay unread; replies still leave by ls->fd. */
+    loop_remove(w->loop, ls->fd);
+    u->draining = 1;
+    w->nconns++;
+    /* Each session's timer now runs idle_cb at once, which re-arms it for
+     * the shorter drain deadline. */
+    for (size_t i = 0; i < u->table.cap; i++) {
+        struct udp_sess *s = u->table.v[i];
+        if (s != NULL)
+            loop_timer_set(w->loop, &s->timer, 0, idle_cb, s);
+    }
+    return 1;
+}
+
+/* Takes ls off the worker's draining list and closes it. */
+static void drain_close(struct worker *w, struct listener *ls)
+{
+    for (size_t i = 0; i < w->nudp_drain; i++) {
+        if (w->udp_drain[i] == ls) {
+            w->udp_drain[i] = w->udp_drain[--w->nudp_drain];
+            break;
+        }
+    }
+    udp_stop(w, ls);
+    free(ls);
+    w->nconns--;
+}
+
+/* The last session of a draining listener closed. */
+static void drain_done(struct udp_lsn *u)
+{
+    struct worker *w = u->w;
+
+    drain_close(w, u->ls);
+    if (w->nconns == 0)
+        loop_stop(w->loop);
+}
+
+void udp_drain_end(struct worker *w)
+{
+    while (w->nudp_drain > 0)
+        drain_close(w, w->udp_drain[w->nudp_drain - 1]);
+    free(w->udp_drain);
+    w->udp_drain = NULL;
 }

@@ -28,4 +28,17 @@ int udp_listen(struct worker *w, struct listener *ls);
  * worker's route (called at stop and drain). */
 void udp_stop(struct worker *w, struct listener *ls);
 
+/*
+ * At a drain (SIGTERM/SIGINT): stops taking datagrams from clients but lets
+ * the sessions finish: replies still go back, and a session closes once it
+ * has been quiet for a second (or its idle-timeout, if shorter). Returns 1
+ * when it keeps ls for that (it counts in w->nconns until its last session
+ * is gone, then frees ls), 0 when there was nothing to wait for (the caller
+ * closes ls as usual).
+ */
+int udp_drain(struct worker *w, struct listener *ls);
+
+/* The drain timeout: closes what the draining listeners still hold. */
+void udp_drain_end(struct worker *w);
+
 #endif /* PPFWD_UDP_H */

@@ -218,7 +218,15 @@ static struct child *ppfwd(const char *r1, const char *r2, const char *r3)
 
 /* An echo server: a forked copy of this test answering each datagram with
  * itself; killed by the teardown. */
+static uint16_t echo_start_delay(int family, long delay_ms);
+
 static uint16_t echo_start(int family)
+{
+    return echo_start_delay(family, 0);
+}
+
+/* The same, answering each datagram delay_ms after it came. */
+static uint16_t echo_start_delay(int family, long delay_ms)
 {
     static uint8_t buf[65536];
     struct child *k = &kids[nkids++];
@@ -232,6 +240,8 @@ static uint16_t echo_start(int family)
             struct sockaddr_storage ss;
             socklen_t len = sizeof(ss);
             ssize_t n = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&ss, &len);
+            if (n >= 0 && delay_ms > 0)
+                sleep_ms(delay_ms);
             if (n >= 0)
                 sendto(fd, buf, (size_t)n, 0, (struct sockaddr *)&ss, len);
         }
@@ -259,6 +269,12 @@ static int teardown(void **state)
         int status = 0;
         pid_t p = 0;
 
+        if (k->pid <= 0) { /* reaped by its test already */
+            if (k->log[0] != '\0')
+                unlink(k->log);
+            memset(k, 0, sizeof(*k));
+            continue;
+        }
         kill(k->pid, k->must_exit0 ? SIGTERM : SIGKILL);
         while (now_ms() < end && (p = waitpid(k->pid, &status, WNOHANG)) == 0)
             sleep_ms(10);
@@ -633,6 +649,48 @@ static void test_upstream_refused(void **state)
     }
 }
 
+/* SIGTERM while an answer is on its way: ppfwd stops reading clients but
+ * the session lives until it has been quiet for a second, so the answer
+ * still reaches the client; then ppfwd exits 0 well before the drain
+ * timeout, the session closed as "drained". */
+static void test_drain(void **state)
+{
+    enum { DELAY = 400 };
+    uint16_t up = echo_start_delay(AF_INET, DELAY), lp = free_port(AF_INET);
+    struct child *k;
+    int fd = client(AF_INET), status = 0;
+    long t0, end;
+    pid_t p = 0;
+    char buf[64];
+
+    (void)state;
+    k = ppfwd(route("udp://127.0.0.1:%u/127.0.0.1:%u", lp, up), NULL, NULL);
+    send_to(fd, AF_INET, lp, "late", 4);
+    end = now_ms() + ANSWER_MS;
+    while (strstr(child_log(k), "\"udp_session_open\"") == NULL) {
+        if (now_ms() > end)
+            fail_msg("no session: %s", child_log(k));
+        sleep_ms(5);
+    }
+    t0 = now_ms();
+    assert_int_equal(kill(k->pid, SIGTERM), 0);
+    if (recv_one(fd, buf, sizeof(buf), ANSWER_MS) != 4 || strcmp(buf, "late") != 0)
+        fail_msg("the answer did not come through the drain: %s", child_log(k));
+    close(fd);
+    end = now_ms() + STOP_MS;
+    while (now_ms() < end && (p = waitpid(k->pid, &status, WNOHANG)) == 0)
+        sleep_ms(10);
+    assert_int_equal(p, k->pid);
+    k->pid = 0; /* reaped: the teardown has nothing left to stop */
+    k->must_exit0 = 0;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fail_msg("ppfwd exit status %d: %s", status, child_log(k));
+    if (now_ms() - t0 > 5000)
+        fail_msg("ppfwd took %ld ms to drain one quiet session", now_ms() - t0);
+    if (strstr(child_log(k), "\"reason\":\"drained\"") == NULL)
+        fail_msg("no udp_session_close drained: %s", child_log(k));
+}
+
 /* A client that sends from the moment ppfwd starts, while its workers are
  * still coming up: all its datagrams must land in one session (the route's
  * sockets form their SO_REUSEPORT group before any datagram is taken; a
@@ -821,6 +879,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_emfile, setup, teardown),
         cmocka_unit_test_setup_teardown(test_startup_one_session, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upstream_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drain, setup, teardown),
     };
 
     signal(SIGPIPE, SIG_IGN);
