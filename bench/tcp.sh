@@ -580,15 +580,19 @@ ENVLINE="$(nproc) CPUs, $(uname -r), haproxy $(haproxy -v 2>/dev/null | awk 'NR 
 awk -F '\t' -v rounds="$ROUNDS" -v secs="$SECS" -v isecs="$IPERF_SECS" -v hold="$HOLD" \
     -v nofile="$NOFILE" -v cthreads="$CLIENT_THREADS" \
     -v idlebefore="$IDLE_BEFORE" -v otherpct="$OTHER_PCT" -v lbefore="$LOAD_BEFORE" -v lafter="$LOAD_AFTER" -v notes="$notes" -v envline="$ENVLINE" -v order="direct haproxy haproxy-splice nginx socat ppfwd" '
-function median(key,    n, i, j, t, v) {
-    n = cnt[key]
-    for (i = 1; i <= n; i++)
-        v[i] = val[key, i]
+# The median of v[1..n] (sorts v in place; n > 0).
+function vmed(v, n,    i, j, t) {
     for (i = 2; i <= n; i++)
         for (j = i; j > 1 && v[j - 1] > v[j]; j--) {
             t = v[j]; v[j] = v[j - 1]; v[j - 1] = t
         }
     return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+}
+function median(key,    n, i, v) {
+    n = cnt[key]
+    for (i = 1; i <= n; i++)
+        v[i] = val[key, i]
+    return vmed(v, n)
 }
 function has(key) { return key in cnt }
 function f(key, fmt) { return has(key) ? sprintf(fmt, median(key)) : "-" }
@@ -612,7 +616,7 @@ function yn(ok) { return ok ? "yes" : "NO" }
 # The median over the rounds of ppfwd / the better HAProxy mode for measure
 # m, each ratio taken within one round (figures seconds apart): the machine
 # drifts more from round to round than the ratios measured. -1: none.
-function pbest(m,    rr, n, i, j, t, v, a, b, h) {
+function pbest(m,    rr, n, v, a, b, h) {
     n = 0
     for (rr = 1; rr <= rounds; rr++) {
         if (!(("ppfwd " m, rr) in rv))
@@ -625,15 +629,11 @@ function pbest(m,    rr, n, i, j, t, v, a, b, h) {
     }
     if (n == 0)
         return -1
-    for (i = 2; i <= n; i++)
-        for (j = i; j > 1 && v[j - 1] > v[j]; j--) {
-            t = v[j]; v[j] = v[j - 1]; v[j - 1] = t
-        }
-    return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+    return vmed(v, n)
 }
 # The median over the rounds of the ppfwd p99 / the p99 of the HAProxy mode
 # with the higher rate in that round, for variant v. -1: none.
-function pbest_p99(v,    rr, n, i, j, t, w, a, b, h) {
+function pbest_p99(v,    rr, n, w, a, b, h) {
     n = 0
     for (rr = 1; rr <= rounds; rr++) {
         if (!(("ppfwd p99_" v, rr) in rv))
@@ -648,11 +648,7 @@ function pbest_p99(v,    rr, n, i, j, t, w, a, b, h) {
     }
     if (n == 0)
         return -1
-    for (i = 2; i <= n; i++)
-        for (j = i; j > 1 && w[j - 1] > w[j]; j--) {
-            t = w[j]; w[j] = w[j - 1]; w[j - 1] = t
-        }
-    return n % 2 ? w[(n + 1) / 2] : (w[n / 2] + w[n / 2 + 1]) / 2
+    return vmed(w, n)
 }
 {
     key = $2 " " $3

@@ -208,15 +208,19 @@ while [ "$r" -le "$ROUNDS" ]; do
 done
 
 awk -F '\t' -v rounds="$ROUNDS" -v secs="$SECS" -v targets="$TARGETS" '
-function median(key,    n, i, j, t, v) {
-    n = cnt[key]
-    for (i = 1; i <= n; i++)
-        v[i] = val[key, i]
+# The median of v[1..n] (sorts v in place; n > 0).
+function vmed(v, n,    i, j, t) {
     for (i = 2; i <= n; i++)
         for (j = i; j > 1 && v[j - 1] > v[j]; j--) {
             t = v[j]; v[j] = v[j - 1]; v[j - 1] = t
         }
     return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+}
+function median(key,    n, i, v) {
+    n = cnt[key]
+    for (i = 1; i <= n; i++)
+        v[i] = val[key, i]
+    return vmed(v, n)
 }
 function ratio(a, b) {
     return ((a in cnt) && (b in cnt) && median(b) > 0) ? sprintf("%.2fx", median(a) / median(b)) : "n/a"
@@ -224,18 +228,14 @@ function ratio(a, b) {
 # The median over the rounds of a / b, each pair measured in the same round
 # (seconds apart): the machine drifts more from round to round than the
 # differences measured.
-function pmed(a, b,    r, n, i, j, t, v) {
+function pmed(a, b,    r, n, v) {
     n = 0
     for (r = 1; r <= rounds; r++)
         if (((a, r) in rv) && ((b, r) in rv) && rv[b, r] > 0)
             v[++n] = rv[a, r] / rv[b, r]
     if (n == 0)
         return -1
-    for (i = 2; i <= n; i++)
-        for (j = i; j > 1 && v[j - 1] > v[j]; j--) {
-            t = v[j]; v[j] = v[j - 1]; v[j - 1] = t
-        }
-    return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+    return vmed(v, n)
 }
 FILENAME ~ /results/ {
     k = $2 " " $3
