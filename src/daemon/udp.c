@@ -124,7 +124,6 @@ struct udp_lsn {
     struct mmsghdr rmsg[UDP_BATCH], smsg[UDP_BATCH];
     struct iovec riov[UDP_BATCH], siov[UDP_BATCH][2];
     uint8_t ctrl[UDP_BATCH][UDP_CTL_SIZE];
-    struct udp_sess *sess[UDP_BATCH]; /* each datagram's session, NULL: dropped */
     /* What one send call hands the kernel: single datagrams and GSO runs. */
     struct mmsghdr omsg[UDP_BATCH];
     unsigned osegs[UDP_BATCH], ofirst[UDP_BATCH];
@@ -750,6 +749,7 @@ static int queue(struct udp_lsn *u, struct udp_sess *s, int i, unsigned m)
  * kept interleaved). */
 static void forward(struct udp_lsn *u, int n, const int *keep)
 {
+    struct udp_sess *sess[UDP_BATCH]; /* each datagram's session, NULL: dropped */
     unsigned m = 0;
 
     for (int i = 0; i < n; i++) {
@@ -757,7 +757,7 @@ static void forward(struct udp_lsn *u, int n, const int *keep)
         struct udp_sess *s;
         uint64_t h;
 
-        u->sess[i] = NULL;
+        sess[i] = NULL;
         if (!keep[i])
             continue;
         key_make(&k, &u->slot[i]);
@@ -765,18 +765,18 @@ static void forward(struct udp_lsn *u, int n, const int *keep)
         s = udp_table_find(&u->table, &k, h);
         if (s == NULL)
             s = sess_open(u, &k, h, &u->slot[i]);
-        u->sess[i] = s;
+        sess[i] = s;
     }
     for (int i = 0; i < n; i++) {
-        struct udp_sess *s = u->sess[i];
+        struct udp_sess *s = sess[i];
         unsigned from = m;
 
         if (s == NULL)
             continue;
         for (int j = i; j < n; j++) {
-            if (u->sess[j] != s)
+            if (sess[j] != s)
                 continue;
-            u->sess[j] = NULL;
+            sess[j] = NULL;
             if (queue(u, s, j, m) == 0)
                 m++;
         }
