@@ -859,8 +859,8 @@ static int is_any(const struct sockaddr *sa)
     return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)sa)->sin6_addr);
 }
 
-/* Opens and binds the route's socket, with the socket filter prog (if not
- * NULL) attached before the bind; on failure returns -errno and names the
+/* Opens and binds the route's socket, with the socket filter prog attached
+ * before the bind; on failure returns -errno and names the
  * failed step in *what. */
 static int sock_open(const struct route_cfg *rc, const struct sock_fprog *prog, int *fd_out,
                      const char **what)
@@ -887,7 +887,7 @@ static int sock_open(const struct route_cfg *rc, const struct sock_fprog *prog, 
         set_opt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1) == -1)
         goto fail;
     *what = "setsockopt SO_ATTACH_FILTER";
-    if (prog != NULL && setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, prog, sizeof(*prog)) == -1)
+    if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, prog, sizeof(*prog)) == -1)
         goto fail;
     *what = "bind";
     if (bind(fd, sa, rc->bindlen) == -1)
@@ -976,7 +976,9 @@ int udp_listen(struct worker *w, struct listener *ls)
         ls->fd = r->udp_fds[w->id];
         r->udp_fds[w->id] = -1;
     } else {
-        err = sock_open(rc, NULL, &ls->fd, &what);
+        /* Opened here, it would join the group late and move clients. */
+        err = -EBADF;
+        what = "socket (none opened for this worker)";
     }
     if (err == 0) {
         getsockname(ls->fd, (struct sockaddr *)&u->local, &len);
