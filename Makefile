@@ -30,13 +30,21 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes 
 	-Wpointer-arith -Wcast-qual -Wwrite-strings -Wformat=2 -Wvla
 CSTD := -std=c11 -D_DEFAULT_SOURCE
 OPT ?= -O2 -g
-CFLAGS_ALL := $(CSTD) $(WARN) $(OPT) -Iinclude $(CFLAGS)
+CFLAGS_ALL := $(CSTD) $(WARN) $(OPT) -Iinclude -Isrc $(CFLAGS)
 SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-CFLAGS_ASAN := $(CSTD) $(WARN) -O1 -g $(SAN) -Iinclude $(CFLAGS)
+CFLAGS_ASAN := $(CSTD) $(WARN) -O1 -g $(SAN) -Iinclude -Isrc $(CFLAGS)
 
 LIB_SRC := $(sort $(wildcard src/lib/*.c))
-DAEMON_SRC := $(sort $(wildcard src/daemon/*.c))
+# The daemon, one folder per layer: loop (the event loop), util (small shared
+# helpers: addresses, CIDR, JSON, logging), config (the key table, YAML and
+# URLs, the command line), engine (routes, TCP, UDP, balancing, health,
+# metrics, the server), cmd (main and the commands check, decode, encode,
+# whoami). Sources include each other as "layer/file.h" from src/.
+DAEMON_DIRS := loop util config engine cmd
+DAEMON_SRC := $(sort $(foreach d,$(DAEMON_DIRS),$(wildcard src/$(d)/*.c)))
 TEST_SRC := $(sort $(wildcard tests/unit/test_*.c))
+# C integration tests: they start the ppfwd binary ($$PPFWD).
+ITEST_SRC := $(sort $(wildcard tests/integration/test_*.c))
 TEST_COMMON := $(sort $(wildcard tests/common/*.c))
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 BENCH_SRC := $(sort $(wildcard bench/bench_*.c))
@@ -50,6 +58,7 @@ DAEMON_LIB_OBJ_ASAN := $(filter-out %/main.o,$(DAEMON_OBJ_ASAN))
 DAEMON_LIBS := -lyaml -pthread
 COMMON_OBJ_ASAN := $(TEST_COMMON:%.c=$(B)/asan/obj/%.o)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(B)/asan/tests/%)
+ITEST_BIN := $(ITEST_SRC:tests/integration/%.c=$(B)/asan/itests/%)
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(B)/fuzz/%)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 
@@ -112,11 +121,16 @@ $(DAEMON_ASAN): $(DAEMON_LIB_OBJ_ASAN)
 
 # ---- tests (cmocka, ASan + UBSan) -------------------------------------------
 
-tests: $(TEST_BIN) $(B)/asan/ppfwd $(B)/hex2bin
+tests: $(TEST_BIN) $(ITEST_BIN) $(B)/asan/ppfwd $(B)/hex2bin
 
 $(B)/asan/tests/%: tests/unit/%.c $(COMMON_OBJ_ASAN) $(DAEMON_ASAN) $(STATIC_ASAN)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_ASAN) -Isrc/lib -Isrc/daemon -Itests/common -MMD -MP -o $@ $< \
+	$(CC) $(CFLAGS_ASAN) -Isrc/lib -Isrc -Itests/common -MMD -MP -o $@ $< \
+	    $(COMMON_OBJ_ASAN) $(DAEMON_ASAN) $(STATIC_ASAN) -lcmocka $(DAEMON_LIBS) $(LDFLAGS)
+
+$(B)/asan/itests/%: tests/integration/%.c $(COMMON_OBJ_ASAN) $(DAEMON_ASAN) $(STATIC_ASAN)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ASAN) -Isrc -Itests/common -MMD -MP -o $@ $< \
 	    $(COMMON_OBJ_ASAN) $(DAEMON_ASAN) $(STATIC_ASAN) -lcmocka $(DAEMON_LIBS) $(LDFLAGS)
 
 $(B)/hex2bin: tests/tools/hex2bin.c tests/common/vectors.c tests/common/vectors.h \

@@ -26,7 +26,9 @@ record() {
     fi
 }
 
-for t in "$b"/asan/tests/test_*; do
+# Unit tests (tests/unit), then the C integration tests (tests/integration/*.c,
+# which start $PPFWD).
+for t in "$b"/asan/tests/test_* "$b"/asan/itests/test_*; do
     [ -x "$t" ] || continue
     case "$t" in *.d) continue ;; esac
     echo "== $t"

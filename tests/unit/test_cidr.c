@@ -17,7 +17,7 @@
 
 #include <cmocka.h>
 
-#include "cidr.h"
+#include "util/cidr.h"
 
 static struct sockaddr_storage sa_of(const char *ip)
 {

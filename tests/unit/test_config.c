@@ -17,8 +17,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
-#include "cidr.h"
-#include "config.h"
+#include "util/cidr.h"
+#include "config/config.h"
 
 /* Loads one URL; returns the number of problems (0: loaded). */
 static size_t load_url(const char *url, struct cfg *c, struct cfg_errors *e)

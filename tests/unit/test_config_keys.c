@@ -25,9 +25,9 @@
 
 #include <cmocka.h>
 
-#include "check_cmd.h"
-#include "config.h"
-#include "log.h"
+#include "cmd/check.h"
+#include "config/config.h"
+#include "util/log.h"
 
 /* The loaded config and its errors: freed by the teardown, so that a failed
  * assertion (a longjmp) leaves no leak report. */

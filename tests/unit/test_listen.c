@@ -1,5 +1,5 @@
 /*
- * test_listen.c - TCP listeners (src/daemon/listen.c): a socket accepted
+ * test_listen.c - TCP listeners (src/engine/listen.c): a socket accepted
  * from listen_open()'s listener has TCP_NODELAY set without a setsockopt of
  * its own (Linux copies it from the listener, which conn.c relies on), on
  * IPv4, IPv6 and the dual-stack socket; a connection accepted the same way
@@ -20,7 +20,7 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
-#include "proxy.h"
+#include "engine/proxy.h"
 
 static int nodelay(int fd)
 {

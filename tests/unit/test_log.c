@@ -23,7 +23,7 @@
 
 #include <cmocka.h>
 
-#include "log.h"
+#include "util/log.h"
 
 #define TIME_LEN 24 /* "2026-11-23T19:55:00.123Z" */
 

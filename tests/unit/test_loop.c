@@ -1,5 +1,5 @@
 /*
- * test_loop.c - the event loop (src/daemon/loop.c): fd readiness and mask
+ * test_loop.c - the event loop (src/loop/loop.c): fd readiness and mask
  * handling on pipes and socketpairs, stale events after loop_remove, timer
  * ordering and the heap invariant, stop, cross-thread wake, deferred work.
  *
@@ -22,7 +22,7 @@
 
 #include <cmocka.h>
 
-#include "loop.h"
+#include "loop/loop.h"
 #include "rng.h"
 
 #define MAX_FDS 1024

@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "udp_table.h"
+#include "engine/udp_table.h"
 
 #define N 100000
 

@@ -21,11 +21,11 @@
 #include <linux/filter.h>
 #include <sys/socket.h>
 
-#include "addr.h"
-#include "log.h"
-#include "proxy.h"
-#include "udp.h"
-#include "udp_table.h"
+#include "util/addr.h"
+#include "util/log.h"
+#include "engine/proxy.h"
+#include "engine/udp.h"
+#include "engine/udp_table.h"
 
 /* Datagrams per recvmmsg/sendmmsg call. */
 #define UDP_BATCH 32

@@ -18,8 +18,8 @@
 
 #include <proxyproto.h>
 
-#include "config.h"
-#include "loop.h"
+#include "config/config.h"
+#include "loop/loop.h"
 
 /* Bytes a relay buffer holds; one is lent to a direction only while it has
  * data in flight, so an idle connection holds none. */

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/un.h>
 
-#include "addr.h"
+#include "util/addr.h"
 
 static const char *const messages[ADDR_EMAXCODE] = {
     [ADDR_EHOST] = "expected IPv4:PORT, [IPv6]:PORT or an absolute unix path",

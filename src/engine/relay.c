@@ -17,7 +17,7 @@
 #include <unistd.h>
 #include <sys/socket.h>
 
-#include "proxy.h"
+#include "engine/proxy.h"
 
 /* What one splice moves at most: what a default pipe holds. Growing pipes
  * with F_SETPIPE_SZ (256 KiB) was measured slower here: 7.6 against 10-11

@@ -17,9 +17,9 @@
 #include <unistd.h>
 #include <sys/socket.h>
 
-#include "addr.h"
-#include "log.h"
-#include "proxy.h"
+#include "util/addr.h"
+#include "util/log.h"
+#include "engine/proxy.h"
 
 #define REQ_MAX 4096
 #define IO_TIMEOUT_MS 2000

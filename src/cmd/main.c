@@ -10,15 +10,15 @@
 
 #include <proxyproto.h>
 
-#include "addr.h"
-#include "check_cmd.h"
-#include "cli.h"
-#include "config.h"
-#include "decode.h"
-#include "encode.h"
-#include "log.h"
-#include "proxy.h"
-#include "whoami.h"
+#include "util/addr.h"
+#include "cmd/check.h"
+#include "config/cli.h"
+#include "config/config.h"
+#include "cmd/decode.h"
+#include "cmd/encode.h"
+#include "util/log.h"
+#include "engine/proxy.h"
+#include "cmd/whoami.h"
 
 #define USAGE_HINT "usage: ppfwd [OPTIONS] ROUTE... | -c FILE | SUBCOMMAND ...; see ppfwd --help"
 

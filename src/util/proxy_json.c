@@ -2,8 +2,8 @@
 #include <inttypes.h>
 #include <stdio.h>
 
-#include "addr.h"
-#include "proxy_json.h"
+#include "util/addr.h"
+#include "util/proxy_json.h"
 
 static const char *family_name(uint8_t fam)
 {

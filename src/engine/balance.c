@@ -7,7 +7,7 @@
 #include <string.h>
 #include <netinet/in.h>
 
-#include "proxy.h"
+#include "engine/proxy.h"
 
 /* How long a failed connect keeps an upstream out of the rotation. */
 #define PASSIVE_DOWN_MS 2000

@@ -8,9 +8,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "check_cmd.h"
-#include "cli.h"
-#include "config.h"
+#include "cmd/check.h"
+#include "config/cli.h"
+#include "config/config.h"
 
 #define USAGE "usage: ppfwd check -c FILE | ppfwd check ROUTE..."
 

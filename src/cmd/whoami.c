@@ -46,13 +46,13 @@
 
 #include <proxyproto.h>
 
-#include "addr.h"
-#include "cli.h"
-#include "json.h"
-#include "log.h"
-#include "loop.h"
-#include "proxy_json.h"
-#include "whoami.h"
+#include "util/addr.h"
+#include "config/cli.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "loop/loop.h"
+#include "util/proxy_json.h"
+#include "cmd/whoami.h"
 
 #define CMD "whoami"
 

@@ -17,10 +17,10 @@
 
 #include <proxyproto.h>
 
-#include "cli.h"
-#include "decode.h"
-#include "json.h"
-#include "proxy_json.h"
+#include "config/cli.h"
+#include "cmd/decode.h"
+#include "util/json.h"
+#include "util/proxy_json.h"
 
 #define CMD "decode"
 #define USAGE "usage: ppfwd decode [--max-len N] [--no-crc] [--ipv4-in-tcp6] [FILE]"

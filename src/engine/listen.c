@@ -16,10 +16,10 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
-#include "addr.h"
-#include "log.h"
-#include "proxy.h"
-#include "udp.h"
+#include "util/addr.h"
+#include "util/log.h"
+#include "engine/proxy.h"
+#include "engine/udp.h"
 
 #define LISTEN_BACKLOG 4096
 /* Connections taken per readiness event: enough to drain a burst, few

@@ -16,8 +16,8 @@
 #include <unistd.h>
 #include <sys/socket.h>
 
-#include "log.h"
-#include "proxy.h"
+#include "util/log.h"
+#include "engine/proxy.h"
 
 struct probe {
     struct route *r;

@@ -7,7 +7,7 @@
 
 #include <proxyproto.h>
 
-#include "json.h"
+#include "util/json.h"
 
 /* proxy_json_write flags. */
 #define PROXY_JSON_LENGTH 0x01 /* add "length": the header bytes consumed */

@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "loop.h"
+#include "loop/loop.h"
 
 /* epoll_wait hands back at most this many events per call; the rest stay
  * ready (level-triggered) and come back on the next call. */

@@ -16,9 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "addr.h"
-#include "json.h"
-#include "log.h"
+#include "util/addr.h"
+#include "util/json.h"
+#include "util/log.h"
 
 /* Set by log_init() before any thread starts, read-only afterwards. */
 static enum log_level log_threshold = LOG_INFO;

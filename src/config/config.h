@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "cidr.h"
+#include "util/cidr.h"
 
 enum route_proto { ROUTE_TCP, ROUTE_UDP };
 enum pp_accept { PP_ACCEPT_OFF, PP_ACCEPT_OPTIONAL, PP_ACCEPT_REQUIRED };

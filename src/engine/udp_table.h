@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "loop.h"
+#include "loop/loop.h"
 
 struct udp_lsn;
 struct upstream_cfg;

@@ -17,8 +17,8 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
-#include "log.h"
-#include "proxy.h"
+#include "util/log.h"
+#include "engine/proxy.h"
 
 static void conn_free(void *arg)
 {

@@ -20,11 +20,11 @@
 #include <netinet/in.h>
 #include <yaml.h>
 
-#include "config.h"
+#include "config/config.h"
 #include <proxyproto.h>
 
-#include "addr.h"
-#include "log.h"
+#include "util/addr.h"
+#include "util/log.h"
 
 /* Where a problem is: "route 'URL'" or "FILE:LINE: route NAME". */
 struct place {

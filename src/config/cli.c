@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli.h"
+#include "config/cli.h"
 
 void cli_error(const char *cmd, const char *fmt, ...)
 {

@@ -21,9 +21,9 @@
 #include <unistd.h>
 #include <sys/resource.h>
 
-#include "log.h"
-#include "proxy.h"
-#include "udp.h"
+#include "util/log.h"
+#include "engine/proxy.h"
+#include "engine/udp.h"
 
 #define DRAIN_MS_DEFAULT 10000
 

@@ -15,9 +15,9 @@
 
 #include <proxyproto.h>
 
-#include "addr.h"
-#include "cli.h"
-#include "encode.h"
+#include "util/addr.h"
+#include "config/cli.h"
+#include "cmd/encode.h"
 
 #define CMD "encode"
 #define USAGE                                                                                      \

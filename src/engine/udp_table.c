@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "udp_table.h"
+#include "engine/udp_table.h"
 
 #define UDP_TABLE_MIN 64
 
