@@ -434,13 +434,13 @@ static void route_check(struct route_cfg *r, const struct place *at)
 
     if (r->nup == 0)
         late_problem(at, "upstream", "at least one upstream is needed");
-    if (r->proto == ROUTE_UDP && r->send_proxy == PP_SEND_V1)
+    if (r->proto == ROUTE_UDP && r->send_proxy == SEND_PROXY_V1)
         late_problem(at, "send-proxy", "v1 cannot carry UDP (use v2)");
-    if (r->send_proxy != PP_SEND_V2 && r->authority)
+    if (r->send_proxy != SEND_PROXY_V2 && r->authority)
         late_problem(at, "authority", tlv_msg);
-    if (r->send_proxy != PP_SEND_V2 && r->unique_id)
+    if (r->send_proxy != SEND_PROXY_V2 && r->unique_id)
         late_problem(at, "unique-id", tlv_msg);
-    if (r->send_proxy != PP_SEND_V2 && r->crc32c)
+    if (r->send_proxy != SEND_PROXY_V2 && r->crc32c)
         late_problem(at, "crc32c", tlv_msg);
     if (r->idle_timeout_ms == 0)
         r->idle_timeout_ms = r->proto == ROUTE_UDP ? 300000 : 3600000;

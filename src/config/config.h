@@ -13,8 +13,8 @@
 #include "util/cidr.h"
 
 enum route_proto { ROUTE_TCP, ROUTE_UDP };
-enum pp_accept { PP_ACCEPT_OFF, PP_ACCEPT_OPTIONAL, PP_ACCEPT_REQUIRED };
-enum pp_send { PP_SEND_OFF, PP_SEND_V1, PP_SEND_V2 };
+enum accept_proxy { ACCEPT_PROXY_OFF, ACCEPT_PROXY_OPTIONAL, ACCEPT_PROXY_REQUIRED };
+enum send_proxy { SEND_PROXY_OFF, SEND_PROXY_V1, SEND_PROXY_V2 };
 enum balance { BALANCE_ROUNDROBIN, BALANCE_LEASTCONN, BALANCE_SOURCE };
 
 struct upstream_cfg {
@@ -34,10 +34,10 @@ struct route_cfg {
     struct upstream_cfg *up;
     size_t nup;
 
-    enum pp_accept accept_proxy;
+    enum accept_proxy accept_proxy;
     struct cidr_list trusted; /* sources allowed to send a header */
     int trusted_all;          /* 1 when `trusted` was not given (every source) */
-    enum pp_send send_proxy;
+    enum send_proxy send_proxy;
     int tlvs_pass;          /* tlvs=pass (default 1) */
     char *authority;        /* NULL: no AUTHORITY TLV added */
     int unique_id;          /* add a 16-byte random UNIQUE_ID TLV */

@@ -142,11 +142,11 @@ static ssize_t build_header(const struct conn *c, uint8_t *buf, size_t cap)
     const struct sockaddr *dst = (const struct sockaddr *)&c->dst;
 
     switch (c->r->cfg->send_proxy) {
-    case PP_SEND_V1:
+    case SEND_PROXY_V1:
         if (c->has_hdr && c->hdr.command == PP2_CMD_LOCAL)
             src = dst = NULL;
         return pp_build_v1(buf, cap, src, dst);
-    case PP_SEND_V2:
+    case SEND_PROXY_V2:
         return build_v2(c, buf, cap);
     default:
         return 0;
@@ -161,7 +161,7 @@ static void established(struct conn *c)
     ssize_t n = 0;
 
     loop_timer_cancel(c->w->loop, &c->timer);
-    if (c->r->cfg->send_proxy != PP_SEND_OFF || early > 0) {
+    if (c->r->cfg->send_proxy != SEND_PROXY_OFF || early > 0) {
         c->c2u.buf = relay_buf_get(c->w);
         if (c->c2u.buf == NULL) {
             conn_close(c, strerror(ENOMEM));
@@ -322,7 +322,7 @@ static int header_decide(struct conn *c)
 
     if (n == 0)
         return 0;
-    if (n == -PP_EBADSIG && rc->accept_proxy == PP_ACCEPT_OPTIONAL) {
+    if (n == -PP_EBADSIG && rc->accept_proxy == ACCEPT_PROXY_OPTIONAL) {
         header_done(c, 0); /* a direct client: all of it is data */
         return 1;
     }
@@ -368,7 +368,7 @@ static void header_cb(struct loop *l, int fd, void *arg, unsigned events)
     n = read(fd, c->hbuf + c->hlen, HEADER_BUF_SIZE - c->hlen);
     if (n == -1 && (errno == EAGAIN || errno == EINTR))
         return;
-    if (n == 0 && c->r->cfg->accept_proxy == PP_ACCEPT_OPTIONAL) {
+    if (n == 0 && c->r->cfg->accept_proxy == ACCEPT_PROXY_OPTIONAL) {
         /* What came can no longer become a header: a direct client's data,
          * to relay before its EOF. */
         header_done(c, 0);
@@ -389,7 +389,7 @@ static void header_timeout_cb(struct loop *l, struct timer *t, void *arg)
 
     (void)l, (void)t;
     /* optional: a silent client is a direct one (server-speaks-first). */
-    if (c->r->cfg->accept_proxy == PP_ACCEPT_OPTIONAL && c->hlen == 0) {
+    if (c->r->cfg->accept_proxy == ACCEPT_PROXY_OPTIONAL && c->hlen == 0) {
         header_done(c, 0);
         return;
     }
@@ -402,7 +402,7 @@ static int start_header(struct conn *c)
     const struct sockaddr *peer = (const struct sockaddr *)&c->peer;
 
     c->trusted = rc->trusted_all || cidr_list_match(&rc->trusted, peer);
-    if (!c->trusted && rc->accept_proxy == PP_ACCEPT_REQUIRED) {
+    if (!c->trusted && rc->accept_proxy == ACCEPT_PROXY_REQUIRED) {
         refuse(c, STAT_HDR_UNTRUSTED, "proxy_header_refused", "untrusted source");
         return -1;
     }
@@ -474,13 +474,13 @@ void conn_start(struct worker *w, struct route *r, int fd, const struct sockaddr
     memcpy(&c->peer, peer, peerlen);
     /* The local address is only sent on (send-proxy): spare the syscall. */
     len = sizeof(c->local);
-    if (r->cfg->send_proxy == PP_SEND_OFF ||
+    if (r->cfg->send_proxy == SEND_PROXY_OFF ||
         getsockname(fd, (struct sockaddr *)&c->local, &len) == -1)
         c->local.ss_family = AF_UNSPEC;
     c->client = c->peer;
     c->dst = c->local;
     /* TCP_NODELAY came from the listener (listen_open). */
-    if (r->cfg->accept_proxy == PP_ACCEPT_OFF)
+    if (r->cfg->accept_proxy == ACCEPT_PROXY_OFF)
         client_known(c);
     else
         start_header(c);

@@ -64,9 +64,9 @@ static void send_local(struct probe *p)
     uint8_t buf[PP_V1_MAX_LEN];
     ssize_t n = 0;
 
-    if (p->r->cfg->send_proxy == PP_SEND_V1)
+    if (p->r->cfg->send_proxy == SEND_PROXY_V1)
         n = pp_build_v1(buf, sizeof(buf), NULL, NULL);
-    else if (p->r->cfg->send_proxy == PP_SEND_V2)
+    else if (p->r->cfg->send_proxy == SEND_PROXY_V2)
         n = pp_build_v2(buf, sizeof(buf), PP2_CMD_LOCAL, SOCK_STREAM, NULL, NULL);
     if (n > 0)
         (void)!send(p->fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);

@@ -396,7 +396,7 @@ void relay_start(struct conn *c)
      * sent; the client's READ interest (kept or set again by
      * update_interest) reports anything else. Without a header phase, the
      * client has not been read yet. */
-    if (c->r->cfg->accept_proxy != PP_ACCEPT_OFF)
+    if (c->r->cfg->accept_proxy != ACCEPT_PROXY_OFF)
         rc = pump_copy(c, &c->c2u, 0);
     else
         rc = relay_pump(c, &c->c2u);

@@ -115,7 +115,7 @@ static void log_route(const struct route *r, const char *event)
 
     log_event(LOG_INFO, event, rc->name, "listen", LOG_STR, rc->listen, "upstream", LOG_STR,
               rc->up[0].name, "upstreams", LOG_UINT, (uint64_t)rc->nup, LOG_END);
-    if (!strcmp(event, "route_start") && rc->accept_proxy == PP_ACCEPT_OPTIONAL && rc->trusted_all)
+    if (!strcmp(event, "route_start") && rc->accept_proxy == ACCEPT_PROXY_OPTIONAL && rc->trusted_all)
         log_event(LOG_WARN, "config_warning", rc->name, "key", LOG_STR, "accept-proxy", "warning",
                   LOG_STR, "optional without trusted: any client may claim any address", LOG_END);
 }

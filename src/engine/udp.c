@@ -651,16 +651,16 @@ static int slot_read(struct udp_lsn *u, struct udp_slot *sl, uint8_t *buf, size_
         drop(u, DROP_TRUNC, NULL, peer, NULL);
         return -1;
     }
-    if (rc->accept_proxy == PP_ACCEPT_OFF)
+    if (rc->accept_proxy == ACCEPT_PROXY_OFF)
         return 0;
     trusted = rc->trusted_all || cidr_list_match(&rc->trusted, peer);
-    if (!trusted && rc->accept_proxy == PP_ACCEPT_REQUIRED) {
+    if (!trusted && rc->accept_proxy == ACCEPT_PROXY_REQUIRED) {
         drop(u, DROP_UNTRUSTED, NULL, peer, NULL);
         return -1;
     }
     /* Every datagram carries its own header (PROXY protocol, UDP). */
     n = pp_parse(buf, len, &sl->hdr, &opts);
-    if (n == -PP_EBADSIG && rc->accept_proxy == PP_ACCEPT_OPTIONAL)
+    if (n == -PP_EBADSIG && rc->accept_proxy == ACCEPT_PROXY_OPTIONAL)
         return 0;
     if (n <= 0 || !trusted) {
         enum udp_drop why = n == -PP_EBADSIG ? DROP_NO_HDR : n <= 0 ? DROP_BAD_HDR : DROP_UNTRUSTED;
@@ -724,7 +724,7 @@ static int queue(struct udp_lsn *u, struct udp_sess *s, int i, unsigned m)
     uint8_t *hbuf = u->hbufs + (size_t)i * UDP_HDR_CAP;
     ssize_t n = 0;
 
-    if (u->rc->send_proxy == PP_SEND_V2 && (n = hdr_build(u, s, sl, hbuf)) < 0) {
+    if (u->rc->send_proxy == SEND_PROXY_V2 && (n = hdr_build(u, s, sl, hbuf)) < 0) {
         drop(u, DROP_SEND_UP, pp_strerror((int)n), (const struct sockaddr *)&s->peer,
              (const struct sockaddr *)&s->client);
         return -1;

@@ -69,8 +69,8 @@ static void test_url_defaults(void **state)
     assert_int_equal(ntohs(b->sin6_port), 2222);
     assert_int_equal(r->nup, 1);
     assert_string_equal(r->up[0].name, "127.0.0.1:22");
-    assert_int_equal(r->accept_proxy, PP_ACCEPT_OFF);
-    assert_int_equal(r->send_proxy, PP_SEND_OFF);
+    assert_int_equal(r->accept_proxy, ACCEPT_PROXY_OFF);
+    assert_int_equal(r->send_proxy, SEND_PROXY_OFF);
     assert_int_equal(r->tlvs_pass, 1);
     assert_int_equal(r->trusted_all, 1);
     assert_int_equal(r->allow_all, 1);
@@ -110,10 +110,10 @@ static void test_url_every_key(void **state)
     assert_int_equal(r->family, AF_INET6);
     assert_int_equal(r->nup, 2);
     assert_int_equal(r->up[1].addr.ss_family, AF_INET);
-    assert_int_equal(r->accept_proxy, PP_ACCEPT_REQUIRED);
+    assert_int_equal(r->accept_proxy, ACCEPT_PROXY_REQUIRED);
     assert_int_equal(r->trusted_all, 0);
     assert_int_equal(r->trusted.n, 2);
-    assert_int_equal(r->send_proxy, PP_SEND_V2);
+    assert_int_equal(r->send_proxy, SEND_PROXY_V2);
     assert_int_equal(r->tlvs_pass, 0);
     assert_string_equal(r->authority, "example.com");
     assert_int_equal(r->unique_id, 1);
@@ -259,7 +259,7 @@ static void test_yaml(void **state)
     assert_int_equal(c.nroutes, 2);
     assert_string_equal(c.routes[0].name, "ssh");
     assert_int_equal(c.routes[0].nup, 2);
-    assert_int_equal(c.routes[0].accept_proxy, PP_ACCEPT_OPTIONAL);
+    assert_int_equal(c.routes[0].accept_proxy, ACCEPT_PROXY_OPTIONAL);
     assert_int_equal(c.routes[0].trusted.n, 1);
     assert_int_equal(c.routes[0].idle_timeout_ms, 1800000);
     assert_string_equal(c.routes[1].name, "dns");

@@ -211,7 +211,7 @@ static void test_url_examples(void **state)
     assert_string_equal(r->up[0].name, "127.0.0.1:22");
     check_sa(&r->up[0].addr, AF_INET, "127.0.0.1", 22);
     assert_int_equal(r->up[0].addrlen, sizeof(struct sockaddr_in));
-    assert_int_equal(r->send_proxy, PP_SEND_V2);
+    assert_int_equal(r->send_proxy, SEND_PROXY_V2);
 
     load_url_ok("udp://127.0.0.1:5353/127.0.0.1:53");
     r = route(0);
@@ -290,10 +290,10 @@ static void test_defaults(void **state)
     (void)state;
     load_url_ok("tcp://:80/127.0.0.1:1");
     r = route(0);
-    assert_int_equal(r->accept_proxy, PP_ACCEPT_OFF);
+    assert_int_equal(r->accept_proxy, ACCEPT_PROXY_OFF);
     assert_int_equal(r->trusted_all, 1);
     assert_int_equal(r->trusted.n, 0);
-    assert_int_equal(r->send_proxy, PP_SEND_OFF);
+    assert_int_equal(r->send_proxy, SEND_PROXY_OFF);
     assert_int_equal(r->tlvs_pass, 1);
     assert_null(r->authority);
     assert_int_equal(r->unique_id, 0);
@@ -329,12 +329,12 @@ static void test_url_keys_valid(void **state)
                 "&balance=leastconn&check=2s&connect-timeout=500ms&header-timeout=3s"
                 "&idle-timeout=30m");
     r = route(0);
-    assert_int_equal(r->accept_proxy, PP_ACCEPT_OPTIONAL);
+    assert_int_equal(r->accept_proxy, ACCEPT_PROXY_OPTIONAL);
     assert_int_equal(r->trusted_all, 0);
     assert_int_equal(r->trusted.n, 2);
     assert_int_equal(r->trusted.v[0].family, AF_INET);
     assert_int_equal(r->trusted.v[1].family, AF_INET6);
-    assert_int_equal(r->send_proxy, PP_SEND_V2);
+    assert_int_equal(r->send_proxy, SEND_PROXY_V2);
     assert_int_equal(r->tlvs_pass, 0);
     assert_string_equal(r->authority, "example.com");
     assert_int_equal(r->unique_id, 1);
@@ -352,15 +352,15 @@ static void test_url_keys_valid(void **state)
     load_url_ok("tcp://:80/127.0.0.1:1?accept-proxy=required&send-proxy=v1&balance=source"
                 "&tlvs=pass&unique-id=off&crc32c=false");
     r = route(0);
-    assert_int_equal(r->accept_proxy, PP_ACCEPT_REQUIRED);
-    assert_int_equal(r->send_proxy, PP_SEND_V1);
+    assert_int_equal(r->accept_proxy, ACCEPT_PROXY_REQUIRED);
+    assert_int_equal(r->send_proxy, SEND_PROXY_V1);
     assert_int_equal(r->balance, BALANCE_SOURCE);
     assert_int_equal(r->tlvs_pass, 1);
     assert_int_equal(r->unique_id, 0);
     assert_int_equal(r->crc32c, 0);
     load_url_ok("tcp://:80/127.0.0.1:1?accept-proxy=off&send-proxy=off&balance=roundrobin");
-    assert_int_equal(route(0)->accept_proxy, PP_ACCEPT_OFF);
-    assert_int_equal(route(0)->send_proxy, PP_SEND_OFF);
+    assert_int_equal(route(0)->accept_proxy, ACCEPT_PROXY_OFF);
+    assert_int_equal(route(0)->send_proxy, SEND_PROXY_OFF);
 }
 
 static void test_url_keys_invalid(void **state)
@@ -572,10 +572,10 @@ static void test_yaml_example(void **state)
     assert_int_equal(r->nup, 2);
     check_sa(&r->up[0].addr, AF_INET, "127.0.0.1", 22);
     check_sa(&r->up[1].addr, AF_INET, "127.0.0.2", 22);
-    assert_int_equal(r->accept_proxy, PP_ACCEPT_OPTIONAL);
+    assert_int_equal(r->accept_proxy, ACCEPT_PROXY_OPTIONAL);
     assert_int_equal(r->trusted_all, 0);
     assert_int_equal(r->trusted.n, 1);
-    assert_int_equal(r->send_proxy, PP_SEND_V2);
+    assert_int_equal(r->send_proxy, SEND_PROXY_V2);
     assert_int_equal(r->idle_timeout_ms, 1800000);
     assert_int_equal(r->connect_timeout_ms, 5000);
     r = route(1);
@@ -586,7 +586,7 @@ static void test_yaml_example(void **state)
     assert_int_equal(r->nup, 1);
     check_sa(&r->up[0].addr, AF_INET, "127.0.0.1", 5353);
     assert_int_equal(r->idle_timeout_ms, 300000);
-    assert_int_equal(r->send_proxy, PP_SEND_OFF);
+    assert_int_equal(r->send_proxy, SEND_PROXY_OFF);
 }
 
 static void test_yaml_every_key(void **state)
@@ -623,9 +623,9 @@ static void test_yaml_every_key(void **state)
     check_sa(&r->bind, AF_INET6, "::1", 8443);
     assert_int_equal(r->nup, 2);
     check_sa(&r->up[1].addr, AF_INET6, "::1", 444);
-    assert_int_equal(r->accept_proxy, PP_ACCEPT_REQUIRED);
+    assert_int_equal(r->accept_proxy, ACCEPT_PROXY_REQUIRED);
     assert_int_equal(r->trusted.n, 2);
-    assert_int_equal(r->send_proxy, PP_SEND_V2);
+    assert_int_equal(r->send_proxy, SEND_PROXY_V2);
     assert_int_equal(r->tlvs_pass, 0);
     assert_string_equal(r->authority, "example.com");
     assert_int_equal(r->unique_id, 1);
