@@ -2,6 +2,7 @@
  * route.c - a running route's policy and life (route_*); see route.h.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -41,35 +42,38 @@ void route_cfgs_unref(struct route_cfgs *cs)
     free(cs);
 }
 
-static void set_bit(uint8_t *bits, uint8_t i)
-{
-    bits[i / 8] |= (uint8_t)(1u << (i % 8));
-}
-
-static int has_bit(const uint8_t *bits, uint8_t i)
-{
-    return (bits[i / 8] >> (i % 8)) & 1;
-}
-
 /* The header policy, decided once: which TLVs of an accepted header go on
- * (tlvs=pass: all but those the route sets itself, and the CRC32C, which is
- * recomputed if asked for) and which the route adds. A TLV policy of keep
- * and strip lists only changes tlv_drop; added TLVs only add entries. */
-static void header_policy(struct route *r)
+ * (tlvs=pass: all but those the route sets itself; a CRC32C is never
+ * copied, pp_build_v2_tlvs) and the block of TLVs the route adds, built
+ * here with the library's builder on a scratch header. A TLV policy of keep
+ * and strip lists only changes `pass`; added TLVs only grow the block.
+ * Returns 0 or -ENOMEM. */
+static int header_policy(struct route *r)
 {
     const struct route_cfg *rc = r->cfg;
+    uint8_t scratch[PP_V2_HDR_LEN + 3 + 65535];
+    ssize_t n;
 
-    if (!rc->tlvs_pass)
-        memset(r->tlv_drop, 0xff, sizeof(r->tlv_drop));
-    set_bit(r->tlv_drop, PP2_TYPE_CRC32C);
-    if (rc->unique_id)
-        set_bit(r->tlv_drop, PP2_TYPE_UNIQUE_ID);
-    if (rc->authority) {
-        set_bit(r->tlv_drop, PP2_TYPE_AUTHORITY);
-        r->add[r->nadd++] = (struct route_tlv){.type = PP2_TYPE_AUTHORITY,
-                                               .len = (uint16_t)strlen(rc->authority),
-                                               .value = rc->authority};
+    r->pass_any = rc->tlvs_pass;
+    for (unsigned t = 0; t < 256; t++) {
+        int own = (t == PP2_TYPE_AUTHORITY && rc->authority) ||
+                  (t == PP2_TYPE_UNIQUE_ID && rc->unique_id);
+        if (!own)
+            pp_tlv_set_add(&r->pass, (uint8_t)t);
     }
+    if (rc->authority == NULL)
+        return 0;
+    n = pp_build_v2(scratch, sizeof(scratch), PP2_CMD_LOCAL, 0, NULL, NULL);
+    n = pp_build_v2_tlv(scratch, sizeof(scratch), (size_t)n, PP2_TYPE_AUTHORITY, rc->authority,
+                        strlen(rc->authority));
+    if (n < PP_V2_HDR_LEN)
+        return -EINVAL; /* the config checked the length */
+    r->add_len = (size_t)n - PP_V2_HDR_LEN;
+    r->add = malloc(r->add_len);
+    if (r->add == NULL)
+        return -ENOMEM;
+    memcpy(r->add, scratch + PP_V2_HDR_LEN, r->add_len);
+    return 0;
 }
 
 static void route_free(struct route *r)
@@ -79,6 +83,7 @@ static void route_free(struct route *r)
             close(r->udp_fds[i]);
     }
     free(r->udp_fds);
+    free(r->add);
     free(r->ups);
     free(r->stats);
     route_cfgs_unref(r->cfgs);
@@ -100,15 +105,15 @@ struct route *route_new(const struct route_cfg *rc, struct route_cfgs *cs, int n
         for (int i = 0; i < nworkers; i++)
             r->udp_fds[i] = -1;
     }
-    if (r->ups == NULL || r->stats == NULL || (rc->proto == ROUTE_UDP && r->udp_fds == NULL)) {
+    r->cfgs = cs;
+    route_cfgs_ref(cs);
+    if (r->ups == NULL || r->stats == NULL || (rc->proto == ROUTE_UDP && r->udp_fds == NULL) ||
+        header_policy(r) != 0) {
         route_free(r);
         return NULL;
     }
-    r->cfgs = cs;
-    route_cfgs_ref(cs);
     for (size_t j = 0; j < rc->nup; j++)
         atomic_init(&r->ups[j].checked_up, 1);
-    header_policy(r);
     return r;
 }
 
@@ -212,34 +217,18 @@ void route_relayed(const struct pp_header *accepted, const struct sockaddr *peer
     *dst = local;
 }
 
-/* The accepted header's TLVs that the route passes on. */
-static ssize_t pass_tlvs(const struct route *r, const struct pp_header *acc, uint8_t *buf,
-                         size_t cap, ssize_t n)
-{
-    const uint8_t *p, *end;
-    struct pp_tlv t;
-
-    if (acc == NULL || acc->version != 2 || acc->tlv == NULL)
-        return n;
-    p = acc->tlv;
-    end = p + acc->tlv_len;
-    while (n >= 0 && pp_tlv_next(&p, end, &t) > 0) {
-        if (!has_bit(r->tlv_drop, t.type))
-            n = pp_build_v2_tlv(buf, cap, (size_t)n, t.type, t.value, t.len);
-    }
-    return n;
-}
-
 static ssize_t build_v2(const struct route *r, const struct route_hdr *h, uint8_t *buf,
                         size_t cap)
 {
-    int local = h->accepted != NULL && h->accepted->command == PP2_CMD_LOCAL;
+    const struct pp_header *acc = h->accepted;
+    int local = acc != NULL && acc->command == PP2_CMD_LOCAL;
     ssize_t n;
 
     n = pp_build_v2(buf, cap, local ? PP2_CMD_LOCAL : PP2_CMD_PROXY, h->socktype, h->src, h->dst);
-    n = pass_tlvs(r, h->accepted, buf, cap, n);
-    for (size_t i = 0; i < r->nadd && n >= 0; i++)
-        n = pp_build_v2_tlv(buf, cap, (size_t)n, r->add[i].type, r->add[i].value, r->add[i].len);
+    if (n >= 0 && r->pass_any && acc != NULL && acc->version == 2 && acc->tlv_len > 0)
+        n = pp_build_v2_tlvs(buf, cap, (size_t)n, acc->tlv, acc->tlv_len, &r->pass);
+    if (n >= 0 && r->add != NULL)
+        n = pp_build_v2_tlvs(buf, cap, (size_t)n, r->add, r->add_len, NULL);
     if (n >= 0 && r->cfg->unique_id) {
         uint8_t id[16];
 

@@ -59,15 +59,6 @@ struct route_cfgs {
     int owned; /* freed (cfg_free + free) with the last reference */
 };
 
-/* A TLV the route adds to every v2 header, built once at route_new. */
-struct route_tlv {
-    uint8_t type;
-    uint16_t len;
-    const void *value;
-};
-
-#define ROUTE_MAX_ADD_TLVS 4
-
 struct route {
     const struct route_cfg *cfg;
     struct route_cfgs *cfgs;               /* what cfg lives in */
@@ -79,11 +70,13 @@ struct route {
     struct upstream_state *ups;            /* one per cfg->up */
     int *udp_fds; /* UDP: each worker's socket until it takes it (then -1) */
     int nudp_fds;
-    /* Header policy, decided once from the config: a bit per TLV type of an
-     * accepted header that is not passed on, and the TLVs added. */
-    uint8_t tlv_drop[256 / 8];
-    struct route_tlv add[ROUTE_MAX_ADD_TLVS];
-    size_t nadd;
+    /* Header policy, decided once from the config (route_new): the TLV types
+     * of an accepted header passed on (pass_any: any at all), and the TLVs
+     * the route adds to every v2 header, prebuilt as one block. */
+    struct pp_tlv_set pass;
+    int pass_any;
+    uint8_t *add; /* NULL when none */
+    size_t add_len;
 };
 
 /* ---- life ---------------------------------------------------------------- */
