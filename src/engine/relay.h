@@ -65,7 +65,8 @@ int relay_pool_init(struct relay_pool *p);
 /* Frees the pool's buffers and closes its pipes. */
 void relay_pool_free(struct relay_pool *p);
 
-/* Zeroes rl for fds cfd and ufd (either may be -1 still). */
+/* Zeroes rl for the client socket cfd; the upstream's (rl->ufd) is set by
+ * the owner once it has one. */
 void relay_init(struct relay *rl, struct loop *l, struct relay_pool *pool, int cfd);
 
 /* The buffer of what goes upstream first (a PROXY header, bytes that came
