@@ -1,0 +1,167 @@
+#!/usr/bin/python3
+"""TCP hardening (issue 10): a bulk transfer when no pipe can be had, pipes of
+half-closed connections, a header sent after header-timeout's silence, the
+header phase's memory per connection, a lone or all-paused upstream.
+Run: /usr/bin/python3 tests/integration/test_hardtcp.py [SCENARIO...]"""
+
+import os
+import selectors
+import socket
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from harness import (PPFWD, V4, EchoServer, Fail, Server, check, connect, eq,  # noqa: E402
+                     expect_closed, free_port, on_cleanup, rand_bytes, recv_all, run, scenario,
+                     sha256, start_ppfwd, v1, v2, wait_for, capture_handler, PIPE_CACHE_FDS)
+
+
+def echo_once(port, msg=b"hello\n"):
+    s = connect(V4, port)
+    s.sendall(msg)
+    s.shutdown(socket.SHUT_WR)
+    eq(recv_all(s, 5), msg, "echo")
+    s.close()
+
+
+def bulk_echo(port, size, seed):
+    """Sends size random bytes through port to an echo upstream while reading
+    the echo on a thread; returns (sha sent, sha received, bytes received)."""
+    data = rand_bytes(size, seed)
+    s = connect(V4, port, timeout=20)
+    got = []
+
+    def rd():
+        try:
+            got.append(recv_all(s, 20, limit=size + 1))
+        except Fail as e:
+            got.append(e)
+
+    t = threading.Thread(target=rd, daemon=True)
+    t.start()
+    try:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+    except OSError as e:
+        raise Fail("sending the bulk data failed: %r" % e)
+    t.join(25)
+    s.close()
+    check(got and not isinstance(got[0], Fail), "no echo: %r" % (got[:1],))
+    return sha256(data), sha256(got[0]), len(got[0])
+
+
+@scenario
+def bulk_when_no_pipe_can_be_had():
+    """Item 5: RLIMIT_NOFILE 64, filled with idle connections until only 2-3
+    fds are free: the bulk connection gets its two sockets but no pipe
+    (pipe2 says EMFILE). It copies instead: 4 MiB each way, SHA-256 equal."""
+    echo = EchoServer()
+    d, (port,) = start_ppfwd(lambda ps: ["tcp://127.0.0.1:%d/127.0.0.1:%d" % (ps[0], echo.port)],
+                             1, workers=1, nofile=64)
+    echo_once(port)
+    time.sleep(0.2)
+    other, pipes = d.fds()
+    eq(pipes, 0, "pipes before any bulk transfer")
+    free = 64 - other
+    check(free >= 6, "only %d fds free at the start" % free)
+    held = []
+    on_cleanup(lambda: [s.close() for s in held])
+    for i in range((free - 2) // 2):
+        s = connect(V4, port)
+        s.sendall(b"x")
+        eq(s.recv(1), b"x", "idle connection %d's echo" % i)
+        held.append(s)
+    left = 64 - sum(d.fds())
+    check(left in (2, 3), "%d fds left, want 2 or 3" % left)
+    sent, got, n = bulk_echo(port, 4 << 20, 5)
+    eq(n, 4 << 20, "bytes echoed through a connection without a pipe")
+    eq(got, sent, "SHA-256 of the echo")
+    d.wait_event("conn_close", lambda e: e.get("bytes_in") == 4 << 20 and not e.get("error"))
+    for s in held:
+        s.close()
+
+
+class Sink:
+    """An upstream that reads every connection to its EOF and then keeps it
+    open, never writing: the client->upstream way ends, the other stays."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind((V4, 0))
+        self.sock.listen(1024)
+        self.sock.setblocking(False)
+        self.port = self.sock.getsockname()[1]
+        self.eofs = self.bytes = 0
+        self.conns = []
+        self.sel = selectors.DefaultSelector()
+        self.sel.register(self.sock, selectors.EVENT_READ)
+        self.stopping = False
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+        on_cleanup(self.close)
+
+    def _run(self):
+        while not self.stopping:
+            for key, _ in self.sel.select(0.1):
+                if key.fileobj is self.sock:
+                    try:
+                        c, _ = self.sock.accept()
+                    except OSError:
+                        continue
+                    c.setblocking(False)
+                    self.conns.append(c)
+                    self.sel.register(c, selectors.EVENT_READ)
+                    continue
+                try:
+                    b = key.fileobj.recv(1 << 16)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError:
+                    b = b""
+                self.bytes += len(b)
+                if not b:
+                    self.eofs += 1
+                    self.sel.unregister(key.fileobj)
+
+    def close(self):
+        self.stopping = True
+        self.t.join(2)
+        for c in self.conns:
+            c.close()
+        self.sock.close()
+
+
+@scenario
+def half_closed_hold_no_pipe():
+    """Item 6: 150 connections each send 256 KiB (spliced: bulk) then shut
+    their write side; the upstream keeps its side open. The finished ways
+    give their pipes back: ppfwd holds no more pipe fds than its worker's
+    pipe cache (64 pairs), where it held one pair per connection before."""
+    sink = Sink()
+    d, (port,) = start_ppfwd(lambda ps: ["tcp://127.0.0.1:%d/127.0.0.1:%d" % (ps[0], sink.port)],
+                             1, workers=1)
+    n, size = 150, 256 << 10
+    data = rand_bytes(size, 6)
+    clients = []
+    on_cleanup(lambda: [s.close() for s in clients])
+    for _ in range(n):
+        s = connect(V4, port, timeout=10)
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        clients.append(s)
+    wait_for(lambda: sink.eofs >= n, 20, "the upstream to read all %d EOFs" % n)
+    eq(sink.bytes, n * size, "bytes the upstream got")
+    time.sleep(0.2)
+    other, pipes = d.fds()
+    print("  %d half-closed connections: %d pipe fds held (cache cap %d)"
+          % (n, pipes, PIPE_CACHE_FDS))
+    check(pipes <= PIPE_CACHE_FDS, "%d pipe fds held by %d half-closed connections" % (pipes, n))
+    check(other >= 2 * n, "the connections are still open (%d non-pipe fds)" % other)
+    for s in clients:
+        s.close()
+
+
+if __name__ == "__main__":
+    sys.exit(run())
