@@ -10,12 +10,13 @@ import socket
 import sys
 import threading
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import (PPFWD, V4, EchoServer, Fail, Server, check, connect, eq,  # noqa: E402
-                     expect_closed, free_port, on_cleanup, rand_bytes, recv_all, run, scenario,
-                     sha256, start_ppfwd, v1, v2, wait_for, capture_handler, PIPE_CACHE_FDS)
+from harness import (V4, EchoServer, Fail, Server, check, connect, echo_handler,  # noqa: E402
+                     eq, expect_closed, free_port, on_cleanup, rand_bytes, recv_all, run,
+                     scenario, sha256, start_ppfwd, wait_for, PIPE_CACHE_FDS)
 
 
 def echo_once(port, msg=b"hello\n"):
@@ -161,6 +162,48 @@ def half_closed_hold_no_pipe():
     check(other >= 2 * n, "the connections are still open (%d non-pipe fds)" % other)
     for s in clients:
         s.close()
+
+
+def metric(mport, name, route):
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=5) as r:
+        text = r.read().decode()
+    key = '%s{route="%s"}' % (name, route)
+    for line in text.splitlines():
+        if line.startswith(key + " "):
+            return float(line.rsplit(" ", 1)[1])
+    raise Fail("no sample %s in:\n%s" % (key, text[:2000]))
+
+
+@scenario
+def paused_upstreams_still_tried():
+    """Item 11: after a failed connect, a route's only upstream is tried
+    again at once (not "no live upstream" for 2 s), and when both upstreams
+    of a route are paused both are tried again; every failed connect counts
+    in ppfwd_upstream_errors_total. Once the upstream is back, the next
+    client is served at once, well within the 2 s pause."""
+    dead, dead2, mport = free_port(), free_port(), free_port()
+    routes = lambda ps: ["tcp://127.0.0.1:%d/127.0.0.1:%d" % (ps[0], dead),  # noqa: E731
+                         "tcp://127.0.0.1:%d/127.0.0.1:%d,127.0.0.1:%d" % (ps[1], dead, dead2)]
+    d, (lone, pair) = start_ppfwd(routes, 2, workers=1, extra=["--metrics", "127.0.0.1:%d" % mport])
+    names = routes([lone, pair])
+    for port, n in ((lone, 3), (pair, 4)):
+        for _ in range(n):
+            s = connect(V4, port)
+            expect_closed(s, 3)
+            s.close()
+    d.wait_event("upstream_error", count=7)
+    refused = [e for e in d.events("conn_refused") if "no live" in e.get("reason", "")]
+    eq(refused, [], "connections refused with no live upstream")
+    eq(metric(mport, "ppfwd_upstream_errors_total", names[0]), 3, "errors of the lone upstream")
+    eq(metric(mport, "ppfwd_upstream_errors_total", names[1]), 4, "errors of the paused pair")
+    t_fail = time.monotonic()
+    Server(echo_handler, port=dead)
+    s = connect(V4, lone)
+    s.sendall(b"back\n")
+    s.shutdown(socket.SHUT_WR)
+    eq(recv_all(s, 3), b"back\n", "the lone upstream's echo once it is back")
+    s.close()
+    check(time.monotonic() - t_fail < 1.5, "served only after the pause ran out")
 
 
 if __name__ == "__main__":
