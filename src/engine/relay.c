@@ -338,6 +338,9 @@ static int relay_pump(struct relay *rl, struct half *h)
 {
     int rc;
 
+    if (h->hold)
+        return pump_copy(rl, h, 0);
+
     /* Small exchanges cost fewer syscalls through a buffer (read + send)
      * than through a pipe (two splices each way): a half switches to splice
      * once a read fills the buffer, i.e. when bulk data flows (HAProxy's

@@ -14,9 +14,10 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import (V4, EchoServer, Fail, Server, check, connect, echo_handler,  # noqa: E402
-                     eq, expect_closed, free_port, on_cleanup, rand_bytes, recv_all, run,
-                     scenario, sha256, start_ppfwd, wait_for, PIPE_CACHE_FDS)
+from harness import (V4, EchoServer, Fail, Server, capture_handler, check, connect,  # noqa: E402
+                     echo_handler, eq, expect_closed, free_port, on_cleanup, parse_header,
+                     rand_bytes, recv_all, recv_line, run, scenario, sha256, start_ppfwd, v1, v2,
+                     wait_for, PIPE_CACHE_FDS)
 
 
 def echo_once(port, msg=b"hello\n"):
@@ -162,6 +163,123 @@ def half_closed_hold_no_pipe():
     check(other >= 2 * n, "the connections are still open (%d non-pipe fds)" % other)
     for s in clients:
         s.close()
+
+
+def greet_handler(c, srv):
+    """A server-speaks-first upstream: a greeting, then it records all it
+    gets until EOF."""
+    c.sendall(b"220 hello\n")
+    c.settimeout(5)
+    data = b""
+    try:
+        while True:
+            d = c.recv(65536)
+            if not d:
+                break
+            data += d
+    except (OSError, socket.timeout):
+        pass
+    srv.add(data)
+
+
+def silent_then(port, *parts):
+    """Connects, stays silent past header-timeout, reads the greeting the
+    upstream sent meanwhile, then sends parts (0.1 s apart)."""
+    s = connect(V4, port)
+    eq(recv_line(s, 5), b"220 hello\n", "the upstream's greeting after the silence")
+    for i, p in enumerate(parts):
+        if i:
+            time.sleep(0.1)
+        s.sendall(p)
+    return s
+
+
+@scenario
+def header_after_silence():
+    """Item 7: accept-proxy=optional, header-timeout=300ms. A client silent
+    that long is served as direct (server speaks first); if it then opens
+    with a PROXY header, the connection is closed and the header never
+    reaches the upstream: from an untrusted source (untrusted), and from a
+    trusted one too (a late header; counted as a header timeout), whole or
+    split after a 2-byte prefix. Data that only starts like a header
+    ("\\r\\nhello", "PRIVMSG") goes on intact."""
+    up = Server(greet_handler)
+    q = "accept-proxy=optional&header-timeout=300ms"
+    d, (untr, tr) = start_ppfwd(lambda ps: [
+        "tcp://127.0.0.1:%d/127.0.0.1:%d?%s&trusted=127.0.0.2/32" % (ps[0], up.port, q),
+        "tcp://127.0.0.1:%d/127.0.0.1:%d?%s" % (ps[1], up.port, q)], 2)
+    hdr1 = v1(("192.0.2.9", 4000), ("192.0.2.1", 25))
+    hdr2 = v2(("192.0.2.9", 4000), ("192.0.2.1", 25))
+    for port, parts in ((untr, [hdr1 + b"MAIL\n"]), (untr, [hdr2[:2], hdr2[2:] + b"x\n"]),
+                        (tr, [hdr1 + b"MAIL\n"]), (tr, [hdr2[:2], hdr2[2:9], hdr2[9:]])):
+        s = silent_then(port, *parts)
+        expect_closed(s, 3)
+        s.close()
+    untrusted = d.wait_event("proxy_header_refused", lambda e: "untrusted" in e.get("reason", ""),
+                             count=2)
+    late = d.wait_event("proxy_header_refused",
+                        lambda e: e.get("reason") == "PROXY header after header-timeout", count=2)
+    eq(len(untrusted) + len(late), 4, "refusals")
+    for port, parts, want in ((untr, [b"\r\n", b"hello\n"], b"\r\nhello\n"),
+                              (tr, [b"PRIVMSG #x :hi\n"], b"PRIVMSG #x :hi\n"),
+                              (tr, [b"P", b"ING\n"], b"PING\n")):
+        s = silent_then(port, *parts)
+        s.shutdown(socket.SHUT_WR)
+        eq(recv_all(s, 5), b"", "nothing more from the upstream")
+        s.close()
+        wait_for(lambda: any(r == want for r in up.results), 5, "the upstream to get %r" % want)
+    for r in up.results:
+        check(b"PROXY" not in r and b"QUIT" not in r, "a late header reached the upstream: %r" % r)
+
+
+@scenario
+def header_split_at_every_byte():
+    """Item 8: the header buffer starts small and grows only to a v2
+    header's declared length: a v1 header and a 549-byte v2 header with TLVs
+    (larger than the inline buffer), each split at every byte boundary
+    (sent as two segments 30 ms apart, 40 connections at a time), followed
+    by data, are all accepted, relayed with their address and TLVs, and the
+    data follows intact."""
+    cap = Server(capture_handler)
+    d, (port,) = start_ppfwd(lambda ps: [
+        "tcp://127.0.0.1:%d/127.0.0.1:%d?accept-proxy=required&send-proxy=v2" % (ps[0], cap.port)],
+        1)
+    tlvs = [(0xE1, bytes(range(200))), (0xE2, b"a" * 300), (0x02, b"example.test")]
+    big = v2(("192.0.2.77", 1234), ("198.51.100.2", 443), tlvs=tlvs)
+    check(len(big) > 512, "the v2 header is larger than the inline buffer")
+    cases = []
+    for hdr, src in ((v1(("192.0.2.66", 4321), ("198.51.100.1", 80)), ("192.0.2.66", 4321)),
+                     (big, ("192.0.2.77", 1234))):
+        for k in range(1, len(hdr)):
+            cases.append((hdr, src, k))
+    for i in range(0, len(cases), 40):
+        batch = cases[i:i + 40]
+        socks = []
+        for hdr, _, k in batch:
+            s = connect(V4, port)
+            s.sendall(hdr[:k])
+            socks.append(s)
+        time.sleep(0.03)
+        for s, (hdr, _, k) in zip(socks, batch):
+            s.sendall(hdr[k:] + b"split %d\n" % k)
+        for s in socks:
+            eq(recv_all(s, 10), b"ok\n", "the upstream's answer")
+            s.close()
+    wait_for(lambda: len(cap.results) >= len(cases), 10, "every connection at the upstream")
+    want = {}
+    for hdr, src, k in cases:
+        want.setdefault((src, b"split %d\n" % k), 0)
+        want[(src, b"split %d\n" % k)] += 1
+    for r in cap.results:
+        h, n = parse_header(r)
+        key = (h["src"], r[n:])
+        check(key in want, "unexpected header or data at the upstream: %r %r" % key)
+        want[key] -= 1
+        if h["src"][0] == "192.0.2.77":
+            eq(h["tlvs"], tlvs, "TLVs passed on")
+    eq([k for k, v in want.items() if v != 0], [], "connections missing at the upstream")
+    print("  %d splits of a %d-byte v1 and a %d-byte v2 header" % (len(cases), len(cases[0][0]),
+                                                                  len(big)))
 
 
 def metric(mport, name, route):
