@@ -91,6 +91,7 @@ struct whoami_conn {
     int fd;
     enum whoami_state st;
     struct timer timer;
+    struct loop_work free_work; /* conn_free_cb, at the end of the iteration */
     uint64_t start; /* loop_now() at accept */
     struct sockaddr_storage peer, local;
     char *out; /* the answer, while it is being written */
@@ -188,8 +189,7 @@ static void conn_close(struct whoami_conn *c)
     if (c->next != NULL)
         c->next->prev = c->prev;
     /* Other callbacks of this iteration may still hold c. */
-    if (loop_defer(w->loop, conn_free_cb, c) != 0)
-        conn_free_cb(c);
+    loop_defer(w->loop, &c->free_work, conn_free_cb, c);
 }
 
 static void conn_timeout(struct loop *l, struct timer *t, void *arg);

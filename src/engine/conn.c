@@ -128,8 +128,7 @@ static void conn_close(struct conn *c, const char *error)
         c->next->prev = c->prev;
     worker_drained(w);
     /* Other callbacks of this iteration may still hold c (and its route). */
-    if (loop_defer(w->loop, conn_free, c) != 0)
-        conn_free(c);
+    loop_defer(w->loop, &c->free_work, conn_free, c);
 }
 
 void conn_close_all(struct worker *w, const char *error)

@@ -46,6 +46,7 @@ struct conn {
     struct route *r; /* a reference, dropped when c is freed */
     enum conn_state state;
     struct timer timer; /* header, connect or idle deadline */
+    struct loop_work free_work; /* conn_free, at the end of the iteration */
     uint64_t start_ms;
     union conn_addr peer, local;  /* socket endpoints */
     union conn_addr client, dst;  /* real client and its destination */

@@ -50,8 +50,7 @@ static void sess_close(struct udp_lsn *u, struct udp_sess *s, const char *reason
     udp_session_release(u, s, reason);
     udp_table_del(&u->table, s);
     /* Other callbacks of this iteration may still hold s. */
-    if (loop_defer(u->w->loop, sess_free, s) != 0)
-        sess_free(s);
+    loop_defer(u->w->loop, &s->free_work, sess_free, s);
 }
 
 static void idle_cb(struct loop *l, struct timer *t, void *arg)
