@@ -274,6 +274,7 @@ static const struct key keys[] = {
     KEY("authority", set_authority, authority, NULL),
     KEY("unique-id", set_bool, unique_id, NULL),
     KEY("crc32c", set_bool, crc32c, NULL),
+    KEY("transparent", set_bool, transparent, NULL),
     KEY("allow", set_cidrs, allow, NULL),
     KEY("deny", set_cidrs, deny, NULL),
     KEY("max-conns", set_count, max_conns, NULL),
@@ -832,6 +833,7 @@ int cfg_route_equal(const struct route_cfg *a, const struct route_cfg *b)
            a->trusted_all == b->trusted_all && a->send_proxy == b->send_proxy &&
            a->tlvs_pass == b->tlvs_pass && str_equal(a->authority, b->authority) &&
            a->unique_id == b->unique_id && a->crc32c == b->crc32c &&
+           a->transparent == b->transparent &&
            cidrs_equal(&a->allow, &b->allow) && a->allow_all == b->allow_all &&
            cidrs_equal(&a->deny, &b->deny) && a->max_conns == b->max_conns &&
            a->balance == b->balance && a->check_ms == b->check_ms &&

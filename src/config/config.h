@@ -42,6 +42,7 @@ struct route_cfg {
     char *authority;        /* NULL: no AUTHORITY TLV added */
     int unique_id;          /* add a 16-byte random UNIQUE_ID TLV */
     int crc32c;             /* add a CRC32C TLV */
+    int transparent;        /* connect/send from the real client's address */
     struct cidr_list allow; /* real clients allowed */
     int allow_all;          /* 1 when `allow` was not given */
     struct cidr_list deny;  /* real clients refused; wins over allow */

@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <netinet/in.h>
 
+#include "util/log.h"
 #include "engine/route.h"
 
 /* ---- life ---------------------------------------------------------------- */
@@ -127,6 +128,20 @@ void route_unref(struct route *r)
 {
     if (r != NULL && atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1)
         route_free(r);
+}
+
+void route_transparent_no_reply(struct route *r, const char *upstream)
+{
+    if (atomic_exchange_explicit(&r->no_reply_hinted, 1, memory_order_relaxed))
+        return;
+    log_event(LOG_WARN, "transparent_no_reply", r->cfg->name, "upstream", LOG_STR, upstream, "hint",
+              LOG_STR,
+              "transparent=on: the upstream's reply to the client's address did not come back; "
+              "is policy routing set up? For upstreams on this host: ip rule add from "
+              "127.0.0.1/8 iif lo table 123; ip route add local 0.0.0.0/0 dev lo table 123 (and "
+              "ip -6 rule add from ::1/128 iif lo table 123; ip -6 route add local ::/0 dev lo "
+              "table 123); for other hosts see ppfwd(1), TRANSPARENT MODE",
+              LOG_END);
 }
 
 /* ---- admission ------------------------------------------------------------ */
