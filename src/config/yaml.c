@@ -46,8 +46,10 @@ static uint64_t sat_add(uint64_t a, uint64_t b)
     return a > UINT64_MAX - b ? UINT64_MAX : a + b;
 }
 
-/* A later anchor of the same name replaces the earlier one, as in YAML. */
-static int anchor_set(struct cost *k, const yaml_char_t *name, uint64_t nodes)
+/* A later anchor of the same name replaces the earlier one, as in YAML.
+ * Returns 0, or -1 after reporting one anchor too many (or no memory). */
+static int anchor_set(struct cost *k, const yaml_char_t *name, uint64_t nodes,
+                      const struct place *at)
 {
     struct anchor *v;
 
@@ -57,13 +59,24 @@ static int anchor_set(struct cost *k, const yaml_char_t *name, uint64_t nodes)
             return 0;
         }
     }
-    v = realloc(k->anchors, (k->nanchors + 1) * sizeof(*v));
-    if (v == NULL)
+    if (k->nanchors == CFG_ANCHORS_MAX) {
+        cfg_problem(at, NULL, "more than %d anchors (&NAME), the limit", CFG_ANCHORS_MAX);
         return -1;
+    }
+    v = realloc(k->anchors, (k->nanchors + 1) * sizeof(*v));
+    if (v == NULL) {
+        cfg_problem(at, NULL, "out of memory");
+        return -1;
+    }
     k->anchors = v;
     v[k->nanchors].name = strdup((const char *)name);
     v[k->nanchors].nodes = nodes;
-    return v[k->nanchors++].name == NULL ? -1 : 0;
+    if (v[k->nanchors].name == NULL) {
+        cfg_problem(at, NULL, "out of memory");
+        return -1;
+    }
+    k->nanchors++;
+    return 0;
 }
 
 static uint64_t anchor_nodes(const struct cost *k, const yaml_char_t *name)
@@ -88,6 +101,7 @@ static int cost_event(struct cost *k, const yaml_event_t *e, size_t file_len,
                       const struct place *at)
 {
     struct place p = *at;
+    const yaml_char_t *a;
     uint64_t n;
 
     p.line = (unsigned)e->start_mark.line + 1;
@@ -102,12 +116,13 @@ static int cost_event(struct cost *k, const yaml_event_t *e, size_t file_len,
         k->direct++;
         k->depth++;
         k->sizes[k->depth] = 1;
-        k->anchors_of[k->depth] = NULL;
-        if (e->type == YAML_SEQUENCE_START_EVENT ? e->data.sequence_start.anchor != NULL
-                                                 : e->data.mapping_start.anchor != NULL)
-            k->anchors_of[k->depth] = strdup(e->type == YAML_SEQUENCE_START_EVENT
-                                                 ? (const char *)e->data.sequence_start.anchor
-                                                 : (const char *)e->data.mapping_start.anchor);
+        a = e->type == YAML_SEQUENCE_START_EVENT ? e->data.sequence_start.anchor
+                                                 : e->data.mapping_start.anchor;
+        k->anchors_of[k->depth] = a != NULL ? strdup((const char *)a) : NULL;
+        if (a != NULL && k->anchors_of[k->depth] == NULL) {
+            cfg_problem(&p, NULL, "out of memory");
+            return -1;
+        }
         return 0;
     case YAML_SEQUENCE_END_EVENT:
     case YAML_MAPPING_END_EVENT:
@@ -115,7 +130,7 @@ static int cost_event(struct cost *k, const yaml_event_t *e, size_t file_len,
             return 0;
         n = k->sizes[k->depth];
         if (k->anchors_of[k->depth] != NULL &&
-            anchor_set(k, (const yaml_char_t *)k->anchors_of[k->depth], n) != 0)
+            anchor_set(k, (const yaml_char_t *)k->anchors_of[k->depth], n, &p) != 0)
             return -1;
         free(k->anchors_of[k->depth]);
         k->anchors_of[k->depth--] = NULL;
@@ -123,7 +138,7 @@ static int cost_event(struct cost *k, const yaml_event_t *e, size_t file_len,
     case YAML_SCALAR_EVENT:
         k->direct++;
         n = 1;
-        if (e->data.scalar.anchor != NULL && anchor_set(k, e->data.scalar.anchor, 1) != 0)
+        if (e->data.scalar.anchor != NULL && anchor_set(k, e->data.scalar.anchor, 1, &p) != 0)
             return -1;
         break;
     case YAML_ALIAS_EVENT:
