@@ -289,6 +289,38 @@ static void test_url_combinations(void **state)
     cfgt_url_fails("tcp://:80/127.0.0.1:1?idle-timeout=1s&idle_timeout=2s", "idle_timeout");
 }
 
+/* Keys that would do nothing on UDP are refused there, naming the route and
+ * the key (INTERFACE.md): a health check connects over TCP, and a datagram
+ * carries its whole header and needs no connect. On TCP they are fine. */
+static void test_url_tcp_only_keys(void **state)
+{
+    static const char *const keys[] = {"check=1s", "connect-timeout=1s", "header-timeout=1s",
+                                       "check=off", "header_timeout=5s"};
+    char url[128], key[32];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        snprintf(key, sizeof(key), "%.*s", (int)strcspn(keys[i], "="), keys[i]);
+        for (char *p = key; *p; p++)
+            *p = *p == '_' ? '-' : *p; /* named as the table spells it */
+        snprintf(url, sizeof(url), "udp://127.0.0.1:53/127.0.0.1:1?%s", keys[i]);
+        cfgt_url_fails(url, key);
+        cfgt_expect_error("route 'udp://127.0.0.1:53/", "means nothing on a UDP route (TCP only)");
+        assert_int_equal(cfgt_errs.n, 1);
+        snprintf(url, sizeof(url), "udp4://127.0.0.1:53/127.0.0.1:1?send-proxy=v2&%s", keys[i]);
+        cfgt_url_fails(url, key);
+        snprintf(url, sizeof(url), "tcp://127.0.0.1:53/127.0.0.1:1?%s", keys[i]);
+        cfgt_load_url_ok(url);
+    }
+    /* Every other key means something on UDP. */
+    cfgt_load_url_ok("udp://127.0.0.1:53/127.0.0.1:1,127.0.0.1:2?accept-proxy=required"
+                     "&trusted=127.0.0.1&send-proxy=v2&tlvs=drop&authority=a.example"
+                     "&unique-id=on&crc32c=on&allow=127.0.0.0/8&deny=127.0.0.9"
+                     "&max-conns=10&balance=source&idle-timeout=30s");
+    cfgt_url_fails("udp://:53/127.0.0.1:1?check=1s&connect-timeout=2s", "check");
+    cfgt_expect_error("key connect-timeout:", "TCP only");
+}
+
 static void test_url_authority_length(void **state)
 {
     char url[512];
@@ -383,6 +415,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_url_bad_shape, cfgt_setup, cfgt_teardown),
         cmocka_unit_test_setup_teardown(test_url_unresolvable, cfgt_setup, cfgt_teardown),
         cmocka_unit_test_setup_teardown(test_url_combinations, cfgt_setup, cfgt_teardown),
+        cmocka_unit_test_setup_teardown(test_url_tcp_only_keys, cfgt_setup, cfgt_teardown),
         cmocka_unit_test_setup_teardown(test_url_authority_length, cfgt_setup, cfgt_teardown),
         cmocka_unit_test_setup_teardown(test_url_every_problem, cfgt_setup, cfgt_teardown),
         cmocka_unit_test_setup_teardown(test_url_same_listen, cfgt_setup, cfgt_teardown),

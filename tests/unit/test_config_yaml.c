@@ -361,6 +361,33 @@ static void test_check(void **state)
     assert_int_equal(run_check("-c", cfgt_path), 1);
     assert_int_equal(run_check("tcp://:1/127.0.0.1:2", NULL), 0);
     assert_int_equal(run_check("tcp://:1/127.0.0.1:2?x=y", NULL), 1);
+    /* Keys that mean nothing on UDP, in a file and in a URL. */
+    cfgt_write_file("routes:\n  a: {listen: 'udp://:1', upstream: '127.0.0.1:2', check: 1s}\n");
+    assert_int_equal(run_check("-c", cfgt_path), 1);
+    assert_int_equal(run_check("udp://:1/127.0.0.1:2?header-timeout=1s", NULL), 1);
+    assert_int_equal(run_check("udp://:1/127.0.0.1:2?idle-timeout=1s", NULL), 0);
+}
+
+/* The YAML spelling and the line of the key that means nothing on UDP. */
+static void test_yaml_tcp_only_keys(void **state)
+{
+    (void)state;
+    cfgt_yaml_fails_at("routes:\n"
+                       "  dns:\n"
+                       "    listen: udp://127.0.0.1:53\n"
+                       "    upstream: 127.0.0.1:5353\n"
+                       "    connect_timeout: 1s\n"
+                       "    check: 10s\n"
+                       "    header_timeout: 1s\n",
+                       5, "dns", "connect_timeout");
+    assert_int_equal(cfgt_errs.n, 3);
+    cfgt_expect_error(":6: route dns: key check: means nothing on a UDP route (TCP only)", NULL);
+    cfgt_expect_error(":7: route dns: key header_timeout:", "TCP only");
+    cfgt_load_yaml_ok("routes:\n"
+                      "  web: {listen: 'tcp://127.0.0.1:80', upstream: '127.0.0.1:1', check: 10s,\n"
+                      "        connect_timeout: 1s, header_timeout: 1s}\n"
+                      "  dns: {listen: 'udp://127.0.0.1:53', upstream: '127.0.0.1:1',\n"
+                      "        idle_timeout: 10s}\n");
 }
 
 int main(void)
@@ -375,6 +402,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_yaml_every_problem, cfgt_setup, cfgt_teardown),
         cmocka_unit_test_setup_teardown(test_yaml_duplicates, cfgt_setup, cfgt_teardown),
         cmocka_unit_test_setup_teardown(test_yaml_missing_file, cfgt_setup, cfgt_teardown),
+        cmocka_unit_test_setup_teardown(test_yaml_tcp_only_keys, cfgt_setup, cfgt_teardown),
         cmocka_unit_test_setup_teardown(test_check, cfgt_setup, cfgt_teardown),
     };
 
