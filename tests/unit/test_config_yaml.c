@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -368,6 +369,27 @@ static void test_check(void **state)
     assert_int_equal(run_check("udp://:1/127.0.0.1:2?idle-timeout=1s", NULL), 0);
 }
 
+/* Every example shipped (run from the top of the tree, as make test does)
+ * still loads: the keys refused on UDP must not break one. */
+static void test_examples(void **state)
+{
+    glob_t g;
+
+    (void)state;
+    assert_int_equal(glob("examples/*.yaml", 0, NULL, &g), 0);
+    assert_true(g.gl_pathc >= 5);
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        cfg_free(&cfgt_cfg);
+        if (cfg_load_file(&cfgt_cfg, g.gl_pathv[i], &cfgt_errs) != 0) {
+            cfgt_print_errors();
+            globfree(&g);
+            fail_msg("refused");
+        }
+        assert_true(cfgt_cfg.nroutes > 0);
+    }
+    globfree(&g);
+}
+
 /* The YAML spelling and the line of the key that means nothing on UDP. */
 static void test_yaml_tcp_only_keys(void **state)
 {
@@ -402,6 +424,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_yaml_every_problem, cfgt_setup, cfgt_teardown),
         cmocka_unit_test_setup_teardown(test_yaml_duplicates, cfgt_setup, cfgt_teardown),
         cmocka_unit_test_setup_teardown(test_yaml_missing_file, cfgt_setup, cfgt_teardown),
+        cmocka_unit_test_setup_teardown(test_examples, cfgt_setup, cfgt_teardown),
         cmocka_unit_test_setup_teardown(test_yaml_tcp_only_keys, cfgt_setup, cfgt_teardown),
         cmocka_unit_test_setup_teardown(test_check, cfgt_setup, cfgt_teardown),
     };
