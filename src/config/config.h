@@ -29,7 +29,7 @@ struct upstream_cfg {
 struct route_cfg {
     char *name;    /* YAML route name; for a URL route, the URL itself */
     unsigned line; /* YAML: the line of its listen key (or of its name); 0 for a URL */
-    char *listen; /* "PROTO://[BIND]:PORT" as written */
+    char *listen;  /* "PROTO://[BIND]:PORT" as written */
     enum route_proto proto;
     int family; /* AF_INET/AF_INET6 for tcp4/tcp6/udp4/udp6, else AF_UNSPEC */
     struct sockaddr_storage
@@ -79,10 +79,10 @@ int cfg_from_urls(struct cfg *c, char *const *urls, int n, struct cfg_errors *er
 
 /* What a config file may cost, checked before anything of it is used: its
  * size, how deep its collections nest (ppfwd's schema needs 4 levels), and
- * how many anchors it defines, how many nodes its aliases add (an alias counts as every node of what it
- * names, so "billion laughs" documents are refused before they are walked).
- * Aliases may add up to CFG_ALIAS_NODES_MIN nodes, or up to
- * CFG_ALIAS_RATIO times the nodes written out, whichever is more. */
+ * how many anchors it defines, how many nodes its aliases add (an alias counts as every node of
+ * what it names, so "billion laughs" documents are refused before they are walked). Aliases may add
+ * up to CFG_ALIAS_NODES_MIN nodes, or up to CFG_ALIAS_RATIO times the nodes written out, whichever
+ * is more. */
 #define CFG_FILE_MAX (1024 * 1024) /* bytes: 1 MiB */
 #define CFG_DEPTH_MAX 32
 #define CFG_ALIAS_NODES_MIN 10000

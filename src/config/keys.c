@@ -267,23 +267,43 @@ static const char *const tlvs_words[] = {"drop", "pass", NULL};
 static const char *const balance_words[] = {"roundrobin", "leastconn", "source", NULL};
 
 #define OFF(f) offsetof(struct route_cfg, f)
-#define ENUM(n, f, w) {.name = n, .set = set_enum, .equal = eq_int, .off = OFF(f), .words = w}
-#define BOOL(n, f) {.name = n, .set = set_bool, .equal = eq_int, .off = OFF(f)}
-#define UINT(n, s, f, tcp) {.name = n, .set = s, .equal = eq_uint, .off = OFF(f), .tcp_only = tcp}
+#define ENUM(n, f, w)                                                                              \
+    {                                                                                              \
+        .name = n, .set = set_enum, .equal = eq_int, .off = OFF(f), .words = w                     \
+    }
+#define BOOL(n, f)                                                                                 \
+    {                                                                                              \
+        .name = n, .set = set_bool, .equal = eq_int, .off = OFF(f)                                 \
+    }
+#define UINT(n, s, f, tcp)                                                                         \
+    {                                                                                              \
+        .name = n, .set = s, .equal = eq_uint, .off = OFF(f), .tcp_only = tcp                      \
+    }
 #define CIDRS(n, f, all)                                                                           \
-    {.name = n, .set = set_cidrs, .equal = eq_cidrs, .clear = clear_cidrs, .off = OFF(f),          \
-     .all_off = all}
+    {                                                                                              \
+        .name = n, .set = set_cidrs, .equal = eq_cidrs, .clear = clear_cidrs, .off = OFF(f),       \
+        .all_off = all                                                                             \
+    }
 
 static const struct key table[] = {
-    {.name = "listen", .set = cfg_set_listen, .equal = eq_listen, .clear = clear_str,
+    {.name = "listen",
+     .set = cfg_set_listen,
+     .equal = eq_listen,
+     .clear = clear_str,
      .off = OFF(listen)},
-    {.name = "upstream", .set = cfg_set_upstreams, .equal = eq_upstreams,
-     .clear = clear_upstreams, .off = OFF(up)},
+    {.name = "upstream",
+     .set = cfg_set_upstreams,
+     .equal = eq_upstreams,
+     .clear = clear_upstreams,
+     .off = OFF(up)},
     ENUM("accept-proxy", accept_proxy, accept_words),
     CIDRS("trusted", trusted, OFF(trusted_all)),
     ENUM("send-proxy", send_proxy, send_words),
     ENUM("tlvs", tlvs_pass, tlvs_words),
-    {.name = "authority", .set = set_authority, .equal = eq_str, .clear = clear_str,
+    {.name = "authority",
+     .set = set_authority,
+     .equal = eq_str,
+     .clear = clear_str,
      .off = OFF(authority)},
     BOOL("unique-id", unique_id),
     BOOL("crc32c", crc32c),

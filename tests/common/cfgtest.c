@@ -87,7 +87,8 @@ void cfgt_load_url_ok(const char *url)
 int cfgt_has_error(const char *a, const char *b)
 {
     for (size_t i = 0; i < cfgt_errs.n; i++) {
-        if (strstr(cfgt_errs.msg[i], a) != NULL && (b == NULL || strstr(cfgt_errs.msg[i], b) != NULL))
+        if (strstr(cfgt_errs.msg[i], a) != NULL &&
+            (b == NULL || strstr(cfgt_errs.msg[i], b) != NULL))
             return 1;
     }
     return 0;

@@ -158,10 +158,10 @@ static void test_url_keys_valid(void **state)
 
     (void)state;
     cfgt_load_url_ok("tcp://:80/127.0.0.1:1?accept-proxy=optional&trusted=10.0.0.0/8,::1"
-                "&send-proxy=v2&tlvs=drop&authority=example.com&unique-id=on&crc32c=true"
-                "&allow=192.168.0.0/16&deny=192.168.1.0/24,2001:db8::/32&max-conns=100"
-                "&balance=leastconn&check=2s&connect-timeout=500ms&header-timeout=3s"
-                "&idle-timeout=30m");
+                     "&send-proxy=v2&tlvs=drop&authority=example.com&unique-id=on&crc32c=true"
+                     "&allow=192.168.0.0/16&deny=192.168.1.0/24,2001:db8::/32&max-conns=100"
+                     "&balance=leastconn&check=2s&connect-timeout=500ms&header-timeout=3s"
+                     "&idle-timeout=30m");
     r = cfgt_route(0);
     assert_int_equal(r->accept_proxy, ACCEPT_PROXY_OPTIONAL);
     assert_int_equal(r->trusted_all, 0);
@@ -184,7 +184,7 @@ static void test_url_keys_valid(void **state)
     assert_int_equal(r->idle_timeout_ms, 1800000);
 
     cfgt_load_url_ok("tcp://:80/127.0.0.1:1?accept-proxy=required&send-proxy=v1&balance=source"
-                "&tlvs=pass&unique-id=off&crc32c=false");
+                     "&tlvs=pass&unique-id=off&crc32c=false");
     r = cfgt_route(0);
     assert_int_equal(r->accept_proxy, ACCEPT_PROXY_REQUIRED);
     assert_int_equal(r->send_proxy, SEND_PROXY_V1);

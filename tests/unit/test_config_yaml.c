@@ -85,28 +85,28 @@ static void test_yaml_every_key(void **state)
 
     (void)state;
     cfgt_load_yaml_ok("routes:\n"
-                 "  web:\n"
-                 "    listen: tcp6://[::1]:8443\n"
-                 "    upstream:\n"
-                 "      - localhost:443\n"
-                 "      - '[::1]:444'\n"
-                 "    accept_proxy: required\n"
-                 "    trusted: 10.0.0.0/8, 192.168.0.0/16\n"
-                 "    send_proxy: v2\n"
-                 "    tlvs: drop\n"
-                 "    authority: example.com\n"
-                 "    unique_id: true\n"
-                 "    crc32c: on\n"
-                 "    allow:\n"
-                 "      - 0.0.0.0/0\n"
-                 "      - ::/0\n"
-                 "    deny: [192.0.2.0/24]\n"
-                 "    max_conns: 1000\n"
-                 "    balance: source\n"
-                 "    check: 10s\n"
-                 "    connect_timeout: 1s\n"
-                 "    header_timeout: 2s\n"
-                 "    idle_timeout: 3m\n");
+                      "  web:\n"
+                      "    listen: tcp6://[::1]:8443\n"
+                      "    upstream:\n"
+                      "      - localhost:443\n"
+                      "      - '[::1]:444'\n"
+                      "    accept_proxy: required\n"
+                      "    trusted: 10.0.0.0/8, 192.168.0.0/16\n"
+                      "    send_proxy: v2\n"
+                      "    tlvs: drop\n"
+                      "    authority: example.com\n"
+                      "    unique_id: true\n"
+                      "    crc32c: on\n"
+                      "    allow:\n"
+                      "      - 0.0.0.0/0\n"
+                      "      - ::/0\n"
+                      "    deny: [192.0.2.0/24]\n"
+                      "    max_conns: 1000\n"
+                      "    balance: source\n"
+                      "    check: 10s\n"
+                      "    connect_timeout: 1s\n"
+                      "    header_timeout: 2s\n"
+                      "    idle_timeout: 3m\n");
     r = cfgt_route(0);
     assert_string_equal(r->name, "web");
     assert_int_equal(r->family, AF_INET6);
@@ -134,53 +134,53 @@ static void test_yaml_errors(void **state)
 {
     (void)state;
     cfgt_yaml_fails_at("routes:\n"
-                  "  ssh:\n"
-                  "    listen: tcp://:2222\n"
-                  "    upstream: 127.0.0.1:22\n"
-                  "    send_proxy: v3\n",
-                  5, "ssh", "send_proxy");
+                       "  ssh:\n"
+                       "    listen: tcp://:2222\n"
+                       "    upstream: 127.0.0.1:22\n"
+                       "    send_proxy: v3\n",
+                       5, "ssh", "send_proxy");
     cfgt_yaml_fails_at("routes:\n"
-                  "  ssh:\n"
-                  "    listen: tcp://:2222\n"
-                  "    upstream: 127.0.0.1:22\n"
-                  "\n"
-                  "    bogus_key: 1\n",
-                  6, "ssh", "bogus_key");
+                       "  ssh:\n"
+                       "    listen: tcp://:2222\n"
+                       "    upstream: 127.0.0.1:22\n"
+                       "\n"
+                       "    bogus_key: 1\n",
+                       6, "ssh", "bogus_key");
     cfgt_yaml_fails_at("routes:\n"
-                  "  a:\n"
-                  "    listen: tcp://:2222\n"
-                  "    upstream: [127.0.0.1:22, no-such-host.invalid:22]\n",
-                  4, "a", "upstream");
+                       "  a:\n"
+                       "    listen: tcp://:2222\n"
+                       "    upstream: [127.0.0.1:22, no-such-host.invalid:22]\n",
+                       4, "a", "upstream");
     cfgt_yaml_fails_at("routes:\n"
-                  "  a:\n"
-                  "    listen: tcp://:99999\n"
-                  "    upstream: 127.0.0.1:22\n",
-                  3, "a", "listen");
+                       "  a:\n"
+                       "    listen: tcp://:99999\n"
+                       "    upstream: 127.0.0.1:22\n",
+                       3, "a", "listen");
     cfgt_yaml_fails_at("routes:\n"
-                  "  a:\n"
-                  "    listen: tcp://:1\n"
-                  "    upstream: 127.0.0.1:22\n"
-                  "    max_conns: [1, 2]\n",
-                  5, "a", "max_conns");
+                       "  a:\n"
+                       "    listen: tcp://:1\n"
+                       "    upstream: 127.0.0.1:22\n"
+                       "    max_conns: [1, 2]\n",
+                       5, "a", "max_conns");
     cfgt_yaml_fails_at("routes:\n"
-                  "  a:\n"
-                  "    listen: tcp://:1\n"
-                  "    upstream: 127.0.0.1:22\n"
-                  "    crc32c: sometimes\n",
-                  5, "a", "crc32c");
+                       "  a:\n"
+                       "    listen: tcp://:1\n"
+                       "    upstream: 127.0.0.1:22\n"
+                       "    crc32c: sometimes\n",
+                       5, "a", "crc32c");
     cfgt_yaml_fails_at("routes:\n"
-                  "  a:\n"
-                  "    listen: tcp://:1\n"
-                  "    upstream: 127.0.0.1:22\n"
-                  "    listen: tcp://:2\n",
-                  5, "a", "listen");
+                       "  a:\n"
+                       "    listen: tcp://:1\n"
+                       "    upstream: 127.0.0.1:22\n"
+                       "    listen: tcp://:2\n",
+                       5, "a", "listen");
     cfgt_yaml_fails_at("routes:\n"
-                  "  a:\n"
-                  "    listen: tcp://:1\n"
-                  "    upstream: 127.0.0.1:22\n"
-                  "    send_proxy: v2\n"
-                  "    send-proxy: v1\n",
-                  6, "a", "send-proxy");
+                       "  a:\n"
+                       "    listen: tcp://:1\n"
+                       "    upstream: 127.0.0.1:22\n"
+                       "    send_proxy: v2\n"
+                       "    send-proxy: v1\n",
+                       6, "a", "send-proxy");
 }
 
 static void test_yaml_route_errors(void **state)
@@ -188,37 +188,37 @@ static void test_yaml_route_errors(void **state)
     (void)state;
     /* The combination is reported at the key that makes it impossible. */
     assert_int_equal(cfgt_load_yaml("routes:\n"
-                               "  dns:\n"
-                               "    listen: udp://:53\n"
-                               "    upstream: 127.0.0.1:5353\n"
-                               "    send_proxy: v1\n"),
+                                    "  dns:\n"
+                                    "    listen: udp://:53\n"
+                                    "    upstream: 127.0.0.1:5353\n"
+                                    "    send_proxy: v1\n"),
                      -1);
     cfgt_expect_error(": route dns: key send_proxy:", NULL);
     cfgt_expect_error(cfgt_path, NULL);
     assert_int_equal(cfgt_load_yaml("routes:\n"
-                               "  a:\n"
-                               "    upstream: 127.0.0.1:22\n"),
+                                    "  a:\n"
+                                    "    upstream: 127.0.0.1:22\n"),
                      -1);
     cfgt_expect_error("route a: key listen:", NULL);
     assert_int_equal(cfgt_load_yaml("routes:\n"
-                               "  a:\n"
-                               "    listen: tcp://:1\n"),
+                                    "  a:\n"
+                                    "    listen: tcp://:1\n"),
                      -1);
     cfgt_expect_error("route a: key upstream:", NULL);
     assert_int_equal(cfgt_load_yaml("routes:\n"
-                               "  a:\n"
-                               "    listen: tcp://:1\n"
-                               "    upstream: []\n"),
+                                    "  a:\n"
+                                    "    listen: tcp://:1\n"
+                                    "    upstream: []\n"),
                      -1);
     cfgt_expect_error("route a: key upstream:", NULL);
     assert_int_equal(cfgt_load_yaml("routes:\n"
-                               "  a:\n"
-                               "    listen: tcp://:1/127.0.0.1:2\n"
-                               "    upstream: 127.0.0.1:22\n"),
+                                    "  a:\n"
+                                    "    listen: tcp://:1/127.0.0.1:2\n"
+                                    "    upstream: 127.0.0.1:22\n"),
                      -1);
     cfgt_expect_error("route a: key listen:", NULL);
     assert_int_equal(cfgt_load_yaml("routes:\n"
-                               "  a: tcp://:1/127.0.0.1:2\n"),
+                                    "  a: tcp://:1/127.0.0.1:2\n"),
                      -1);
     cfgt_expect_error("route a:", NULL);
 }
@@ -226,29 +226,32 @@ static void test_yaml_route_errors(void **state)
 static void test_yaml_top_level(void **state)
 {
     (void)state;
-    cfgt_yaml_fails_at("workers: 0\nroutes:\n  a: {listen: 'tcp://:1', upstream: '127.0.0.1:2'}\n", 1,
-                  NULL, "workers");
-    cfgt_yaml_fails_at("workers: 1025\nroutes:\n  a: {listen: 'tcp://:1', upstream: '127.0.0.1:2'}\n", 1,
-                  NULL, "workers");
-    cfgt_yaml_fails_at("routes:\n  a: {listen: 'tcp://:1', upstream: '127.0.0.1:2'}\nworker: 2\n", 3,
-                  NULL, "worker");
+    cfgt_yaml_fails_at("workers: 0\nroutes:\n  a: {listen: 'tcp://:1', upstream: '127.0.0.1:2'}\n",
+                       1, NULL, "workers");
+    cfgt_yaml_fails_at(
+        "workers: 1025\nroutes:\n  a: {listen: 'tcp://:1', upstream: '127.0.0.1:2'}\n", 1, NULL,
+        "workers");
+    cfgt_yaml_fails_at("routes:\n  a: {listen: 'tcp://:1', upstream: '127.0.0.1:2'}\nworker: 2\n",
+                       3, NULL, "worker");
     cfgt_yaml_fails_at(
         "log: {level: loud}\nroutes:\n  a: {listen: 'tcp://:1', upstream: '127.0.0.1:2'}\n", 1,
         NULL, "level");
     cfgt_yaml_fails_at("log:\n  format: xml\nroutes:\n  a: {listen: 'tcp://:1', upstream: "
-                  "'127.0.0.1:2'}\n",
-                  2, NULL, "format");
+                       "'127.0.0.1:2'}\n",
+                       2, NULL, "format");
     cfgt_yaml_fails_at("log:\n  colour: red\nroutes:\n  a: {listen: 'tcp://:1', upstream: "
-                  "'127.0.0.1:2'}\n",
-                  2, NULL, "colour");
-    cfgt_yaml_fails_at("metrics: [1]\nroutes:\n  a: {listen: 'tcp://:1', upstream: '127.0.0.1:2'}\n", 1,
-                  NULL, "metrics");
-    cfgt_yaml_fails_at("metrics: nowhere\nroutes:\n  a: {listen: 'tcp://:1', upstream: '127.0.0.1:2'}\n",
-                  1, NULL, "metrics");
+                       "'127.0.0.1:2'}\n",
+                       2, NULL, "colour");
+    cfgt_yaml_fails_at(
+        "metrics: [1]\nroutes:\n  a: {listen: 'tcp://:1', upstream: '127.0.0.1:2'}\n", 1, NULL,
+        "metrics");
+    cfgt_yaml_fails_at(
+        "metrics: nowhere\nroutes:\n  a: {listen: 'tcp://:1', upstream: '127.0.0.1:2'}\n", 1, NULL,
+        "metrics");
     cfgt_yaml_fails_at("workers: 2\n", 1, NULL, "routes");
     cfgt_yaml_fails_at("routes: [a, b]\n", 1, NULL, "routes");
     cfgt_load_yaml_ok("log: {level: debug, format: text}\nworkers: 1024\n"
-                 "routes:\n  a: {listen: 'tcp://:1', upstream: '127.0.0.1:2'}\n");
+                      "routes:\n  a: {listen: 'tcp://:1', upstream: '127.0.0.1:2'}\n");
     assert_int_equal(cfgt_cfg.log_level, LOG_DEBUG);
     assert_int_equal(cfgt_cfg.log_format, LOG_FORMAT_TEXT);
     assert_int_equal(cfgt_cfg.workers, 1024);
@@ -260,18 +263,18 @@ static void test_yaml_syntax(void **state)
 
     (void)state;
     assert_int_equal(cfgt_load_yaml("routes:\n"
-                               "  a:\n"
-                               "    listen: tcp://:1\n"
-                               "    upstream: [127.0.0.1:2\n"
-                               "    send_proxy: v2\n"
-                               "  b: {\n"),
+                                    "  a:\n"
+                                    "    listen: tcp://:1\n"
+                                    "    upstream: [127.0.0.1:2\n"
+                                    "    send_proxy: v2\n"
+                                    "  b: {\n"),
                      -1);
     snprintf(want, sizeof(want), "%s:", cfgt_path);
     cfgt_expect_error(want, "YAML");
     assert_int_equal(cfgt_load_yaml("routes:\n"
-                               "  a:\n"
-                               "    listen: tcp://:1\n"
-                               "   upstream: 127.0.0.1:2\n"),
+                                    "  a:\n"
+                                    "    listen: tcp://:1\n"
+                                    "   upstream: 127.0.0.1:2\n"),
                      -1);
     snprintf(want, sizeof(want), "%s:4:", cfgt_path);
     cfgt_expect_error(want, NULL);
@@ -285,16 +288,16 @@ static void test_yaml_every_problem(void **state)
 {
     (void)state;
     assert_int_equal(cfgt_load_yaml("workers: many\n"
-                               "routes:\n"
-                               "  a:\n"
-                               "    listen: tcp://:1\n"
-                               "    upstream: 127.0.0.1:2\n"
-                               "    balance: random\n"
-                               "    idle_timeout: forever\n"
-                               "  b:\n"
-                               "    listen: udp://:2\n"
-                               "    upstream: 127.0.0.1:2\n"
-                               "    accept_proxy: sometimes\n"),
+                                    "routes:\n"
+                                    "  a:\n"
+                                    "    listen: tcp://:1\n"
+                                    "    upstream: 127.0.0.1:2\n"
+                                    "    balance: random\n"
+                                    "    idle_timeout: forever\n"
+                                    "  b:\n"
+                                    "    listen: udp://:2\n"
+                                    "    upstream: 127.0.0.1:2\n"
+                                    "    accept_proxy: sometimes\n"),
                      -1);
     cfgt_expect_error(":1: ", "key workers:");
     cfgt_expect_error(":6: route a: key balance:", NULL);
@@ -306,20 +309,22 @@ static void test_yaml_every_problem(void **state)
 static void test_yaml_duplicates(void **state)
 {
     (void)state;
-    assert_int_equal(cfgt_load_yaml("routes:\n"
-                               "  a: {listen: 'tcp://127.0.0.1:1', upstream: '127.0.0.1:9'}\n"
-                               "  b: {listen: 'tcp://127.0.0.1:1', upstream: '127.0.0.1:9'}\n"),
-                     -1);
+    assert_int_equal(
+        cfgt_load_yaml("routes:\n"
+                       "  a: {listen: 'tcp://127.0.0.1:1', upstream: '127.0.0.1:9'}\n"
+                       "  b: {listen: 'tcp://127.0.0.1:1', upstream: '127.0.0.1:9'}\n"),
+        -1);
     cfgt_expect_error("route b: key listen:", NULL);
-    assert_int_equal(cfgt_load_yaml("routes:\n"
-                               "  a: {listen: 'tcp://127.0.0.1:1', upstream: '127.0.0.1:9'}\n"
-                               "  a: {listen: 'tcp://127.0.0.1:2', upstream: '127.0.0.1:9'}\n"),
-                     -1);
+    assert_int_equal(
+        cfgt_load_yaml("routes:\n"
+                       "  a: {listen: 'tcp://127.0.0.1:1', upstream: '127.0.0.1:9'}\n"
+                       "  a: {listen: 'tcp://127.0.0.1:2', upstream: '127.0.0.1:9'}\n"),
+        -1);
     cfgt_expect_error("route a", NULL);
     /* The same port over TCP and UDP is two sockets. */
     cfgt_load_yaml_ok("routes:\n"
-                 "  a: {listen: 'tcp://127.0.0.1:1', upstream: '127.0.0.1:9'}\n"
-                 "  b: {listen: 'udp://127.0.0.1:1', upstream: '127.0.0.1:9'}\n");
+                      "  a: {listen: 'tcp://127.0.0.1:1', upstream: '127.0.0.1:9'}\n"
+                      "  b: {listen: 'udp://127.0.0.1:1', upstream: '127.0.0.1:9'}\n");
 }
 
 static void test_yaml_missing_file(void **state)
@@ -358,7 +363,8 @@ static void test_check(void **state)
     (void)state;
     cfgt_write_file(example);
     assert_int_equal(run_check("-c", cfgt_path), 0);
-    cfgt_write_file("routes:\n  a: {listen: 'udp://:1', upstream: '127.0.0.1:2', send_proxy: v1}\n");
+    cfgt_write_file(
+        "routes:\n  a: {listen: 'udp://:1', upstream: '127.0.0.1:2', send_proxy: v1}\n");
     assert_int_equal(run_check("-c", cfgt_path), 1);
     assert_int_equal(run_check("tcp://:1/127.0.0.1:2", NULL), 0);
     assert_int_equal(run_check("tcp://:1/127.0.0.1:2?x=y", NULL), 1);
