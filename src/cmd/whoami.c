@@ -23,7 +23,7 @@
  * close into a RST that could destroy the answer in flight.
  *
  * UDP: every datagram is answered to its source, from the address it was
- * sent to. A datagram carries its own v2 header at its start; v1 is not
+ * sent to, when the answer is no longer than the datagram (whoami_udp.c). A datagram carries its own v2 header at its start; v1 is not
  * defined for datagrams, so a datagram starting with "PROXY " is dropped
  * and logged in every mode but off. required drops datagrams without a
  * valid header; optional answers proxy null when the datagram does not
@@ -264,10 +264,14 @@ static void whoami_help(void)
 {
     fputs("usage: ppfwd whoami [--udp] [--accept-proxy=optional|required|off] ADDR:PORT\n"
           "\n"
-          "Answers each TCP connection (each datagram with --udp) with one JSON line:\n"
+          "A test server. Answers each TCP connection (each datagram with --udp) with\n"
+          "one JSON line:\n"
           "  {\"peer\":...,\"local\":...,\"client\":...,\"proxy\":{...} or null}\n"
+          "It trusts every header and answers anyone: keep it on a test address.\n"
           "\n"
-          "  --udp                 serve UDP datagrams (PROXY v2 at the start of each)\n"
+          "  --udp                 serve UDP datagrams (PROXY v2 at the start of each);\n"
+          "                        an answer is never longer than its datagram (none\n"
+          "                        is sent then): pad queries to 512 bytes\n"
           "  --accept-proxy=MODE   optional (default): use a header when one comes;\n"
           "                        required: close (drop) without one; off: never read one\n"
           "  -h, --help            show this help\n"

@@ -158,6 +158,18 @@ static int whoami_udp_one(struct whoami *w)
         whoami_answer((struct sockaddr *)&peer, (struct sockaddr *)&local, rc ? &hdr : NULL, &len);
     if (out == NULL)
         return 0;
+    /* A source address is easy to forge on UDP: an answer longer than the
+     * datagram would make whoami an amplifier aimed at someone else. Such
+     * an answer is not sent at all (half a JSON line is of no use), and the
+     * client learns from the log to pad its datagram. */
+    if (len > (size_t)n) {
+        log_event(LOG_WARN, "whoami_answer_dropped", NULL, "proto", LOG_STR, "udp", "peer",
+                  LOG_ADDR, (const struct sockaddr *)&peer, "bytes_in", LOG_UINT, (uint64_t)n,
+                  "answer_bytes", LOG_UINT, (uint64_t)len, "reason", LOG_STR,
+                  "answer longer than the datagram (pad the datagram)", LOG_END);
+        free(out);
+        return 0;
+    }
     whoami_log_answer("udp", (struct sockaddr *)&peer, rc ? &hdr : NULL);
     whoami_udp_send(w, &peer, &local, ifindex, out, len);
     free(out);

@@ -346,14 +346,19 @@ static void sock_name(int fd, char *buf, size_t cap)
     }
 }
 
+/* whoami never answers more bytes than it got: a datagram for it is padded
+ * to this (its answer, header and addresses included, is shorter). */
+#define WHOAMI_PAD 512
+
 /* Sends one datagram and expects a whoami answer naming this socket as the
  * client (and in proxy.src). */
 static void ask_whoami(int fd, int family, uint16_t port)
 {
-    char me[80], want[128], got[4096];
+    char me[80], want[128], got[4096], pad[WHOAMI_PAD];
 
     sock_name(fd, me, sizeof(me));
-    send_to(fd, family, port, "hi", 2);
+    memset(pad, 'h', sizeof(pad));
+    send_to(fd, family, port, pad, sizeof(pad));
     assert_true(recv_one(fd, got, sizeof(got), ANSWER_MS) > 0);
     snprintf(want, sizeof(want), "\"client\":\"%s\"", me);
     if (strstr(got, want) == NULL)
@@ -392,6 +397,15 @@ static char *route(const char *fmt, ...)
     return buf[i];
 }
 
+/* Datagram seq of client c: "cC-SEQ", padded with NULs for whoami. */
+static void send_seq(int fd, int family, uint16_t port, int c, int seq, int echo)
+{
+    char buf[WHOAMI_PAD] = {0};
+
+    snprintf(buf, sizeof(buf), "c%d-%d", c, seq);
+    send_to(fd, family, port, buf, echo ? strlen(buf) : sizeof(buf));
+}
+
 /* CLIENTS sockets each send PER_CLIENT datagrams to port, WINDOW in flight.
  * echo: the answers must be the datagrams themselves, in order per client;
  * else (whoami) each answer must name its client. */
@@ -405,10 +419,8 @@ static void pump(int family, uint16_t port, int echo)
         fd[c] = client(family);
         sock_name(fd[c], me[c], sizeof(me[c]));
         p[c] = (struct pollfd){.fd = fd[c], .events = POLLIN};
-        for (; sent[c] < WINDOW; sent[c]++) {
-            snprintf(buf, sizeof(buf), "c%d-%d", c, sent[c]);
-            send_to(fd[c], family, port, buf, strlen(buf));
-        }
+        for (; sent[c] < WINDOW; sent[c]++)
+            send_seq(fd[c], family, port, c, sent[c], echo);
     }
     while (done < CLIENTS) {
         if (poll(p, CLIENTS, ANSWER_MS) <= 0)
@@ -425,10 +437,8 @@ static void pump(int family, uint16_t port, int echo)
                 fail_msg("client %d answer %d: want %s, got %.300s", c, got[c], want, buf);
             if (++got[c] == PER_CLIENT)
                 done++;
-            if (sent[c] < PER_CLIENT) {
-                snprintf(buf, sizeof(buf), "c%d-%d", c, sent[c]++);
-                send_to(fd[c], family, port, buf, strlen(buf));
-            }
+            if (sent[c] < PER_CLIENT)
+                send_seq(fd[c], family, port, c, sent[c]++, echo);
         }
     }
     for (int c = 0; c < CLIENTS; c++)
@@ -541,8 +551,8 @@ static void test_bad_input(void **state)
     uint16_t up = free_port(AF_INET), req = free_port(AF_INET), unt = free_port(AF_INET),
              opt = free_port(AF_INET);
     struct child *k;
-    uint8_t hdr[256];
-    char got[4096];
+    uint8_t hdr[WHOAMI_PAD];
+    char got[4096], plain[WHOAMI_PAD] = "plain";
     size_t n;
     int fd = client(AF_INET);
 
@@ -559,6 +569,8 @@ static void test_bad_input(void **state)
     n = header(hdr, sizeof(hdr), req, "x");
     send_to(fd, AF_INET, req, hdr, 20); /* a header cut short */
     silence(fd);
+    memset(hdr + n, 'x', sizeof(hdr) - n); /* room for whoami's answer */
+    n = sizeof(hdr);
     send_to(fd, AF_INET, req, hdr, n);
     assert_true(recv_one(fd, got, sizeof(got), ANSWER_MS) > 0);
     if (strstr(got, "\"client\":\"192.0.2.10:1234\"") == NULL)
@@ -569,7 +581,7 @@ static void test_bad_input(void **state)
     silence(fd);
     send_to(fd, AF_INET, opt, hdr, n); /* untrusted, optional: header refused */
     silence(fd);
-    send_to(fd, AF_INET, opt, "plain", 5); /* served directly */
+    send_to(fd, AF_INET, opt, plain, sizeof(plain)); /* served directly */
     assert_true(recv_one(fd, got, sizeof(got), ANSWER_MS) > 0);
     close(fd);
     const char *log = child_log(k);
