@@ -19,20 +19,26 @@ static const char *resolve(const char *s, int family, int passive, struct sockad
                            socklen_t *outlen)
 {
     char host[256];
-    const char *colon = strrchr(s, ':'), *h = s, *port;
+    const char *h = s, *port, *end;
     size_t hlen;
     struct addrinfo hints = {0}, *res;
     unsigned p;
 
-    if (colon == NULL)
-        return "expected HOST:PORT";
-    port = colon + 1;
-    hlen = (size_t)(colon - s);
-    if (hlen >= 2 && s[0] == '[' && s[hlen - 1] == ']') {
-        h++;
-        hlen -= 2;
-    } else if (memchr(s, ':', hlen) != NULL) {
-        return "an IPv6 address needs brackets: [ADDR]:PORT";
+    if (s[0] == '[') {
+        end = strchr(s, ']');
+        if (end == NULL || end[1] != ':')
+            return "expected [ADDR]:PORT";
+        h = s + 1;
+        hlen = (size_t)(end - h);
+        port = end + 2;
+    } else {
+        end = strrchr(s, ':');
+        if (end == NULL)
+            return "expected HOST:PORT";
+        if (memchr(s, ':', (size_t)(end - s)) != NULL)
+            return "an IPv6 address needs brackets: [ADDR]:PORT";
+        hlen = (size_t)(end - s);
+        port = end + 1;
     }
     if (cfg_parse_uint(port, 65535, &p) != 0 || p == 0 || hlen >= sizeof(host))
         return "bad port (expected 1-65535)";
@@ -154,6 +160,10 @@ static void url_route(struct cfg *c, struct cfg_errors *errs, const char *url)
     for (char *kv = query ? strtok_r(query, "&", &save) : NULL; kv;
          kv = strtok_r(NULL, "&", &save)) {
         char *eq = strchr(kv, '=');
+        if (eq == kv) {
+            cfg_problem(&at, NULL, "expected KEY=VALUE, got '%s'", kv);
+            continue;
+        }
         if (eq == NULL) {
             cfg_problem(&at, kv, "expected KEY=VALUE");
             continue;

@@ -266,6 +266,43 @@ static void test_url_bad_shape(void **state)
     assert_true(cfgt_errs.n > 0);
 }
 
+/* The query and the address parts, edge by edge: listen and upstream are
+ * keys too (given in the path, so a query repeating them is "given twice");
+ * an empty query or empty pairs are nothing; a pair without a key, or a key
+ * without '=', is refused; brackets need a port after them. */
+static void test_url_query_shape(void **state)
+{
+    (void)state;
+    cfgt_url_fails("tcp://:80/127.0.0.1:1?listen=tcp://:81", "listen");
+    cfgt_expect_error("given twice", NULL);
+    assert_string_equal(cfgt_cfg.routes[0].listen, "tcp://:80");
+    cfgt_url_fails("tcp://:80/127.0.0.1:1?upstream=127.0.0.1:2", "upstream");
+    assert_int_equal(cfgt_cfg.routes[0].nup, 1);
+    cfgt_load_url_ok("tcp://:80/127.0.0.1:1?");
+    cfgt_load_url_ok("tcp://:80/127.0.0.1:1?&&max-conns=2&");
+    assert_int_equal(cfgt_route(0)->max_conns, 2);
+    assert_int_equal(cfgt_load_url("tcp://:80/127.0.0.1:1?=v"), -1);
+    cfgt_expect_error("expected KEY=VALUE, got '=v'", NULL);
+    assert_false(cfgt_has_error("key :", NULL));
+    cfgt_url_fails("tcp://:80/127.0.0.1:1?max-conns", "max-conns");
+    cfgt_expect_error("expected KEY=VALUE", NULL);
+    cfgt_url_fails("tcp://:80/127.0.0.1:1?max-conns=", "max-conns");
+    /* Empty items of a list are skipped, as in the YAML list form. */
+    cfgt_load_url_ok("tcp://:80/127.0.0.1:1,,127.0.0.1:2,");
+    assert_int_equal(cfgt_route(0)->nup, 2);
+    /* A path after the upstream is not a port. */
+    cfgt_url_fails("tcp://:80/127.0.0.1:1/x", "upstream");
+    cfgt_expect_error("bad port", NULL);
+    cfgt_url_fails("tcp://[::1]/127.0.0.1:1", "listen");
+    cfgt_expect_error("expected [ADDR]:PORT: '[::1]'", NULL);
+    cfgt_url_fails("tcp://[::1:80/127.0.0.1:1", "listen");
+    cfgt_expect_error("expected [ADDR]:PORT", NULL);
+    cfgt_url_fails("tcp://:80/[::1]x:80", "upstream");
+    cfgt_expect_error("expected [ADDR]:PORT", NULL);
+    cfgt_load_url_ok("tcp6://[]:80/[::1]:80");
+    cfgt_check_sa(&cfgt_route(0)->bind, AF_INET6, "::", 80);
+}
+
 static void test_url_unresolvable(void **state)
 {
     (void)state;
@@ -413,6 +450,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_url_keys_valid, cfgt_setup, cfgt_teardown),
         cmocka_unit_test_setup_teardown(test_url_keys_invalid, cfgt_setup, cfgt_teardown),
         cmocka_unit_test_setup_teardown(test_url_bad_shape, cfgt_setup, cfgt_teardown),
+        cmocka_unit_test_setup_teardown(test_url_query_shape, cfgt_setup, cfgt_teardown),
         cmocka_unit_test_setup_teardown(test_url_unresolvable, cfgt_setup, cfgt_teardown),
         cmocka_unit_test_setup_teardown(test_url_combinations, cfgt_setup, cfgt_teardown),
         cmocka_unit_test_setup_teardown(test_url_tcp_only_keys, cfgt_setup, cfgt_teardown),
