@@ -18,7 +18,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import peers  # noqa: E402
-from harness import (PPFWD, V2_SIG, V4, Server, capture_handler, check, eq,  # noqa: E402
+from harness import (PPFWD, V2_SIG, V4, Ppfwd, Server, capture_handler, check, eq,  # noqa: E402
                      free_port, hostport, on_cleanup, parse_header, recv_line, run, scenario,
                      start_ppfwd, tmpdir, v2, wait_for)
 
@@ -176,10 +176,10 @@ def udp_every_datagram_carries_added_tlvs():
     on_cleanup(up.close)
     up.bind((V4, 0))
     up.settimeout(2)
-    d, ps = start_ppfwd(lambda ps: ["udp://%s/%s?send-proxy=v2&add-tlv=0xe0=zone-a"
-                                    "&add-tlv=0xe1=hex:0102&crc32c=on"
-                                    % (hostport(V4, ps[0]), hostport(V4, up.getsockname()[1]))],
-                        1, hosts=[V4])
+    port = free_port(V4)
+    d = Ppfwd(["udp://%s/%s?send-proxy=v2&add-tlv=0xe0=zone-a&add-tlv=0xe1=hex:0102&crc32c=on"
+               % (hostport(V4, port), hostport(V4, up.getsockname()[1]))]).start([])
+    ps = [port]
     c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     on_cleanup(c.close)
     c.bind((V4, 0))
