@@ -58,7 +58,7 @@ void cfg_problem(const struct place *at, const char *key, const char *fmt, ...)
 
 static void route_defaults(struct route_cfg *r)
 {
-    r->tlvs_pass = 1;
+    r->tlvs_mode = TLVS_PASS;
     r->trusted_all = 1;
     r->allow_all = 1;
     r->connect_timeout_ms = 5000;

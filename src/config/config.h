@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "config/tlv_policy.h"
 #include "util/cidr.h"
 
 enum route_proto { ROUTE_TCP, ROUTE_UDP };
@@ -42,7 +43,9 @@ struct route_cfg {
     struct cidr_list trusted; /* sources allowed to send a header */
     int trusted_all;          /* 1 when `trusted` was not given (every source) */
     enum send_proxy send_proxy;
-    int tlvs_pass;          /* tlvs=pass (default 1) */
+    enum tlvs_mode tlvs_mode;    /* tlvs=pass|drop|keep:LIST|strip:LIST (default pass) */
+    struct pp_tlv_set tlvs_list; /* the LIST of keep: or strip: */
+    struct tlv_block add_tlv;    /* add-tlv=TYPE=VALUE..., wire TLVs in the order given */
     char *authority;        /* NULL: no AUTHORITY TLV added */
     int unique_id;          /* add a 16-byte random UNIQUE_ID TLV */
     int crc32c;             /* add a CRC32C TLV */

@@ -28,6 +28,7 @@ struct place {
      * read is reported at the line of the key that causes it. */
     unsigned *key_lines;
     int routes_seen; /* YAML: the top-level "routes" key was there */
+    const char *key; /* for a setter: the key as spelled where it was given */
 };
 
 /* Adds one message "PLACE: key KEY: MSG" (or "PLACE: MSG" without a key). */
@@ -64,11 +65,12 @@ struct key {
     size_t all_off;           /* CIDR lists: the "every address" flag set without the key */
     const char *const *words; /* enum values, in enum order */
     int tcp_only;             /* refused on udp:// routes: it would do nothing there */
+    int repeatable;           /* given again, it adds (add-tlv); a YAML list gives each item */
 };
 
 /* The table (CFG_NKEYS rows; keys.c asserts the count, so that arrays
  * indexed by key, such as place.key_lines, can be sized at compile time). */
-#define CFG_NKEYS 18
+#define CFG_NKEYS 19
 extern const struct key *const cfg_keys;
 
 /* Finds a key by its URL or YAML spelling; NULL if there is none. */

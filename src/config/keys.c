@@ -143,6 +143,50 @@ static const char *set_authority(struct route_cfg *r, const struct key *k, const
     return *s ? NULL : "out of memory";
 }
 
+/* tlvs=pass|drop|keep:LIST|strip:LIST (config/tlv_policy.c). */
+static const char *set_tlvs(struct route_cfg *r, const struct key *k, const char *v,
+                            const struct place *at)
+{
+    char err[256];
+
+    (void)k;
+    if (tlvs_parse(v, &r->tlvs_mode, &r->tlvs_list, err, sizeof(err)) != 0)
+        cfg_problem(at, at->key, "%s", err);
+    return NULL;
+}
+
+static int eq_tlvs(const struct route_cfg *a, const struct route_cfg *b, const struct key *k)
+{
+    (void)k;
+    return a->tlvs_mode == b->tlvs_mode &&
+           memcmp(&a->tlvs_list, &b->tlvs_list, sizeof(a->tlvs_list)) == 0;
+}
+
+/* add-tlv=TYPE=VALUE: one more TLV, after those given before. */
+static const char *set_add_tlv(struct route_cfg *r, const struct key *k, const char *v,
+                               const struct place *at)
+{
+    char err[320];
+
+    (void)k;
+    if (tlv_block_add(&r->add_tlv, v, err, sizeof(err)) != 0)
+        cfg_problem(at, at->key, "%s", err);
+    return NULL;
+}
+
+static int eq_add_tlv(const struct route_cfg *a, const struct route_cfg *b, const struct key *k)
+{
+    (void)k;
+    return a->add_tlv.len == b->add_tlv.len &&
+           (a->add_tlv.len == 0 || memcmp(a->add_tlv.bytes, b->add_tlv.bytes, a->add_tlv.len) == 0);
+}
+
+static void clear_add_tlv(struct route_cfg *r, const struct key *k)
+{
+    (void)k;
+    tlv_block_free(&r->add_tlv);
+}
+
 /* A comma-separated CIDR list; the flag beside it ("all") is cleared. */
 static const char *set_cidrs(struct route_cfg *r, const struct key *k, const char *v,
                              const struct place *at)
@@ -263,7 +307,6 @@ static void clear_upstreams(struct route_cfg *r, const struct key *k)
 
 static const char *const accept_words[] = {"off", "optional", "required", NULL};
 static const char *const send_words[] = {"off", "v1", "v2", NULL};
-static const char *const tlvs_words[] = {"drop", "pass", NULL};
 static const char *const balance_words[] = {"roundrobin", "leastconn", "source", NULL};
 
 #define OFF(f) offsetof(struct route_cfg, f)
@@ -299,7 +342,13 @@ static const struct key table[] = {
     ENUM("accept-proxy", accept_proxy, accept_words),
     CIDRS("trusted", trusted, OFF(trusted_all)),
     ENUM("send-proxy", send_proxy, send_words),
-    ENUM("tlvs", tlvs_pass, tlvs_words),
+    {.name = "tlvs", .set = set_tlvs, .equal = eq_tlvs, .off = OFF(tlvs_mode)},
+    {.name = "add-tlv",
+     .set = set_add_tlv,
+     .equal = eq_add_tlv,
+     .clear = clear_add_tlv,
+     .off = OFF(add_tlv),
+     .repeatable = 1},
     {.name = "authority",
      .set = set_authority,
      .equal = eq_str,
@@ -335,19 +384,22 @@ const struct key *cfg_key_find(const char *name)
 void cfg_key_set(struct route_cfg *r, const struct place *at, const char *name, const char *v)
 {
     const struct key *k = cfg_key_find(name);
+    struct place here;
     const char *err;
 
     if (k == NULL) {
         cfg_problem(at, name, "unknown key");
         return;
     }
-    if (at->key_lines != NULL && at->key_lines[k - cfg_keys] != 0) {
+    if (at->key_lines != NULL && at->key_lines[k - cfg_keys] != 0 && !k->repeatable) {
         cfg_problem(at, name, "given twice");
         return;
     }
-    if (at->key_lines != NULL)
+    if (at->key_lines != NULL && at->key_lines[k - cfg_keys] == 0)
         at->key_lines[k - cfg_keys] = at->line != 0 ? at->line : 1;
-    err = k->set(r, k, v, at);
+    here = *at;
+    here.key = name;
+    err = k->set(r, k, v, &here);
     if (err == NULL)
         return;
     if (k->words != NULL) {

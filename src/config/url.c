@@ -137,7 +137,7 @@ static void url_route(struct cfg *c, struct cfg_errors *errs, const char *url)
 {
     struct route_cfg *r = cfg_route_new(c);
     unsigned key_lines[CFG_NKEYS] = {0};
-    struct place at = {errs, NULL, url, 0, key_lines, 0};
+    struct place at = {errs, NULL, url, 0, key_lines, 0, NULL};
     const char *sep = strstr(url, "://"), *slash, *q;
     char *part, *query, *save = NULL;
 
@@ -177,7 +177,7 @@ static void url_route(struct cfg *c, struct cfg_errors *errs, const char *url)
 
 int cfg_from_urls(struct cfg *c, char *const *urls, int n, struct cfg_errors *errs)
 {
-    struct place at = {errs, NULL, NULL, 0, NULL, 0};
+    struct place at = {errs, NULL, NULL, 0, NULL, 0, NULL};
 
     c->log_level = -1;
     c->log_format = -1;

@@ -49,6 +49,25 @@ void cfg_route_check(struct route_cfg *r, const struct place *at)
         late_problem(at, "unique-id", tlv_msg);
     if (r->send_proxy != SEND_PROXY_V2 && r->crc32c)
         late_problem(at, "crc32c", tlv_msg);
+    if (r->send_proxy != SEND_PROXY_V2 && r->add_tlv.len > 0)
+        late_problem(at, "add-tlv", tlv_msg);
+    /* tlvs=drop is how a route without v2 behaves anyway: accepted. */
+    if (r->send_proxy != SEND_PROXY_V2 && (r->tlvs_mode == TLVS_KEEP || r->tlvs_mode == TLVS_STRIP))
+        late_problem(at, "tlvs", "a TLV list only applies with send-proxy=v2");
+    /* The route's own TLVs, with the largest address block and a CRC32C,
+     * within what a receiver with default settings accepts. */
+    if (r->send_proxy == SEND_PROXY_V2) {
+        size_t own = r->add_tlv.len + (r->authority ? 3 + strlen(r->authority) : 0) +
+                     (r->unique_id ? 3 + 16 : 0);
+        char msg[160];
+
+        snprintf(msg, sizeof(msg),
+                 "the route's TLVs take %zu bytes: a v2 header would pass %d bytes "
+                 "(PP_V2_DEFAULT_CAP, what receivers accept)",
+                 own, PP_V2_DEFAULT_CAP);
+        if (own > TLV_ADDED_MAX)
+            late_problem(at, r->add_tlv.len > 0 ? "add-tlv" : "authority", msg);
+    }
     for (size_t i = 0; r->proto == ROUTE_UDP && at->key_lines != NULL && i < CFG_NKEYS; i++) {
         if (cfg_keys[i].tcp_only && at->key_lines[i] != 0)
             late_problem(at, cfg_keys[i].name, "means nothing on a UDP route (TCP only)");

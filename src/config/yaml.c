@@ -301,13 +301,27 @@ static void yaml_route_key(struct route_cfg *r, struct place *at, yaml_document_
     const char *k = scalar(d, kn);
     char *v = joined(d, yaml_document_get_node(d, p->value));
 
+    yaml_node_t *vn = yaml_document_get_node(d, p->value);
+    const struct key *key = k ? cfg_key_find(k) : NULL;
+
     at->line = line_of(kn);
-    if (k == NULL || v == NULL)
+    if (k == NULL || v == NULL) {
         cfg_problem(at, k, "expected a value or a list of values");
-    else if (dup_key(d, m, p))
+    } else if (dup_key(d, m, p)) {
         cfg_problem(at, k, "given twice");
-    else
+    } else if (key != NULL && key->repeatable && vn->type == YAML_SEQUENCE_NODE) {
+        /* Each item is one value, commas and all (add_tlv: a text TLV). */
+        for (yaml_node_item_t *it = vn->data.sequence.items.start;
+             it < vn->data.sequence.items.top; it++) {
+            const char *item = scalar(d, yaml_document_get_node(d, *it));
+            if (item == NULL)
+                cfg_problem(at, k, "expected a list of values");
+            else
+                cfg_key_set(r, at, k, item);
+        }
+    } else {
         cfg_key_set(r, at, k, v);
+    }
     free(v);
 }
 
@@ -474,7 +488,7 @@ static int yaml_read(const unsigned char *buf, size_t len, struct cfg *c, struct
 
 int cfg_load_file(struct cfg *c, const char *path, struct cfg_errors *errs)
 {
-    struct place at = {errs, path, NULL, 1, NULL, 0};
+    struct place at = {errs, path, NULL, 1, NULL, 0, NULL};
     unsigned char *buf;
     size_t len;
 

@@ -55,20 +55,28 @@ static int header_policy(struct route *r)
     uint8_t scratch[PP_V2_HDR_LEN + 3 + 65535];
     ssize_t n;
 
-    r->pass_any = rc->tlvs_pass;
-    for (unsigned t = 0; t < 256; t++) {
-        int own = (t == PP2_TYPE_AUTHORITY && rc->authority) ||
-                  (t == PP2_TYPE_UNIQUE_ID && rc->unique_id);
-        if (!own)
-            pp_tlv_set_add(&r->pass, (uint8_t)t);
-    }
-    if (rc->authority == NULL)
+    /* tlvs=: the types passed on (never a received CRC32C); the route's own
+     * AUTHORITY and UNIQUE_ID replace received ones. */
+    tlvs_passed(rc->tlvs_mode, &rc->tlvs_list, &r->pass);
+    if (rc->authority)
+        r->pass.bits[PP2_TYPE_AUTHORITY >> 3] &= (uint8_t) ~(1u << (PP2_TYPE_AUTHORITY & 7));
+    if (rc->unique_id)
+        r->pass.bits[PP2_TYPE_UNIQUE_ID >> 3] &= (uint8_t) ~(1u << (PP2_TYPE_UNIQUE_ID & 7));
+    r->pass_any = 0;
+    for (size_t i = 0; i < sizeof(r->pass.bits); i++)
+        r->pass_any |= r->pass.bits[i] != 0;
+    /* Added after the passed ones: authority=, then add-tlv= in order. */
+    if (rc->authority == NULL && rc->add_tlv.len == 0)
         return 0;
     n = pp_build_v2(scratch, sizeof(scratch), PP2_CMD_LOCAL, 0, NULL, NULL);
-    n = pp_build_v2_tlv(scratch, sizeof(scratch), (size_t)n, PP2_TYPE_AUTHORITY, rc->authority,
-                        strlen(rc->authority));
+    if (rc->authority != NULL)
+        n = pp_build_v2_tlv(scratch, sizeof(scratch), (size_t)n, PP2_TYPE_AUTHORITY,
+                            rc->authority, strlen(rc->authority));
+    if (n >= 0 && rc->add_tlv.len > 0)
+        n = pp_build_v2_tlvs(scratch, sizeof(scratch), (size_t)n, rc->add_tlv.bytes,
+                             rc->add_tlv.len, NULL);
     if (n < PP_V2_HDR_LEN)
-        return -EINVAL; /* the config checked the length */
+        return -EINVAL; /* the config checked the lengths */
     r->add_len = (size_t)n - PP_V2_HDR_LEN;
     r->add = malloc(r->add_len);
     if (r->add == NULL)

@@ -128,7 +128,7 @@ static void test_defaults(void **state)
     assert_int_equal(r->trusted_all, 1);
     assert_int_equal(r->trusted.n, 0);
     assert_int_equal(r->send_proxy, SEND_PROXY_OFF);
-    assert_int_equal(r->tlvs_pass, 1);
+    assert_int_equal(r->tlvs_mode, TLVS_PASS);
     assert_null(r->authority);
     assert_int_equal(r->unique_id, 0);
     assert_int_equal(r->crc32c, 0);
@@ -169,7 +169,7 @@ static void test_url_keys_valid(void **state)
     assert_int_equal(r->trusted.v[0].family, AF_INET);
     assert_int_equal(r->trusted.v[1].family, AF_INET6);
     assert_int_equal(r->send_proxy, SEND_PROXY_V2);
-    assert_int_equal(r->tlvs_pass, 0);
+    assert_int_equal(r->tlvs_mode, TLVS_DROP);
     assert_string_equal(r->authority, "example.com");
     assert_int_equal(r->unique_id, 1);
     assert_int_equal(r->crc32c, 1);
@@ -189,7 +189,7 @@ static void test_url_keys_valid(void **state)
     assert_int_equal(r->accept_proxy, ACCEPT_PROXY_REQUIRED);
     assert_int_equal(r->send_proxy, SEND_PROXY_V1);
     assert_int_equal(r->balance, BALANCE_SOURCE);
-    assert_int_equal(r->tlvs_pass, 1);
+    assert_int_equal(r->tlvs_mode, TLVS_PASS);
     assert_int_equal(r->unique_id, 0);
     assert_int_equal(r->crc32c, 0);
     cfgt_load_url_ok("tcp://:80/127.0.0.1:1?accept-proxy=off&send-proxy=off&balance=roundrobin");

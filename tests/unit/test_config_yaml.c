@@ -116,7 +116,7 @@ static void test_yaml_every_key(void **state)
     assert_int_equal(r->accept_proxy, ACCEPT_PROXY_REQUIRED);
     assert_int_equal(r->trusted.n, 2);
     assert_int_equal(r->send_proxy, SEND_PROXY_V2);
-    assert_int_equal(r->tlvs_pass, 0);
+    assert_int_equal(r->tlvs_mode, TLVS_DROP);
     assert_string_equal(r->authority, "example.com");
     assert_int_equal(r->unique_id, 1);
     assert_int_equal(r->crc32c, 1);
