@@ -382,7 +382,7 @@ static int upstream_socket(struct conn *c, int family)
 
     if (c->r->cfg->transparent) {
         /* A header without addresses (LOCAL, UNSPEC): ppfwd's own. */
-        own = c->has_hdr && (c->hdr.command == PP2_CMD_LOCAL || c->hdr.src.sa.sa_family == AF_UNSPEC);
+        own = c->hdr_anon;
         switch (own ? TRANSPARENT_OWN
                     : transparent_source((const struct sockaddr *)&c->client, family, &src)) {
         case 0:
@@ -468,6 +468,7 @@ static void header_done(struct conn *c, size_t consumed, const struct pp_header 
     loop_timer_cancel(c->w->loop, &c->timer);
     c->hoff = (uint32_t)consumed;
     if (hdr != NULL) {
+        c->hdr_anon = hdr->command == PP2_CMD_LOCAL || hdr->src.sa.sa_family == AF_UNSPEC;
         route_relayed(hdr, &c->peer.sa, &c->local.sa, &src, &dst);
         /* Only IPv4/IPv6 addresses are relayed: they fit a conn_addr. */
         if (src != &c->peer.sa) {

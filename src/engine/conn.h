@@ -55,6 +55,7 @@ struct conn {
     uint32_t hcap, hlen, hoff;  /* its size; bytes read; header bytes consumed */
     int trusted;                /* the peer may send a header */
     uint8_t has_hdr;            /* hbuf[0..hoff) is an accepted header */
+    uint8_t hdr_anon;           /* ... without addresses (LOCAL, UNSPEC) */
     uint8_t silent;             /* direct after header-timeout's silence: its first bytes
                                  * are checked once they come (late_check) */
     struct relay rl; /* the client and upstream sockets, and the bytes between them */
