@@ -64,8 +64,7 @@ static int hbuf_grow(struct conn *c, size_t cap)
 static ssize_t hbuf_read(struct conn *c, int fd)
 {
     uint8_t spill[HEADER_MAX];
-    struct iovec iov[2] = {{c->hbuf + c->hlen, c->hcap - c->hlen},
-                           {spill, HEADER_MAX - c->hcap}};
+    struct iovec iov[2] = {{c->hbuf + c->hlen, c->hcap - c->hlen}, {spill, HEADER_MAX - c->hcap}};
     ssize_t n = readv(fd, iov, iov[1].iov_len > 0 ? 2 : 1);
     size_t extra;
 

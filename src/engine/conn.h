@@ -45,20 +45,20 @@ struct conn {
     struct worker *w;
     struct route *r; /* a reference, dropped when c is freed */
     enum conn_state state;
-    struct timer timer; /* header, connect or idle deadline */
+    struct timer timer;         /* header, connect or idle deadline */
     struct loop_work free_work; /* conn_free, at the end of the iteration */
     uint64_t start_ms;
-    union conn_addr peer, local;  /* socket endpoints */
-    union conn_addr client, dst;  /* real client and its destination */
+    union conn_addr peer, local; /* socket endpoints */
+    union conn_addr client, dst; /* real client and its destination */
     const struct upstream_cfg *up;
-    uint8_t *hbuf;              /* header phase input: hin, or the heap */
-    uint32_t hcap, hlen, hoff;  /* its size; bytes read; header bytes consumed */
-    int trusted;                /* the peer may send a header */
-    uint8_t has_hdr;            /* hbuf[0..hoff) is an accepted header */
-    uint8_t hdr_anon;           /* ... without addresses (LOCAL, UNSPEC) */
-    uint8_t silent;             /* direct after header-timeout's silence: its first bytes
-                                 * are checked once they come (late_check) */
-    struct relay rl; /* the client and upstream sockets, and the bytes between them */
+    uint8_t *hbuf;             /* header phase input: hin, or the heap */
+    uint32_t hcap, hlen, hoff; /* its size; bytes read; header bytes consumed */
+    int trusted;               /* the peer may send a header */
+    uint8_t has_hdr;           /* hbuf[0..hoff) is an accepted header */
+    uint8_t hdr_anon;          /* ... without addresses (LOCAL, UNSPEC) */
+    uint8_t silent;            /* direct after header-timeout's silence: its first bytes
+                                * are checked once they come (late_check) */
+    struct relay rl;           /* the client and upstream sockets, and the bytes between them */
     uint8_t hin[HEADER_INLINE];
 };
 

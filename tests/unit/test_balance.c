@@ -168,7 +168,7 @@ static void test_pause_leaves_something(void **state)
 
     (void)state;
     balance_result(r, 0, ECONNREFUSED, T0);
-    assert_false(balance_live(r, 0, T0 + 1)); /* paused: ppfwd_upstream_up says 0 */
+    assert_false(balance_live(r, 0, T0 + 1));            /* paused: ppfwd_upstream_up says 0 */
     assert_int_equal(balance_pick(r, SA(c), T0 + 1), 0); /* but still tried */
     atomic_store(&r->ups[0].checked_up, 0);
     assert_int_equal(balance_pick(r, SA(c), T0 + 1), -1); /* the check's verdict holds */

@@ -74,10 +74,10 @@ struct fixture {
     struct relay_pool pool;
     struct relay rl;
     _Atomic uint64_t in, out;
-    int a, b;        /* the test's ends: a is the client, b the upstream */
-    int stop_c2u;    /* stop the loop once c2u is shut (b keeps u2c open) */
-    int done, err;   /* relay_event said done / the errno it failed with */
-    uint8_t *got;    /* what b received */
+    int a, b;      /* the test's ends: a is the client, b the upstream */
+    int stop_c2u;  /* stop the loop once c2u is shut (b keeps u2c open) */
+    int done, err; /* relay_event said done / the errno it failed with */
+    uint8_t *got;  /* what b received */
     size_t ngot;
     struct timer deadline;
 };
