@@ -108,6 +108,7 @@ struct server {
     struct worker *workers;
     int nworkers;
     unsigned drain_ms;
+    struct control *control; /* reloads and the serving state: control.h */
 };
 
 /* One direction of a relay. */

@@ -22,6 +22,7 @@
 #include <sys/resource.h>
 
 #include "util/log.h"
+#include "engine/control.h"
 #include "engine/proxy.h"
 #include "engine/udp.h"
 
@@ -305,35 +306,50 @@ static void reload_failed(struct cfg *nc, struct route **v, struct server *srv)
             route_free(v[i]);
     }
     free(v);
-    cfg_free(nc);
-    free(nc);
+    server_reload_discard(nc);
     log_event(LOG_ERROR, "reload_failed", NULL, "file", LOG_STR, srv->path, "kept", LOG_STR,
               "the running config", LOG_END);
 }
 
-static void reload(struct server *srv, int nthreads)
+void server_reload_discard(struct cfg *nc)
+{
+    cfg_free(nc);
+    free(nc);
+}
+
+/* The slow half of a reload, on the control thread (control.c). */
+struct cfg *server_reload_load(const char *path)
 {
     struct cfg *nc = calloc(1, sizeof(*nc));
     struct cfg_errors errs = {0};
+
+    if (path == NULL || nc == NULL) {
+        log_event(LOG_WARN, "reload_error", NULL, "error", LOG_STR,
+                  nc ? "routes given as URLs: nothing to reload (use -c FILE)" : "out of memory",
+                  LOG_END);
+        free(nc);
+        return NULL;
+    }
+    if (cfg_load_file(nc, path, &errs) != 0) {
+        for (size_t i = 0; i < errs.n; i++)
+            log_event(LOG_ERROR, "reload_error", NULL, "error", LOG_STR, errs.msg[i], LOG_END);
+        cfg_errors_free(&errs);
+        server_reload_discard(nc);
+        log_event(LOG_ERROR, "reload_failed", NULL, "file", LOG_STR, path, "kept", LOG_STR,
+                  "the running config", LOG_END);
+        return NULL;
+    }
+    return nc;
+}
+
+/* The quick half, on the control thread while the server is not stopping. */
+void server_reload_apply(struct server *srv, struct cfg *nc, const char *why)
+{
     struct route **v = NULL, **retired;
     struct cfg **cfgv;
     size_t removed;
     int added;
 
-    if (srv->path == NULL || nc == NULL) {
-        log_event(LOG_WARN, "reload_error", NULL, "error", LOG_STR,
-                  nc ? "routes given as URLs: nothing to reload (use -c FILE)" : "out of memory",
-                  LOG_END);
-        free(nc);
-        return;
-    }
-    if (cfg_load_file(nc, srv->path, &errs) != 0) {
-        for (size_t i = 0; i < errs.n; i++)
-            log_event(LOG_ERROR, "reload_error", NULL, "error", LOG_STR, errs.msg[i], LOG_END);
-        cfg_errors_free(&errs);
-        reload_failed(nc, NULL, srv);
-        return;
-    }
     v = calloc(nc->nroutes, sizeof(*v));
     retired = realloc(srv->retired, (srv->nretired + srv->nroutes) * sizeof(*retired));
     cfgv = realloc(srv->cfgs, (srv->ncfgs + 1) * sizeof(*cfgv));
@@ -356,17 +372,18 @@ static void reload(struct server *srv, int nthreads)
         if (v[i]->cfg == &nc->routes[i])
             log_route(v[i], "route_start");
     }
-    wake_all(srv, nthreads, WAKE_SYNC);
-    log_event(LOG_INFO, "reload", NULL, "file", LOG_STR, srv->path, "routes", LOG_UINT,
-              (uint64_t)nc->nroutes, "added", LOG_UINT, (uint64_t)added, "removed", LOG_UINT,
-              (uint64_t)removed, LOG_END);
+    wake_all(srv, srv->nworkers, WAKE_SYNC);
+    log_event(LOG_INFO, "reload", NULL, "file", LOG_STR, srv->path, "trigger", LOG_STR, why,
+              "routes", LOG_UINT, (uint64_t)nc->nroutes, "added", LOG_UINT, (uint64_t)added,
+              "removed", LOG_UINT, (uint64_t)removed, LOG_END);
 }
 
 /* ---- running ---------------------------------------------------------------- */
 
 /* Signals go to the main thread only (the workers block them); returns
- * when SIGTERM or SIGINT arrives, reloading on each SIGHUP. */
-static void wait_for_stop(struct server *srv, sigset_t *set, int nthreads)
+ * when SIGTERM or SIGINT arrives. A SIGHUP only asks the control thread
+ * for a reload, so a slow config never delays the stop. */
+static void wait_for_stop(struct server *srv, sigset_t *set)
 {
     int sig;
 
@@ -374,12 +391,13 @@ static void wait_for_stop(struct server *srv, sigset_t *set, int nthreads)
         if (sigwait(set, &sig) != 0)
             return;
         if (sig == SIGTERM || sig == SIGINT) {
+            control_stop(srv->control);
             log_event(LOG_INFO, "stopping", NULL, "signal", LOG_STR,
                       sig == SIGTERM ? "SIGTERM" : "SIGINT", "drain_ms", LOG_UINT,
                       (uint64_t)srv->drain_ms, LOG_END);
             return;
         }
-        reload(srv, nthreads);
+        server_request_reload(srv, "SIGHUP");
     }
 }
 
@@ -444,12 +462,17 @@ int server_run(struct cfg *cfg, const char *path, const struct sockaddr_storage 
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    if ((rc = log_async_start(LOG_RING_SIZE)) != 0)
+        log_event(LOG_WARN, "log_error", NULL, "error", LOG_STR, strerror(-rc), "writing", LOG_STR,
+                  "directly: a stderr nobody reads can stall the workers", LOG_END);
+    rc = -1;
 
     srv.nworkers = cfg->workers > 0 ? cfg->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (srv.nworkers < 1)
         srv.nworkers = 1;
     srv.workers = calloc((size_t)srv.nworkers, sizeof(*srv.workers));
-    if (srv.workers == NULL || routes_init(&srv, cfg) != 0)
+    srv.control = control_new(&srv, path);
+    if (srv.workers == NULL || srv.control == NULL || routes_init(&srv, cfg) != 0)
         goto out;
     if (metrics != NULL && metrics_start(&srv, metrics) != 0)
         goto out;
@@ -458,10 +481,10 @@ int server_run(struct cfg *cfg, const char *path, const struct sockaddr_storage 
             goto out;
     }
     nthreads = start_threads(&srv);
-    if (nthreads == srv.nworkers) {
+    if (nthreads == srv.nworkers && control_start(srv.control) == 0) {
         for (size_t i = 0; i < srv.nroutes; i++)
             log_route(srv.routes[i], "route_start");
-        wait_for_stop(&srv, &set, nthreads);
+        wait_for_stop(&srv, &set);
         rc = 0;
     }
     wake_all(&srv, nthreads, WAKE_DRAIN);
@@ -474,6 +497,8 @@ int server_run(struct cfg *cfg, const char *path, const struct sockaddr_storage 
 out:
     if (metrics != NULL)
         metrics_stop();
+    control_free(srv.control);
     server_free(&srv);
+    log_async_stop(LOG_EXIT_FLUSH_MS);
     return rc;
 }
