@@ -452,32 +452,45 @@ static int fd_limit(void)
     return rl.rlim_cur > (1 << 24) ? 1 << 24 : (int)rl.rlim_cur;
 }
 
+/* Opens the listener and the loop. Returns 0 or -errno. */
+static int metrics_open(const struct sockaddr *sa)
+{
+    int one = 1, rc;
+
+    M.fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (M.fd == -1 || setsockopt(M.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+        bind(M.fd, sa, addr_len(sa)) == -1 || listen(M.fd, 128) == -1 ||
+        (M.loop = loop_new(fd_limit())) == NULL)
+        return -errno;
+    rc = loop_add(M.loop, M.fd, LOOP_READ, mc_accept, NULL);
+    if (rc == 0)
+        loop_on_wake(M.loop, on_wake, NULL);
+    return rc;
+}
+
 /* Listens on addr and starts the thread. Returns 0, or -1 after logging. */
 int metrics_start(struct server *srv, const struct sockaddr_storage *addr)
 {
     const struct sockaddr *sa = (const struct sockaddr *)addr;
     sigset_t all, old;
     char name[64];
-    int one = 1, rc = -1;
+    int rc;
 
     M.srv = srv;
     atomic_store(&M.stop, 0);
     addr_format(sa, name, sizeof(name));
-    M.fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (M.fd != -1 && setsockopt(M.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0 &&
-        bind(M.fd, sa, addr_len(sa)) == 0 && listen(M.fd, 128) == 0 &&
-        (M.loop = loop_new(fd_limit())) != NULL &&
-        (rc = loop_add(M.loop, M.fd, LOOP_READ, mc_accept, NULL)) == 0) {
-        loop_on_wake(M.loop, on_wake, NULL);
+    rc = metrics_open(sa);
+    if (rc == 0) {
+        /* Signals belong to the thread that sigwaits for them. */
         sigfillset(&all);
         pthread_sigmask(SIG_SETMASK, &all, &old);
         rc = -pthread_create(&M.thread, NULL, metrics_main, NULL);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         M.running = rc == 0;
     }
-    if (!M.running) {
+    if (rc != 0) {
         log_event(LOG_ERROR, "metrics_error", NULL, "listen", LOG_STR, name, "error", LOG_STR,
-                  strerror(rc < 0 ? -rc : errno), LOG_END);
+                  strerror(-rc), LOG_END);
         metrics_stop();
         return -1;
     }
