@@ -23,7 +23,7 @@
 
 #include "util/log.h"
 #include "engine/control.h"
-#include "engine/proxy.h"
+#include "engine/server.h"
 
 enum ctl_phase { CTL_IDLE, CTL_LOADING, CTL_APPLYING, CTL_DONE };
 
@@ -88,7 +88,7 @@ static void control_destroy(struct control *ctl)
 static void reload_one(struct control *ctl)
 {
     const char *why = ctl->why;
-    struct cfg *nc;
+    struct route_cfgs *nc;
 
     ctl->pending = 0;
     ctl->phase = CTL_LOADING;

@@ -16,7 +16,7 @@
 
 struct server;
 struct control;
-struct cfg;
+struct route_cfgs;
 
 /*
  * Asks for the config to be read again and applied, as SIGHUP does; why
@@ -58,15 +58,16 @@ void control_free(struct control *ctl);
 /* server.c: the two halves of a reload, called by the control thread. */
 
 /* Loads and checks path (NULL: routes came as URLs, nothing to reload).
- * Returns the new config, or NULL after logging why (reload_error,
- * reload_failed). Touches no server state. */
-struct cfg *server_reload_load(const char *path);
+ * Returns the new config with one reference for the caller, or NULL after
+ * logging why (reload_error, reload_failed). Touches no server state. */
+struct route_cfgs *server_reload_load(const char *path);
 
-/* Applies nc (taking ownership) as the new route set; why is the trigger,
- * for the reload log line. Failures are logged and the running set kept. */
-void server_reload_apply(struct server *srv, struct cfg *nc, const char *why);
+/* Applies cs (taking the caller's reference) as the new route set; why is
+ * the trigger, for the reload log line. Failures are logged and the
+ * running set kept. */
+void server_reload_apply(struct server *srv, struct route_cfgs *cs, const char *why);
 
-/* Frees a loaded config that will not be applied. */
-void server_reload_discard(struct cfg *nc);
+/* Drops a loaded config that will not be applied. */
+void server_reload_discard(struct route_cfgs *cs);
 
 #endif /* PPFWD_CONTROL_H */

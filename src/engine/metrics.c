@@ -30,8 +30,12 @@
 
 #include "util/addr.h"
 #include "util/log.h"
+#include "loop/loop.h"
+#include "engine/balance.h"
 #include "engine/control.h"
-#include "engine/proxy.h"
+#include "engine/metrics.h"
+#include "engine/route.h"
+#include "engine/server.h"
 
 /* A request head (request line and headers) holds well under 1 KiB from
  * Prometheus, curl or a probe. */
