@@ -40,7 +40,7 @@ LIB_SRC := $(sort $(wildcard src/lib/*.c))
 # URLs, the command line), engine (routes, TCP, UDP, balancing, health,
 # metrics, the server), cmd (main and the commands check, decode, encode,
 # whoami). Sources include each other as "layer/file.h" from src/.
-DAEMON_DIRS := loop util config engine cmd
+DAEMON_DIRS := loop util config provider engine cmd
 DAEMON_SRC := $(sort $(foreach d,$(DAEMON_DIRS),$(wildcard src/$(d)/*.c)))
 TEST_SRC := $(sort $(wildcard tests/unit/test_*.c))
 # C integration tests: they start the ppfwd binary ($$PPFWD).
@@ -55,7 +55,7 @@ DAEMON_OBJ := $(DAEMON_SRC:%.c=$(B)/obj/%.o)
 DAEMON_OBJ_ASAN := $(DAEMON_SRC:%.c=$(B)/asan/obj/%.o)
 # Everything of the daemon but main(), for the unit tests of its modules.
 DAEMON_LIB_OBJ_ASAN := $(filter-out %/main.o,$(DAEMON_OBJ_ASAN))
-DAEMON_LIBS := -lyaml -pthread
+DAEMON_LIBS := -lyaml -lcurl -ljson-c -pthread
 COMMON_OBJ_ASAN := $(TEST_COMMON:%.c=$(B)/asan/obj/%.o)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(B)/asan/tests/%)
 ITEST_BIN := $(ITEST_SRC:tests/integration/%.c=$(B)/asan/itests/%)

@@ -477,13 +477,18 @@ static in_port_t any_v4_port(const struct route_cfg *r)
  * and silently share its traffic; so would 0.0.0.0:P and a dual-stack [::]:P.
  * (A specific address beside a wildcard on the same port is allowed: the
  * kernel gives its traffic to the more specific one, as nginx does.) */
+int cfg_route_overlap(const struct route_cfg *a, const struct route_cfg *b)
+{
+    if (a->bindlen == 0 || b->proto != a->proto)
+        return 0;
+    return (b->bindlen == a->bindlen && memcmp(&b->bind, &a->bind, a->bindlen) == 0) ||
+           (any_v4_port(a) != 0 && any_v4_port(a) == any_v4_port(b));
+}
+
 static void check_overlap(const struct cfg *c, const struct route_cfg *r, const struct place *at)
 {
     for (const struct route_cfg *b = c->routes; b < r; b++) {
-        if (r->bindlen == 0 || b->proto != r->proto)
-            continue;
-        if ((b->bindlen == r->bindlen && memcmp(&b->bind, &r->bind, r->bindlen) == 0) ||
-            (any_v4_port(r) != 0 && any_v4_port(r) == any_v4_port(b)))
+        if (cfg_route_overlap(r, b))
             problem(at, "listen", "same address as route %s", b->name);
     }
 }
