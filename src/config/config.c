@@ -728,6 +728,11 @@ static void yaml_top(struct cfg *c, struct place *at, yaml_document_t *d, const 
             c->workers = (int)n;
     } else if (strcmp(k, "metrics") == 0) {
         yaml_metrics(c, at, s);
+    } else if (strcmp(k, "docker") == 0) {
+        free(c->docker);
+        c->docker = NULL;
+        if (s == NULL || *s == '\0' || (c->docker = strdup(s)) == NULL)
+            problem(at, k, "expected the API socket, e.g. unix:///var/run/docker.sock");
     } else if (strcmp(k, "routes") == 0) {
         at->routes_seen = 1;
         if (v->type == YAML_MAPPING_NODE)
@@ -735,7 +740,7 @@ static void yaml_top(struct cfg *c, struct place *at, yaml_document_t *d, const 
         else
             problem(at, k, "expected a mapping of named routes");
     } else {
-        problem(at, k, "unknown key (expected log, workers, metrics, routes)");
+        problem(at, k, "unknown key (expected log, workers, metrics, docker, routes)");
     }
 }
 
@@ -794,7 +799,8 @@ int cfg_load_file(struct cfg *c, const char *path, struct cfg_errors *errs)
         problem(&at, NULL, "cannot open: %s", strerror(errno));
         return -1;
     }
-    if (yaml_read(fp, c, &at) == 0 && c->nroutes == 0 && errs->n == 0) {
+    /* With docker, the routes may all come from containers. */
+    if (yaml_read(fp, c, &at) == 0 && c->nroutes == 0 && c->docker == NULL && errs->n == 0) {
         at.line = 1;
         problem(&at, "routes", at.routes_seen ? "no route defined" : "missing");
     }
@@ -862,6 +868,7 @@ void cfg_free(struct cfg *c)
     }
     free(c->routes);
     free(c->metrics);
+    free(c->docker);
     memset(c, 0, sizeof(*c));
 }
 

@@ -58,6 +58,7 @@ struct cfg {
     int log_format; /* enum log_format, or -1 (auto) when not set */
     int workers;    /* 0 when not set (then the CPU count) */
     char *metrics;  /* "ADDR:PORT" or NULL */
+    char *docker;   /* the Docker Engine API socket (--docker, docker:), or NULL */
     struct route_cfg *routes;
     size_t nroutes;
 };

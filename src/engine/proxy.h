@@ -20,6 +20,7 @@
 
 #include "config/config.h"
 #include "loop/loop.h"
+#include "provider/docker.h"
 
 /* Bytes a relay buffer holds; one is lent to a direction only while it has
  * data in flight, so an idle connection holds none. */
@@ -105,6 +106,13 @@ struct server {
     struct cfg **cfgs; /* configs loaded by reloads; freed at exit */
     size_t ncfgs;
     const char *path; /* -c FILE, read again on SIGHUP; NULL for URLs */
+    const struct cfg *base;   /* the routes of the file or the command line in force */
+    struct docker *docker;    /* the container provider (--docker), or NULL */
+    struct docker_set *dset;  /* the containers' routes in force, or NULL */
+    struct docker_set **dsets; /* every set applied (routes point into them); freed at exit */
+    size_t ndsets;
+    struct docker_seen dseen; /* containers' routes refused at the last reload */
+    pthread_mutex_t reload_mu; /* one reload at a time: SIGHUP's and the provider's */
     struct worker *workers;
     int nworkers;
     unsigned drain_ms;

@@ -258,14 +258,26 @@ static void worker_free(struct worker *w)
 
 /* ---- reload ----------------------------------------------------------------- */
 
-/* Builds the route set of nc, reusing running routes configured the same.
- * Returns the number of routes added, or -1 (logged) if one cannot listen. */
-static int reload_routes(struct server *srv, struct cfg *nc, struct route **v)
+/* Asked by docker_compose of a container's route about to start: it may,
+ * unless a process outside ppfwd holds its port (our own routes' sockets
+ * do not count: a route may move between them). */
+static int can_listen(void *arg, const struct route_cfg *rc)
+{
+    struct server *srv = arg;
+
+    return ours(srv->routes, srv->nroutes, rc) || listen_probe(rc) == 0 ? 0 : -EADDRINUSE;
+}
+
+/* Builds the route set of rcs[0..n), reusing running routes configured the
+ * same. Returns the number of routes added, or -1 (logged) if one cannot
+ * listen. */
+static int reload_routes(struct server *srv, const struct route_cfg **rcs, size_t n,
+                         struct route **v)
 {
     int added = 0;
 
-    for (size_t i = 0; i < nc->nroutes; i++) {
-        const struct route_cfg *rc = &nc->routes[i];
+    for (size_t i = 0; i < n; i++) {
+        const struct route_cfg *rc = rcs[i];
         v[i] = find_equal(srv->routes, srv->nroutes, rc);
         if (v[i] != NULL)
             continue;
@@ -298,27 +310,114 @@ static size_t retire_removed(struct server *srv, struct route **v, size_t n)
     return removed;
 }
 
-static void reload_failed(struct cfg *nc, struct route **v, struct server *srv)
+static void reload_failed(struct server *srv, struct cfg *nbase, struct route **v, size_t n)
 {
-    for (size_t i = 0; v != NULL && i < nc->nroutes; i++) {
+    for (size_t i = 0; v != NULL && i < n; i++) {
         if (v[i] != NULL && find_equal(srv->routes, srv->nroutes, v[i]->cfg) != v[i])
             route_free(v[i]);
     }
     free(v);
-    cfg_free(nc);
-    free(nc);
+    if (nbase != NULL) {
+        cfg_free(nbase);
+        free(nbase);
+    }
     log_event(LOG_ERROR, "reload_failed", NULL, "file", LOG_STR, srv->path, "kept", LOG_STR,
               "the running config", LOG_END);
 }
 
-static void reload(struct server *srv, int nthreads)
+/* The routes to run: the base's, then the containers' that can join them
+ * (a refused one is logged once, by docker_problems_log). */
+static const struct route_cfg **compose(struct server *srv, const struct cfg *base, size_t *n)
+{
+    size_t cap = base->nroutes + (srv->dset ? srv->dset->cfg.nroutes : 0);
+    const struct route_cfg **rcs = calloc(cap ? cap : 1, sizeof(*rcs));
+    struct docker_problems probs = {0};
+
+    *n = 0;
+    if (rcs == NULL)
+        return NULL;
+    *n = docker_compose(base, srv->dset, can_listen, srv, rcs, &probs);
+    docker_problems_log(&srv->dseen, &probs);
+    docker_problems_free(&probs);
+    return rcs;
+}
+
+/* 1 if r is one of v[0..n). */
+static int among(struct route **v, size_t n, const struct route *r)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] == r)
+            return 1;
+    }
+    return 0;
+}
+
+/* Swaps v (n routes) in as the route set. Returns how many were retired. */
+static size_t swap_routes(struct server *srv, struct route **v, size_t n, struct cfg *nbase)
+{
+    struct route **old = srv->routes;
+    size_t nold = srv->nroutes, removed;
+
+    pthread_mutex_lock(&srv->lock);
+    removed = retire_removed(srv, v, n);
+    srv->routes = v;
+    srv->nroutes = n;
+    if (nbase != NULL) {
+        srv->cfgs[srv->ncfgs++] = nbase;
+        srv->base = nbase;
+    }
+    pthread_mutex_unlock(&srv->lock);
+    for (size_t i = 0; i < n; i++) {
+        if (!among(old, nold, v[i]))
+            log_route(v[i], "route_start");
+    }
+    free(old);
+    return removed;
+}
+
+/*
+ * Applies the routes of nbase (NULL: the file's or command line's in force)
+ * beside those of the containers in force (srv->dset), as one new route
+ * set: unchanged routes keep running, removed ones drain, added ones start.
+ * Takes ownership of nbase. A file route that cannot listen fails the
+ * reload (logged, the running set kept); a container's route that cannot
+ * is left out. Called with reload_mu held.
+ */
+static void reload_apply(struct server *srv, struct cfg *nbase, const char *why)
+{
+    const struct route_cfg **rcs;
+    struct route **v = NULL, **retired;
+    struct cfg **cfgv;
+    size_t n = 0, removed;
+    int added = -1;
+
+    rcs = compose(srv, nbase ? nbase : srv->base, &n);
+    v = calloc(n ? n : 1, sizeof(*v));
+    retired = realloc(srv->retired, (srv->nretired + srv->nroutes) * sizeof(*retired));
+    cfgv = realloc(srv->cfgs, (srv->ncfgs + 1) * sizeof(*cfgv));
+    if (retired)
+        srv->retired = retired;
+    if (cfgv)
+        srv->cfgs = cfgv;
+    if (rcs == NULL || v == NULL || retired == NULL || cfgv == NULL ||
+        (added = reload_routes(srv, rcs, n, v)) < 0) {
+        free(rcs);
+        reload_failed(srv, nbase, v, n);
+        return;
+    }
+    free(rcs);
+    removed = swap_routes(srv, v, n, nbase);
+    wake_all(srv, srv->nworkers, WAKE_SYNC);
+    log_event(LOG_INFO, "reload", NULL, "file", LOG_STR, srv->path, "trigger", LOG_STR, why,
+              "routes", LOG_UINT, (uint64_t)n, "added", LOG_UINT, (uint64_t)added, "removed",
+              LOG_UINT, (uint64_t)removed, LOG_END);
+}
+
+/* SIGHUP: the file again, beside the containers' routes in force. */
+static void reload(struct server *srv)
 {
     struct cfg *nc = calloc(1, sizeof(*nc));
     struct cfg_errors errs = {0};
-    struct route **v = NULL, **retired;
-    struct cfg **cfgv;
-    size_t removed;
-    int added;
 
     if (srv->path == NULL || nc == NULL) {
         log_event(LOG_WARN, "reload_error", NULL, "error", LOG_STR,
@@ -331,42 +430,41 @@ static void reload(struct server *srv, int nthreads)
         for (size_t i = 0; i < errs.n; i++)
             log_event(LOG_ERROR, "reload_error", NULL, "error", LOG_STR, errs.msg[i], LOG_END);
         cfg_errors_free(&errs);
-        reload_failed(nc, NULL, srv);
+        reload_failed(srv, nc, NULL, 0);
         return;
     }
-    v = calloc(nc->nroutes, sizeof(*v));
-    retired = realloc(srv->retired, (srv->nretired + srv->nroutes) * sizeof(*retired));
-    cfgv = realloc(srv->cfgs, (srv->ncfgs + 1) * sizeof(*cfgv));
-    if (retired)
-        srv->retired = retired;
-    if (cfgv)
-        srv->cfgs = cfgv;
-    if (v == NULL || retired == NULL || cfgv == NULL || (added = reload_routes(srv, nc, v)) < 0) {
-        reload_failed(nc, v, srv);
-        return;
+    pthread_mutex_lock(&srv->reload_mu);
+    reload_apply(srv, nc, "SIGHUP");
+    pthread_mutex_unlock(&srv->reload_mu);
+}
+
+/* In the provider's thread: the containers' routes changed. The set is
+ * kept until exit, as configs are, since running routes point into it. */
+static void docker_changed(void *arg, struct docker_set *set)
+{
+    struct server *srv = arg;
+    struct docker_set **v;
+
+    pthread_mutex_lock(&srv->reload_mu);
+    v = realloc(srv->dsets, (srv->ndsets + 1) * sizeof(*v));
+    if (v == NULL) {
+        log_event(LOG_ERROR, "reload_failed", NULL, "trigger", LOG_STR, "docker", "error",
+                  LOG_STR, strerror(ENOMEM), LOG_END);
+        docker_set_release(set);
+    } else {
+        srv->dsets = v;
+        srv->dsets[srv->ndsets++] = set;
+        srv->dset = set;
+        reload_apply(srv, NULL, "docker");
     }
-    pthread_mutex_lock(&srv->lock);
-    removed = retire_removed(srv, v, nc->nroutes);
-    free(srv->routes);
-    srv->routes = v;
-    srv->nroutes = nc->nroutes;
-    srv->cfgs[srv->ncfgs++] = nc;
-    pthread_mutex_unlock(&srv->lock);
-    for (size_t i = 0; i < nc->nroutes; i++) {
-        if (v[i]->cfg == &nc->routes[i])
-            log_route(v[i], "route_start");
-    }
-    wake_all(srv, nthreads, WAKE_SYNC);
-    log_event(LOG_INFO, "reload", NULL, "file", LOG_STR, srv->path, "routes", LOG_UINT,
-              (uint64_t)nc->nroutes, "added", LOG_UINT, (uint64_t)added, "removed", LOG_UINT,
-              (uint64_t)removed, LOG_END);
+    pthread_mutex_unlock(&srv->reload_mu);
 }
 
 /* ---- running ---------------------------------------------------------------- */
 
 /* Signals go to the main thread only (the workers block them); returns
  * when SIGTERM or SIGINT arrives, reloading on each SIGHUP. */
-static void wait_for_stop(struct server *srv, sigset_t *set, int nthreads)
+static void wait_for_stop(struct server *srv, sigset_t *set)
 {
     int sig;
 
@@ -379,7 +477,7 @@ static void wait_for_stop(struct server *srv, sigset_t *set, int nthreads)
                       (uint64_t)srv->drain_ms, LOG_END);
             return;
         }
-        reload(srv, nthreads);
+        reload(srv);
     }
 }
 
@@ -425,19 +523,41 @@ static void server_free(struct server *srv)
         cfg_free(srv->cfgs[i]);
         free(srv->cfgs[i]);
     }
+    for (size_t i = 0; i < srv->ndsets; i++)
+        docker_set_release(srv->dsets[i]);
     free(srv->routes);
     free(srv->retired);
     free(srv->cfgs);
+    free(srv->dsets);
+    docker_seen_free(&srv->dseen);
+    pthread_mutex_destroy(&srv->reload_mu);
     pthread_mutex_destroy(&srv->lock);
+}
+
+/* The container provider, once the workers run: its first set comes as a
+ * reload does. */
+static int docker_init(struct server *srv, const struct cfg *cfg)
+{
+    int err;
+
+    if (cfg->docker == NULL)
+        return 0;
+    srv->docker = docker_start(cfg->docker, docker_changed, srv, &err);
+    if (srv->docker != NULL)
+        return 0;
+    log_event(LOG_ERROR, "start_error", NULL, "docker", LOG_STR, cfg->docker, "error", LOG_STR,
+              docker_strerror(err), LOG_END);
+    return -1;
 }
 
 int server_run(struct cfg *cfg, const char *path, const struct sockaddr_storage *metrics)
 {
-    struct server srv = {.path = path, .drain_ms = DRAIN_MS_DEFAULT};
+    struct server srv = {.path = path, .base = cfg, .drain_ms = DRAIN_MS_DEFAULT};
     int max_fds = raise_fd_limit(), nthreads = 0, rc = -1;
     sigset_t set;
 
     pthread_mutex_init(&srv.lock, NULL);
+    pthread_mutex_init(&srv.reload_mu, NULL);
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
@@ -461,8 +581,12 @@ int server_run(struct cfg *cfg, const char *path, const struct sockaddr_storage 
     if (nthreads == srv.nworkers) {
         for (size_t i = 0; i < srv.nroutes; i++)
             log_route(srv.routes[i], "route_start");
-        wait_for_stop(&srv, &set, nthreads);
-        rc = 0;
+        if (docker_init(&srv, cfg) == 0) {
+            wait_for_stop(&srv, &set);
+            rc = 0;
+        }
+        /* Before the drain: no reload may start once the workers stop. */
+        docker_stop(srv.docker);
     }
     wake_all(&srv, nthreads, WAKE_DRAIN);
     for (int i = 0; i < nthreads; i++)
