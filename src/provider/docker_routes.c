@@ -252,7 +252,8 @@ static int take(struct cand **ok, size_t n, struct docker_set *out)
     out->origin = calloc(n ? n : 1, sizeof(*out->origin));
     if (out->cfg.routes == NULL || out->origin == NULL)
         return -DOCKER_ENOMEM;
-    qsort(ok, n, sizeof(*ok), route_name_cmp);
+    if (n > 1)
+        qsort(ok, n, sizeof(*ok), route_name_cmp);
     for (size_t i = 0; i < n; i++) {
         out->cfg.routes[i] = ok[i]->one.routes[0];
         out->origin[i] = ok[i]->at;
@@ -272,7 +273,8 @@ static int select_routes(struct cand *cands, size_t n, struct docker_set *out,
     size_t nok = 0;
     int rc = v && ok ? 0 : -DOCKER_ENOMEM;
 
-    qsort(cands, n, sizeof(*cands), cand_cmp);
+    if (n > 1)
+        qsort(cands, n, sizeof(*cands), cand_cmp);
     for (size_t i = 0; i < n && rc == 0; i++) {
         const char *why;
         if (cands[i].one.nroutes != 1)

@@ -214,6 +214,27 @@ static void test_name_conflict(void **state)
     docker_list_free(&l);
 }
 
+/* Containers without labels, and no container at all: no route. */
+static void test_empty(void **state)
+{
+    struct docker_problems p = {0};
+    struct docker_list l;
+    struct docker_set s;
+
+    (void)state;
+    list_of("[" C("a", "\"other\":\"x\"") "," C("b", "") "]", &l);
+    assert_int_equal(docker_set_build(&l, NULL, &s, &p), 0);
+    assert_int_equal(s.cfg.nroutes, 0);
+    assert_int_equal(p.n, 0);
+    docker_set_free(&s);
+    docker_list_free(&l);
+    list_of("[]", &l);
+    assert_int_equal(docker_set_build(&l, NULL, &s, &p), 0);
+    assert_int_equal(s.cfg.nroutes, 0);
+    docker_set_free(&s);
+    docker_list_free(&l);
+}
+
 static int refuse_7302(void *arg, const struct route_cfg *rc)
 {
     (*(int *)arg)++;
@@ -325,6 +346,7 @@ int main(void)
         cmocka_unit_test(test_recorded),      cmocka_unit_test(test_bad_labels),
         cmocka_unit_test(test_port_conflicts), cmocka_unit_test(test_name_conflict),
         cmocka_unit_test(test_compose),        cmocka_unit_test(test_logged_once),
+        cmocka_unit_test(test_empty),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,310 @@
+#!/usr/bin/python3
+"""Routes from container labels (--docker) against the real peer: Podman's
+Docker-compatible service on a socket of the test's own, with a storage of
+its own (vfs, --root/--runroot in a temp dir) and a one-file image imported
+from a tarball. Containers cannot run here, but can be created and removed,
+which is enough for routes with explicit upstreams (the upstream host
+`container` of a running container is tested on recorded answers in
+tests/unit/test_docker_routes.c).
+
+Scenarios: a labelled container's route starts within a second of `podman
+create` and stops after `podman rm`, while a file route and its open
+connection are untouched and SIGHUP keeps the containers' routes; containers
+that existed before ppfwd started are picked up (no route needed at start);
+bad labels among good ones are refused, each with one log line; the API
+socket going away and coming back; `ppfwd check --docker`.
+Run: /usr/bin/python3 tests/integration/test_docker.py [SCENARIO...]"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from harness import (PPFWD, V4, EchoServer, Fail, Ppfwd, Skip, check, eq,  # noqa: E402
+                     free_port, listening, recv_all, run, scenario, spawn, stop, tail, tmpdir,
+                     wait_for)
+
+IMAGE = "localhost/ppfwd-test:1"
+
+
+class Podman:
+    """A podman with storage, run dir and events of its own, and its API
+    service on a unix socket in the same temp dir."""
+
+    def __init__(self):
+        if shutil.which("podman") is None:
+            raise Skip("podman is not installed (scripts/deps.sh test installs it)")
+        self.dir = tmpdir()
+        self.sock = os.path.join(self.dir, "api.sock")
+        self.base = ["podman", "--root", os.path.join(self.dir, "root"),
+                     "--runroot", os.path.join(self.dir, "run"),
+                     "--tmpdir", os.path.join(self.dir, "tmp"),
+                     "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs",
+                     "--events-backend", "file"]
+        self.service = None
+        self._image()
+
+    def cmd(self, *args, check_rc=True):
+        r = subprocess.run(self.base + list(args), stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=60)
+        if check_rc and r.returncode != 0:
+            raise Fail("podman %s: exit %d: %s" % (" ".join(args), r.returncode, r.stderr))
+        return r
+
+    def _image(self):
+        """A one-file image, made here: nothing is pulled."""
+        root = os.path.join(self.dir, "img")
+        os.makedirs(root)
+        with open(os.path.join(root, "hello"), "w") as f:
+            f.write("hello\n")
+        tar = os.path.join(self.dir, "img.tar")
+        with tarfile.open(tar, "w") as t:
+            t.add(os.path.join(root, "hello"), arcname="hello")
+        r = self.cmd("import", tar, IMAGE, check_rc=False)
+        if r.returncode != 0:
+            raise Skip("podman cannot import an image here (as uid %d): %s"
+                       % (os.getuid(), r.stderr.strip()[-300:]))
+
+    def start(self):
+        self.service = spawn(self.base + ["system", "service", "--time=0", "unix://" + self.sock],
+                             os.path.join(self.dir, "service.log"))
+
+        def up():
+            if self.service.poll() is not None:
+                raise Skip("podman system service exited %s: %s"
+                           % (self.service.returncode, tail(open(self.service.log_path).read())))
+            return os.path.exists(self.sock)
+
+        wait_for(up, 15, "podman's API socket")
+        return self
+
+    def kill(self):
+        stop(self.service, signal.SIGTERM, wait=10)
+        if os.path.exists(self.sock):
+            os.unlink(self.sock)
+
+    @property
+    def url(self):
+        return "unix://" + self.sock
+
+    def create(self, name, labels):
+        args = ["create", "--name", name]
+        for k, v in labels.items():
+            args += ["--label", "%s=%s" % (k, v)]
+        self.cmd(*(args + [IMAGE, "/hello"]))
+
+    def rm(self, name):
+        self.cmd("rm", name)
+
+
+def route(port, upstream, query=""):
+    return "tcp://127.0.0.1:%d/127.0.0.1:%d%s" % (port, upstream, query)
+
+
+def echo_through(port, payload=b"ping"):
+    s = socket.create_connection((V4, port), timeout=5)
+    s.sendall(payload)
+    s.shutdown(socket.SHUT_WR)
+    got = recv_all(s)
+    s.close()
+    return got
+
+
+def write_yaml(path, sock, routes):
+    lines = ["docker: " + sock, "routes:"] if routes else ["docker: " + sock]
+    for name, (lp, up) in routes.items():
+        lines += ["  %s:" % name, "    listen: tcp://127.0.0.1:%d" % lp,
+                  "    upstream: 127.0.0.1:%d" % up]
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def start_ppfwd(extra, ports=()):
+    d = Ppfwd([], workers=2, extra=extra)
+    d.start(list(ports))
+    return d
+
+
+def refusals(d):
+    return d.events("docker_route_refused")
+
+
+@scenario
+def container_route_comes_and_goes():
+    pm = Podman().start()
+    echo = EchoServer()
+    pf, pd = free_port(), free_port()
+    cfg = os.path.join(tmpdir(), "ppfwd.yaml")
+    write_yaml(cfg, pm.url, {"file": (pf, echo.port)})
+    d = start_ppfwd(["-c", cfg], [pf])
+    d.wait_event("docker_connected", timeout=10)
+    held = socket.create_connection((V4, pf), timeout=5)
+    held.sendall(b"before")
+    eq(held.recv(6), b"before", "the file route's connection")
+
+    pm.create("web", {"ppfwd.route.app": route(pd, echo.port)})
+    t0 = time.monotonic()
+    wait_for(lambda: listening(pd), 1.0, "the container's route within 1 s of podman create")
+    started = time.monotonic() - t0
+    eq(echo_through(pd), b"ping", "data through the container's route")
+    ev = d.wait_event("route_start", lambda e: e.get("route") == "web.app")[0]
+    eq(ev.get("listen"), "tcp://127.0.0.1:%d" % pd, "route_start listen")
+    d.wait_event("reload", lambda e: e.get("trigger") == "docker" and e.get("added") == 1)
+
+    # SIGHUP reads the file again; the containers' routes stay.
+    d.p.send_signal(signal.SIGHUP)
+    d.wait_event("reload", lambda e: e.get("trigger") == "SIGHUP")
+    check(listening(pd), "the container's route survives a SIGHUP reload")
+    eq(d.events("reload")[-1].get("routes"), 2, "routes after SIGHUP (file + container)")
+
+    pm.rm("web")
+    wait_for(lambda: not listening(pd), 2.0, "the route gone after podman rm")
+    d.wait_event("route_stop", lambda e: e.get("route") == "web.app")
+    # The file route kept its listener and its connection all along.
+    held.sendall(b"after")
+    eq(held.recv(5), b"after", "the file route's connection after the changes")
+    held.close()
+    eq(echo_through(pf), b"ping", "a new connection through the file route")
+    eq([e for e in d.events("route_stop") if e.get("route") == "file"], [],
+       "the file route never stopped")
+    check(started < 1.0, "route started %.3fs after create" % started)
+
+
+@scenario
+def existing_containers_picked_up():
+    pm = Podman()
+    echo = EchoServer()
+    pa, pb, pc = free_port(), free_port(), free_port()
+    pm.create("alpha", {"ppfwd.route.one": route(pa, echo.port),
+                        "ppfwd.route.two": "udp://127.0.0.1:%d/127.0.0.1:%d" % (pb, echo.port)})
+    pm.create("beta", {"ppfwd.route.ssh": route(pc, echo.port, "?send-proxy=v2&idle-timeout=5m"),
+                       "com.example.other": "not ours"})
+    pm.create("plain", {})
+    pm.start()
+    # No route at all at start: every one comes from the containers.
+    d = start_ppfwd(["--docker=" + pm.url], [pa, pc])
+    ev = d.wait_event("docker_connected", timeout=10)[0]
+    eq(ev.get("containers"), 3, "containers listed")
+    eq(ev.get("routes"), 3, "routes from labels")
+    names = sorted(e["route"] for e in d.events("route_start"))
+    eq(names, ["alpha.one", "alpha.two", "beta.ssh"], "routes started")
+    eq(echo_through(pa), b"ping", "data through alpha.one")
+    eq(refusals(d), [], "no label refused")
+
+
+@scenario
+def bad_labels_among_good_ones():
+    pm = Podman().start()
+    echo = EchoServer()
+    pf, p1, p2, p3, p4, pout = (free_port() for _ in range(6))
+    outsider = socket.socket()  # a port held outside ppfwd
+    outsider.bind((V4, pout))
+    outsider.listen(1)
+    d = start_ppfwd(["--docker=" + pm.url, route(pf, echo.port)], [pf])
+    d.wait_event("docker_connected", timeout=10)
+    pm.create("mixed", {"ppfwd.route.good": route(p1, echo.port),
+                        "ppfwd.route.badurl": "tcp://127.0.0.1:%d" % p2,
+                        "ppfwd.route.badkey": route(p3, echo.port, "?colour=blue"),
+                        "ppfwd.route.onfile": route(pf, echo.port),
+                        "ppfwd.route.outside": route(pout, echo.port),
+                        "ppfwd.nonsense": "x"})
+    pm.create("second", {"ppfwd.route.good": route(p4, echo.port),
+                         "ppfwd.route.dup": route(p1, echo.port)})
+    wait_for(lambda: listening(p1) and listening(p4), 2.0, "the good routes")
+    eq(echo_through(p1), b"ping", "data through mixed.good")
+    d.wait_event("docker_route_refused", count=6)
+    time.sleep(0.3)
+    got = {(e["container"], e["label"]): e["error"] for e in refusals(d)}
+    eq(len(refusals(d)), 6, "one line per refused label: %r" % got)
+    want = {("mixed", "ppfwd.route.badurl"): "expected PROTO://",
+            ("mixed", "ppfwd.route.badkey"): "key colour: unknown key",
+            ("mixed", "ppfwd.route.onfile"): "held by route tcp://127.0.0.1:%d" % pf,
+            ("mixed", "ppfwd.route.outside"): "Address already in use",
+            ("mixed", "ppfwd.nonsense"): "unknown label",
+            ("second", "ppfwd.route.dup"): "held by route mixed.good"}
+    for k, needle in want.items():
+        check(k in got and needle in got[k], "refusal of %s: want %r, got %r" % (k, needle,
+                                                                              got.get(k)))
+    check(not listening(p2) and not listening(p3), "refused routes do not listen")
+    # Another change lists again: the same problems are not logged again.
+    pm.create("unrelated", {"ppfwd.route.x": route(free_port(), echo.port)})
+    d.wait_event("route_start", lambda e: e.get("route") == "unrelated.x")
+    time.sleep(0.3)
+    eq(len(refusals(d)), 6, "refusals logged once, not at every change")
+    outsider.close()
+
+
+@scenario
+def api_socket_goes_and_comes_back():
+    pm = Podman()
+    echo = EchoServer()
+    pa, pb, pc = free_port(), free_port(), free_port()
+    pm.create("a", {"ppfwd.route.r": route(pa, echo.port)})
+    pm.create("b", {"ppfwd.route.r": route(pb, echo.port)})
+    pm.start()
+    d = start_ppfwd(["--docker=" + pm.url], [pa, pb])
+    d.wait_event("docker_connected", timeout=10)
+
+    pm.kill()
+    err = d.wait_event("docker_api_error", timeout=5)[0]
+    eq(err.get("level"), "warn", "the first failure is a warning")
+    eq(err.get("socket"), pm.url, "the failure names the socket")
+    # The routes stay, and keep serving.
+    eq(echo_through(pa), b"ping", "route a while the API is away")
+    check(listening(pb), "route b while the API is away")
+    # Retries back off: 0.5 s, 1 s, 2 s, ... (no busy loop).
+    time.sleep(3.2)
+    n = len(d.events("docker_api_error"))
+    check(2 <= n <= 5, "%d attempts in 3.2 s with backoff" % n)
+    eq(len([e for e in d.events("docker_api_error") if e.get("level") == "warn"]), 1,
+       "one warning, the retries at debug level")
+    # Changes made meanwhile are seen once the API is back.
+    pm.rm("b")
+    pm.create("c", {"ppfwd.route.r": route(pc, echo.port)})
+    pm.start()
+    wait_for(lambda: listening(pc) and not listening(pb), 10.0,
+             "the changes made while the API was away")
+    eq(len(d.events("docker_connected")), 2, "connected again")
+    check(listening(pa), "route a kept")
+    eq(echo_through(pc), b"ping", "data through the new route")
+
+
+@scenario
+def check_docker_prints_routes():
+    pm = Podman()
+    p1, p2 = free_port(), free_port()
+    pm.start()
+    r = subprocess.run([PPFWD, "check", "--docker=" + pm.url], capture_output=True, text=True,
+                       timeout=30)
+    eq(r.returncode, 0, "check with no container: %s" % r.stderr)
+    check("0 containers, 0 routes" in r.stdout, "summary: %r" % r.stdout)
+    pm.create("web", {"ppfwd.route.a": route(p1, 80), "ppfwd.route.b": route(p2, 81, "?x=1")})
+    r = subprocess.run([PPFWD, "check", "--docker=" + pm.url], capture_output=True, text=True,
+                       timeout=30)
+    eq(r.returncode, 1, "check with a bad label")
+    check("web.a tcp://127.0.0.1:%d -> 127.0.0.1:80" % p1 in r.stdout, "route line: %r" % r.stdout)
+    check("container web: label ppfwd.route.b:" in r.stderr and "unknown key" in r.stderr,
+          "problem line: %r" % r.stderr)
+    check(not listening(p1), "check starts nothing")
+    # Beside a file: its routes count for conflicts.
+    cfg = os.path.join(tmpdir(), "c.yaml")
+    write_yaml(cfg, pm.url, {"f": (p1, 80)})
+    r = subprocess.run([PPFWD, "check", "-c", cfg, "--docker"], capture_output=True, text=True,
+                       timeout=30)
+    eq(r.returncode, 1, "check -c with a conflicting label")
+    check("held by route f" in r.stderr, "conflict named: %r" % r.stderr)
+    pm.kill()
+    r = subprocess.run([PPFWD, "check", "--docker=" + pm.url], capture_output=True, text=True,
+                       timeout=30)
+    eq(r.returncode, 1, "check with the API away")
+    check("cannot connect" in r.stderr and pm.sock in r.stderr, "message: %r" % r.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(run())
