@@ -16,6 +16,7 @@ socket going away and coming back; `ppfwd check --docker`.
 Run: /usr/bin/python3 tests/integration/test_docker.py [SCENARIO...]"""
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -304,6 +305,39 @@ def check_docker_prints_routes():
                        timeout=30)
     eq(r.returncode, 1, "check with the API away")
     check("cannot connect" in r.stderr and pm.sock in r.stderr, "message: %r" % r.stderr)
+
+
+def compose_labels():
+    """{container_name: {label: value}} of examples/compose.yaml's services
+    (read line by line: the standard library has no YAML parser)."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))), "examples", "compose.yaml")
+    out, name = {}, None
+    with open(path) as f:
+        for line in f:
+            m = re.match(r"^    container_name: (\S+)$", line)
+            if m:
+                name = m.group(1)
+            m = re.match(r'^      (ppfwd\.[^:]+): "(.*)"$', line)
+            if m:
+                check(name is not None, "a label before container_name: %r" % line)
+                out.setdefault(name, {})[m.group(1)] = m.group(2)
+    return out
+
+
+@scenario
+def compose_example_labels_are_valid():
+    labels = compose_labels()
+    eq(sorted(labels), ["dns", "git", "mail"], "services with labels")
+    pm = Podman().start()
+    for name, lab in labels.items():
+        pm.create(name, lab)
+    r = subprocess.run([PPFWD, "check", "--docker=" + pm.url], capture_output=True, text=True,
+                       timeout=30)
+    eq(r.returncode, 0, "check of the example's labels: %s" % r.stderr)
+    # The containers do not run here: only the fixed-upstream route exists.
+    check(r.stdout.startswith("mail.smtp tcp://:2525 -> 127.0.0.1:25 "), r.stdout)
+    check("3 containers, 1 route, 0 refused" in r.stdout, r.stdout)
 
 
 if __name__ == "__main__":
