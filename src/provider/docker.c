@@ -44,18 +44,21 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* An object of another shape than documented is JSON all the same, so the
+ * stream is still in step: it is taken as "something changed", and the
+ * list says what. Bytes that are not JSON end the stream (docker_api.c). */
 static int on_event(void *arg, const void *obj)
 {
     struct docker *d = arg;
     struct docker_event ev;
     int rc = docker_json_event(obj, &ev);
 
-    if (rc < 0)
-        return rc;
-    if (rc == 1)
+    if (rc != 0)
         d->dirty = 1;
-    log_event(LOG_DEBUG, "docker_event", NULL, "type", LOG_STR, ev.type, "action", LOG_STR,
-              ev.action, "container", LOG_STR, ev.name[0] ? ev.name : ev.id, LOG_END);
+    log_event(LOG_DEBUG, "docker_event", NULL, "type", LOG_STR, ev.type[0] ? ev.type : NULL,
+              "action", LOG_STR, ev.action[0] ? ev.action : NULL, "container", LOG_STR,
+              ev.name[0] ? ev.name : ev.id[0] ? ev.id : NULL, "error", LOG_STR,
+              rc < 0 ? docker_strerror(rc) : NULL, LOG_END);
     return 0;
 }
 
@@ -90,6 +93,7 @@ static void listed(struct docker *d)
     size_t len;
 
     body = docker_api_list_body(d->api, &len);
+    res.status = 200;
     if ((res.rc = docker_json_list(body, len, &l)) != 0) {
         failed(d, "GET /containers/json", &res);
         return;
@@ -111,10 +115,9 @@ static void listed(struct docker *d)
     docker_problems_log(&d->seen, &probs);
     docker_problems_free(&probs);
     docker_list_free(&l);
+    /* Nothing changed (or, at first, nothing to run): no reload. */
     if (d->last != NULL ? docker_set_equal(d->last, set) : set->cfg.nroutes == 0) {
         docker_set_release(set);
-        if (d->last == NULL)
-            d->last = NULL; /* nothing ran, nothing changed: no hand-over */
         return;
     }
     docker_set_release(d->last);

@@ -284,7 +284,13 @@ static void result_of(struct docker_api *a, struct xfer *x, CURLcode cc, struct 
     x->running = 0;
     curl_multi_remove_handle(a->m, x->h);
     if (x->rc != 0) {
+        /* Ours, not curl's "failure writing output". */
         res->rc = x->rc;
+        if (x->rc == -DOCKER_ETOOBIG)
+            snprintf(res->msg, sizeof(res->msg), "%s over %u bytes",
+                     x == &a->ev ? "an event" : "the list",
+                     x == &a->ev ? DOCKER_EVENT_MAX : DOCKER_LIST_MAX);
+        return;
     } else if (res->status != 0 && res->status != 200) {
         res->rc = -DOCKER_EHTTP;
         error_message(&x->body, res->msg, sizeof(res->msg));

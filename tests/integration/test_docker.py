@@ -12,7 +12,10 @@ create` and stops after `podman rm`, while a file route and its open
 connection are untouched and SIGHUP keeps the containers' routes; containers
 that existed before ppfwd started are picked up (no route needed at start);
 bad labels among good ones are refused, each with one log line; the API
-socket going away and coming back; `ppfwd check --docker`.
+socket going away and coming back; `ppfwd check --docker`; and, from a fake
+API of the test's own, answers Podman would never give: a list over 8 MiB,
+JSON of another shape, truncated JSON, garbage and a 70 KiB event on the
+stream.
 Run: /usr/bin/python3 tests/integration/test_docker.py [SCENARIO...]"""
 
 import os
@@ -23,13 +26,14 @@ import socket
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import (PPFWD, V4, EchoServer, Fail, Ppfwd, Skip, check, eq,  # noqa: E402
-                     free_port, listening, recv_all, run, scenario, spawn, stop, tail, tmpdir,
-                     wait_for)
+                     free_port, listening, on_cleanup, recv_all, run, scenario, spawn, stop,
+                     tail, tmpdir, wait_for)
 
 IMAGE = "localhost/ppfwd-test:1"
 
@@ -305,6 +309,128 @@ def check_docker_prints_routes():
                        timeout=30)
     eq(r.returncode, 1, "check with the API away")
     check("cannot connect" in r.stderr and pm.sock in r.stderr, "message: %r" % r.stderr)
+
+
+class FakeApi:
+    """A Docker Engine API that answers what the test says: the list body
+    as given, and an event stream (chunked) that sends what push() queues.
+    For answers Podman would never give: huge, malformed."""
+
+    def __init__(self):
+        self.sock = os.path.join(tmpdir(), "fake.sock")
+        self.list_body = b"[]"
+        self.pending = []
+        self.lock = threading.Lock()
+        self.closed = False
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(self.sock)
+        self.srv.listen(16)
+        self.t = threading.Thread(target=self._accept, daemon=True)
+        self.t.start()
+        on_cleanup(self.close)
+
+    @property
+    def url(self):
+        return "unix://" + self.sock
+
+    def push(self, payload):
+        with self.lock:
+            self.pending.append(payload)
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        try:
+            req = b""
+            while b"\r\n\r\n" not in req and len(req) < 65536:
+                b = c.recv(4096)
+                if not b:
+                    return
+                req += b
+            path = req.split(b" ")[1].decode()
+            if path.startswith("/v1.41/containers/json"):
+                body = self.list_body
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                          b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body))
+                c.sendall(body)
+            elif path.startswith("/v1.41/events"):
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                          b"Transfer-Encoding: chunked\r\n\r\n")
+                end = time.monotonic() + 60
+                c.setblocking(False)
+                while not self.closed and time.monotonic() < end:
+                    try:
+                        if c.recv(1) == b"":
+                            return  # the client went: leave the events to the next
+                    except BlockingIOError:
+                        pass
+                    with self.lock:
+                        out, self.pending = self.pending, []
+                    c.setblocking(True)
+                    for p in out:
+                        c.sendall(b"%x\r\n%s\r\n" % (len(p), p))
+                    c.setblocking(False)
+                    time.sleep(0.02)
+            else:
+                c.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def close(self):
+        self.closed = True
+        self.srv.close()
+
+
+def api_errors(d, needle, request=None):
+    return [e for e in d.events("docker_api_error") if needle in e.get("error", "") and
+            (request is None or e.get("request") == request)]
+
+
+@scenario
+def huge_and_malformed_answers():
+
+    fake = FakeApi()
+    echo = EchoServer()
+    pa, pf = free_port(), free_port()
+    # A list over 8 MiB: refused before it is parsed, whatever it holds.
+    fake.list_body = b"[" + b" " * (9 << 20) + b"]"
+    d = start_ppfwd(["--docker=" + fake.url, route(pf, echo.port)], [pf])
+    wait_for(lambda: api_errors(d, "answer too large", "GET /containers/json"), 10,
+             "the huge list refused")
+    # JSON of another shape, then bytes that are not JSON.
+    fake.list_body = b'[{"Id": 5}]'
+    wait_for(lambda: api_errors(d, "not of the documented shape"), 10, "the bad shape refused")
+    fake.list_body = b'[{"Id": "x", "Names": ["/x"], "Labels": {"ppfwd.route.r": "'
+    wait_for(lambda: api_errors(d, "not valid JSON"), 10, "the truncated list refused")
+    check(d.alive(), "ppfwd alive after bad answers")
+    # A good answer: the route comes.
+    fake.list_body = ('[{"Id": "abc", "Names": ["/box"], "State": "created", "Labels": '
+                      '{"ppfwd.route.r": "%s"}}]' % route(pa, echo.port)).encode()
+    wait_for(lambda: listening(pa), 10, "the route once the answer is good")
+    eq(echo_through(pa), b"ping", "data through box.r")
+    # Bytes on the event stream that are not JSON, then an event over 64 KiB:
+    # each ends the stream (logged), the route stays, the stream comes back.
+    n = len(d.events("docker_connected"))
+    fake.push(b'{"Type": ]\n')
+    try:
+        wait_for(lambda: api_errors(d, "not valid JSON", "GET /events"), 10, "the bad event")
+    except Fail:
+        raise Fail("no error for the bad event:\n" + tail(d.log_text(), 12))
+    d.wait_event("docker_connected", count=n + 1, timeout=10)
+    fake.push(b'{"Type": "container", "Action": "' + b"a" * (70 << 10) + b'"}\n')
+    wait_for(lambda: api_errors(d, "answer too large", "GET /events"), 10, "the huge event")
+    d.wait_event("docker_connected", count=n + 2, timeout=10)
+    check(listening(pa), "the route stays through bad events")
+    eq(echo_through(pa), b"ping", "data through box.r at the end")
+    eq(echo_through(pf), b"ping", "the command line's route all along")
 
 
 def compose_labels():

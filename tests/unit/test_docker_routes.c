@@ -235,6 +235,51 @@ static void test_empty(void **state)
     docker_list_free(&l);
 }
 
+/* YAML `docker: SOCKET`: then the file may have no route; without it, it
+ * may not; a value that is not a string is refused. */
+static int load_yaml(const char *text, struct cfg *c, struct cfg_errors *e)
+{
+    char path[] = "/tmp/test_docker_yaml.XXXXXX";
+    int fd = mkstemp(path), rc;
+
+    assert_true(fd != -1);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    memset(c, 0, sizeof(*c));
+    memset(e, 0, sizeof(*e));
+    rc = cfg_load_file(c, path, e);
+    unlink(path);
+    return rc;
+}
+
+static void test_yaml_docker_key(void **state)
+{
+    struct cfg c;
+    struct cfg_errors e;
+
+    (void)state;
+    assert_int_equal(load_yaml("docker: unix:///run/docker.sock\n", &c, &e), 0);
+    assert_string_equal(c.docker, "unix:///run/docker.sock");
+    assert_int_equal(c.nroutes, 0);
+    cfg_free(&c);
+    assert_int_equal(load_yaml("docker: /run/podman/podman.sock\nroutes:\n  a:\n"
+                               "    listen: tcp://127.0.0.1:7400\n    upstream: 127.0.0.1:1\n",
+                               &c, &e),
+                     0);
+    assert_string_equal(c.docker, "/run/podman/podman.sock");
+    assert_int_equal(c.nroutes, 1);
+    cfg_free(&c);
+    assert_int_equal(load_yaml("workers: 2\n", &c, &e), -1);
+    assert_non_null(strstr(e.msg[0], "routes"));
+    cfg_errors_free(&e);
+    cfg_free(&c);
+    assert_int_equal(load_yaml("docker: [a, b]\n", &c, &e), -1);
+    assert_non_null(strstr(e.msg[0], "key docker: expected the API socket"));
+    assert_null(c.docker);
+    cfg_errors_free(&e);
+    cfg_free(&c);
+}
+
 static int refuse_7302(void *arg, const struct route_cfg *rc)
 {
     (*(int *)arg)++;
@@ -346,7 +391,7 @@ int main(void)
         cmocka_unit_test(test_recorded),      cmocka_unit_test(test_bad_labels),
         cmocka_unit_test(test_port_conflicts), cmocka_unit_test(test_name_conflict),
         cmocka_unit_test(test_compose),        cmocka_unit_test(test_logged_once),
-        cmocka_unit_test(test_empty),
+        cmocka_unit_test(test_empty),         cmocka_unit_test(test_yaml_docker_key),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
