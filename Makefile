@@ -210,7 +210,7 @@ install: lib $(B)/ppfwd $(B)/proxyproto.pc
 	install -m 644 docs/ppfwd.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 docs/proxyproto.3 $(DESTDIR)$(MANDIR)/man3/
 	install -m 644 docs/ppfwd.yaml.5 $(DESTDIR)$(MANDIR)/man5/
-	install -m 644 examples/*.yaml $(DESTDIR)$(DOCDIR)/examples/
+	install -m 644 examples/*.yaml examples/*.yml $(DESTDIR)$(DOCDIR)/examples/
 	sed 's|/usr/local/bin/ppfwd|$(BINDIR)/ppfwd|g' dist/ppfwd.service \
 	    > $(DESTDIR)$(SYSTEMDDIR)/ppfwd.service
 	chmod 644 $(DESTDIR)$(SYSTEMDDIR)/ppfwd.service

@@ -434,10 +434,10 @@ def huge_and_malformed_answers():
 
 
 def compose_labels():
-    """{container_name: {label: value}} of examples/compose.yaml's services
+    """{container_name: {label: value}} of examples/docker-compose.yml's services
     (read line by line: the standard library has no YAML parser)."""
     path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-        os.path.abspath(__file__)))), "examples", "compose.yaml")
+        os.path.abspath(__file__)))), "examples", "docker-compose.yml")
     out, name = {}, None
     with open(path) as f:
         for line in f:
