@@ -6,6 +6,8 @@
 #   make bench      PROXY header parse/build benchmark, side by side with Go peers
 #   make fuzz       run the libFuzzer targets for FUZZ_SECONDS each (default 300)
 #   make install    PREFIX=/usr/local DESTDIR=
+#   make deb        Debian packages ppfwd, libproxyproto0, libproxyproto-dev
+#                   into build/deb/ (dpkg-buildpackage in a copy of the tree)
 #
 # Everything is built out of tree in build/: build/ for the optimised
 # objects, build/asan/ for the sanitizer build the tests run against, and
@@ -30,7 +32,7 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes 
 	-Wpointer-arith -Wcast-qual -Wwrite-strings -Wformat=2 -Wvla
 CSTD := -std=c11 -D_DEFAULT_SOURCE
 OPT ?= -O2 -g
-CFLAGS_ALL := $(CSTD) $(WARN) $(OPT) -Iinclude -Isrc $(CFLAGS)
+CFLAGS_ALL := $(CSTD) $(WARN) $(OPT) -Iinclude -Isrc $(CPPFLAGS) $(CFLAGS)
 SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 CFLAGS_ASAN := $(CSTD) $(WARN) -O1 -g $(SAN) -Iinclude -Isrc $(CFLAGS)
 
@@ -68,7 +70,7 @@ STATIC_ASAN := $(B)/asan/libproxyproto.a
 DAEMON_ASAN := $(B)/asan/libppfwd.a
 
 .PHONY: all lib ppfwd tests deps-build deps-run deps-test deps-fuzz deps-bench run test \
-	bench fuzz install uninstall clean format
+	bench fuzz deb deps-deb install uninstall clean format
 .DELETE_ON_ERROR:
 .SECONDARY: $(COMMON_OBJ_ASAN)
 
@@ -171,6 +173,8 @@ deps-fuzz:
 	@scripts/deps.sh fuzz
 deps-bench:
 	@scripts/deps.sh bench
+deps-deb:
+	@scripts/deps.sh deb
 
 run: deps-run
 	$(MAKE) lib $(B)/ppfwd
@@ -191,6 +195,20 @@ fuzz: deps-fuzz $(FUZZ_BIN) $(B)/fuzz/corpus.stamp
 bench: deps-bench
 	$(MAKE) $(BENCH_BIN) $(B)/ppfwd
 	@bench/run.sh $(B)
+
+# Debian packages. dpkg-buildpackage runs in a copy of the tree under
+# build/deb/, because the package's clean step is `make clean` (which would
+# remove this build/) and it writes its output to the parent directory; the
+# .deb, .buildinfo and .changes files end up in build/deb/, then lintian
+# checks them (errors fail the target; warnings are printed).
+DEB_DIR := $(B)/deb
+deb: deps-deb
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/src/ppfwd-$(VERSION)
+	tar -c --exclude=./build --exclude=./.git . | tar -x -C $(DEB_DIR)/src/ppfwd-$(VERSION)
+	cd $(DEB_DIR)/src/ppfwd-$(VERSION) && dpkg-buildpackage -b -us -uc -jauto
+	mv $(DEB_DIR)/src/*.deb $(DEB_DIR)/src/*.buildinfo $(DEB_DIR)/src/*.changes $(DEB_DIR)/
+	rm -rf $(DEB_DIR)/src
+	lintian --fail-on error $(DEB_DIR)/*.changes
 
 # Operations files: examples, the systemd unit (its ExecStart follows BINDIR).
 install uninstall: DOCDIR ?= $(PREFIX)/share/doc/ppfwd
