@@ -6,6 +6,8 @@
 #   make bench      PROXY header parse/build benchmark, side by side with Go peers
 #   make fuzz       run the libFuzzer targets for FUZZ_SECONDS each (default 300)
 #   make install    PREFIX=/usr/local DESTDIR=
+#   make static     a fully static ppfwd (musl) into build/static/ppfwd
+#   make image      the container image FROM scratch (Containerfile) with podman
 #   make deb        Debian packages ppfwd, libproxyproto0, libproxyproto-dev
 #                   into build/deb/ (dpkg-buildpackage in a copy of the tree)
 #
@@ -70,7 +72,8 @@ STATIC_ASAN := $(B)/asan/libproxyproto.a
 DAEMON_ASAN := $(B)/asan/libppfwd.a
 
 .PHONY: all lib ppfwd tests deps-build deps-run deps-test deps-fuzz deps-bench run test \
-	bench fuzz deb deps-deb install uninstall clean format
+	bench fuzz deb deps-deb static deps-static image \
+	deps-image install uninstall clean format
 .DELETE_ON_ERROR:
 .SECONDARY: $(COMMON_OBJ_ASAN)
 
@@ -175,6 +178,10 @@ deps-bench:
 	@scripts/deps.sh bench
 deps-deb:
 	@scripts/deps.sh deb
+deps-static:
+	@scripts/deps.sh static
+deps-image:
+	@scripts/deps.sh image
 
 run: deps-run
 	$(MAKE) lib $(B)/ppfwd
@@ -195,6 +202,41 @@ fuzz: deps-fuzz $(FUZZ_BIN) $(B)/fuzz/corpus.stamp
 bench: deps-bench
 	$(MAKE) $(BENCH_BIN) $(B)/ppfwd
 	@bench/run.sh $(B)
+
+# A fully static ppfwd, for FROM-scratch images: musl (Debian's musl-tools),
+# whose resolver reads /etc/hosts and /etc/resolv.conf itself (no NSS
+# modules to load, unlike a static glibc), and libyaml built with musl-gcc
+# from Debian's source package (scripts/static-deps.sh). The daemon's
+# sources are compiled as they are, with src/compat/musl.h force-included;
+# -Wno-sign-compare because musl's struct msghdr has POSIX's int msg_iovlen
+# where glibc has size_t.
+STATIC_DIR := $(B)/static
+MUSL_CC ?= musl-gcc
+CFLAGS_MUSL := $(CSTD) $(WARN) -Wno-sign-compare -O2 -Iinclude -Isrc \
+	-I$(STATIC_DIR)/libyaml/include -DYAML_DECLARE_STATIC -include src/compat/musl.h \
+	-idirafter $(STATIC_DIR)/kernel-include
+STATIC_OBJ := $(patsubst %.c,$(STATIC_DIR)/obj/%.o,$(LIB_SRC) $(DAEMON_SRC) src/compat/arc4random.c)
+
+static: deps-static
+	$(MAKE) $(STATIC_DIR)/ppfwd
+
+$(STATIC_DIR)/libyaml/lib/libyaml.a:
+	scripts/static-deps.sh $(STATIC_DIR)
+
+$(STATIC_DIR)/obj/%.o: %.c src/compat/musl.h | $(STATIC_DIR)/libyaml/lib/libyaml.a
+	@mkdir -p $(@D)
+	$(MUSL_CC) $(CFLAGS_MUSL) -MMD -MP -c $< -o $@
+
+$(STATIC_DIR)/ppfwd: $(STATIC_OBJ) $(STATIC_DIR)/libyaml/lib/libyaml.a
+	$(MUSL_CC) -static -s -o $@ $(STATIC_OBJ) $(STATIC_DIR)/libyaml/lib/libyaml.a -pthread
+
+# The container image (Containerfile): IMAGE_BIN=source compiles ppfwd in a
+# Debian 12 build stage, host takes build/static/ppfwd, auto (default) is
+# source when the base image can be had and host otherwise.
+IMAGE ?= localhost/ppfwd:$(VERSION)
+IMAGE_BIN ?= auto
+image: deps-image static
+	scripts/image.sh $(IMAGE) $(IMAGE_BIN)
 
 # Debian packages. dpkg-buildpackage runs in a copy of the tree under
 # build/deb/, because the package's clean step is `make clean` (which would
