@@ -2,15 +2,19 @@
  * bench_udp_load.c - the UDP benchmark's load generator: datagrams per
  * second through a target, with a fixed window of datagrams in flight.
  *
- *   bench_udp_load -p PORT [-s SIZE] [-w WINDOW] [-c CLIENTS] [-t SECS]
- *   bench_udp_load -p PORT --probe
+ *   bench_udp_load -p PORT [-s SIZE] [-w WINDOW] [-c CLIENTS] [-t SECS] [-2]
+ *   bench_udp_load -p PORT [-2] --probe
  *
  * CLIENTS sockets (4) share the WINDOW (32): each sends its share, then one
  * datagram per answer. A socket that gets no answer for 200 ms counts its
  * window as lost and sends it again, so a drop stalls the measure briefly
  * instead of forever. After 0.5 s of warm-up, answers are counted for SECS
  * (3) seconds; prints "RESULT dps=N lost=N". --probe: one datagram, exit 0
- * when it comes back within a second.
+ * when it comes back within a second. -2 puts a PROXY v2 header (UDP4) in
+ * front of every datagram, as a proxy in front of a route with
+ * accept-proxy=required would: source 198.51.100.7 and the client socket's
+ * own port (one client address per socket), destination 127.0.0.1:PORT.
+ * Answers are counted, not compared, so they may come back without it.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -23,6 +27,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "proxyproto.h"
 
 #define MAXC 64
 #define STALL_MS 200
@@ -50,15 +56,40 @@ static int client(int port)
     return fd;
 }
 
-static int probe(int port)
+/* Writes the v2 header for client socket fd (source 198.51.100.7 and fd's
+ * own port, destination 127.0.0.1:port) to msg; returns its length. */
+static size_t header(int fd, int port, char *msg, size_t cap)
+{
+    struct sockaddr_in src, dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    socklen_t len = sizeof(src);
+    ssize_t n;
+
+    if (getsockname(fd, (struct sockaddr *)&src, &len) == -1) {
+        perror("bench_udp_load: getsockname");
+        exit(2);
+    }
+    src.sin_addr.s_addr = htonl(0xC6336407u); /* 198.51.100.7 */
+    dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    n = pp_build_v2((uint8_t *)msg, cap, PP2_CMD_PROXY, SOCK_DGRAM, (struct sockaddr *)&src,
+                    (struct sockaddr *)&dst);
+    if (n < 0) {
+        fprintf(stderr, "bench_udp_load: pp_build_v2: %s\n", pp_strerror((int)n));
+        exit(2);
+    }
+    return (size_t)n;
+}
+
+static int probe(int port, int v2)
 {
     int fd = client(port);
     struct pollfd p = {.fd = fd, .events = POLLIN};
-    char buf[64];
+    char msg[128], buf[128];
+    size_t n = v2 ? header(fd, port, msg, sizeof(msg)) : 0;
 
-    if (send(fd, "probe", 5, 0) != 5 || poll(&p, 1, 1000) != 1)
+    memcpy(msg + n, "probe", 5);
+    if (send(fd, msg, n + 5, 0) != (ssize_t)(n + 5) || poll(&p, 1, 1000) != 1)
         return 1;
-    return recv(fd, buf, sizeof(buf), 0) == 5 ? 0 : 1;
+    return recv(fd, buf, sizeof(buf), 0) > 0 ? 0 : 1;
 }
 
 /* Sends n copies of msg in sendmmsg batches: one system call per answer
@@ -97,21 +128,25 @@ static int drain(int fd)
 
 int main(int argc, char **argv)
 {
-    static char msg[65536];
-    int port = 0, size = 64, window = 32, nc = 4, opt;
+    static char msgs[MAXC][65536 + 64];
+    int port = 0, size = 64, window = 32, nc = 4, opt, v2 = 0, do_probe = 0;
     double secs = 3, start, t0 = 0, last[MAXC];
     unsigned long got = 0, lost = 0;
     struct pollfd p[MAXC];
+    size_t len[MAXC];
 
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--probe") == 0) {
-            for (int j = 1; j + 1 < argc; j++)
-                if (strcmp(argv[j], "-p") == 0)
-                    return probe(atoi(argv[j + 1]));
-            return 2;
+            do_probe = 1;
+            memmove(&argv[i], &argv[i + 1], (size_t)(argc - i) * sizeof(*argv));
+            argc--;
+            break;
         }
-    while ((opt = getopt(argc, argv, "p:s:w:c:t:")) != -1) {
+    while ((opt = getopt(argc, argv, "p:s:w:c:t:2")) != -1) {
         switch (opt) {
+        case '2':
+            v2 = 1;
+            break;
         case 'p':
             port = atoi(optarg);
             break;
@@ -131,13 +166,17 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (do_probe)
+        return port > 0 ? probe(port, v2) : 2;
     if (nc < 1 || nc > MAXC || window < nc || size < 1 || size > 65507)
         return 2;
-    memset(msg, 'x', (size_t)size);
     start = now_s();
     for (int c = 0; c < nc; c++) {
         p[c] = (struct pollfd){.fd = client(port), .events = POLLIN};
-        burst(p[c].fd, msg, (size_t)size, window / nc + (c < window % nc));
+        len[c] = v2 ? header(p[c].fd, port, msgs[c], sizeof(msgs[c])) : 0;
+        memset(msgs[c] + len[c], 'x', (size_t)size);
+        len[c] += (size_t)size;
+        burst(p[c].fd, msgs[c], len[c], window / nc + (c < window % nc));
         last[c] = start;
     }
     for (;;) {
@@ -155,12 +194,12 @@ int main(int argc, char **argv)
             if (n > 0) {
                 got += (unsigned long)n;
                 last[c] = t;
-                burst(p[c].fd, msg, (size_t)size, n);
+                burst(p[c].fd, msgs[c], len[c], n);
             } else if ((t - last[c]) * 1000 > STALL_MS) {
                 int share = window / nc + (c < window % nc);
                 lost += (unsigned long)share;
                 last[c] = t;
-                burst(p[c].fd, msg, (size_t)size, share);
+                burst(p[c].fd, msgs[c], len[c], share);
             }
         }
     }

@@ -89,6 +89,53 @@ static void walk_raw(const uint8_t *data, size_t size)
     }
 }
 
+/* The input as a TLV block appended by pp_build_v2_tlvs, keeping the types
+ * whose bit is set in a set drawn from the input's first bytes: the result
+ * must be exactly what a pp_tlv_next walk keeps, with any CRC32C left out,
+ * and must parse; a truncated block must be refused as the walk refuses it. */
+static void build_selection(const uint8_t *data, size_t size)
+{
+    static uint8_t out[PP_V2_MAX_LEN + 64], want[PP_V2_MAX_LEN];
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    const uint8_t *p = data, *end = data + size;
+    struct pp_tlv_set keep;
+    struct pp_header h;
+    struct pp_tlv t;
+    size_t nwant = 0;
+    ssize_t base, n;
+    int rc, all = size > 0 && (data[0] & 1);
+
+    if (size == 0)
+        return;
+    for (size_t i = 0; i < sizeof(keep.bits); i++)
+        keep.bits[i] = data[(i * 13) % size];
+    while ((rc = pp_tlv_next(&p, end, &t)) > 0) {
+        if (t.type == PP2_TYPE_CRC32C || (!all && !pp_tlv_set_has(&keep, t.type)))
+            continue;
+        want[nwant++] = t.type;
+        want[nwant++] = (uint8_t)(t.len >> 8);
+        want[nwant++] = (uint8_t)t.len;
+        memcpy(want + nwant, t.value, t.len);
+        nwant += t.len;
+    }
+    base = pp_build_v2(out, sizeof(out), PP2_CMD_PROXY, SOCK_STREAM, (struct sockaddr *)&a,
+                       (struct sockaddr *)&a);
+    CHECK(base == 28);
+    n = pp_build_v2_tlvs(out, sizeof(out), (size_t)base, data, size, all ? NULL : &keep);
+    if (rc < 0) {
+        CHECK(n == -PP_EBADTLV);
+        CHECK(be16(out + 14) == 12);
+        return;
+    }
+    CHECK(n == base + (ssize_t)nwant);
+    CHECK(memcmp(out + base, want, nwant) == 0);
+    CHECK(be16(out + 14) == (size_t)n - 16);
+    /* pp_parse may still refuse what the TLVs hold (a bad SSL TLV, an
+     * AUTHORITY too long...); when it accepts, it sees the whole header. */
+    if (pp_parse(out, (size_t)n, &h, NULL) > 0)
+        CHECK(h.tlv == out + base && h.tlv_len == nwant);
+}
+
 static void decode_as_every_type(const uint8_t *data, size_t size)
 {
     static const uint8_t types[] = {
@@ -391,6 +438,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t i = 0; i < sizeof(pattern); i++)
             pattern[i] = (uint8_t)(i * 7 + 1);
     walk_raw(data, size);
+    build_selection(data, size);
     decode_as_every_type(data, size);
     if (size > 0) {
         struct reader r = {data, data + size};

@@ -345,6 +345,41 @@ ssize_t pp_build_v2_tlv(uint8_t *buf, size_t cap, size_t hdr_len, uint8_t type, 
                         size_t vlen);
 
 /*
+ * A set of TLV types, for pp_build_v2_tlvs: type t is in the set when bit
+ * t % 8 of bits[t / 8] is set. Zero-initialise, then add types.
+ */
+struct pp_tlv_set {
+    uint8_t bits[32];
+};
+
+static inline void pp_tlv_set_add(struct pp_tlv_set *s, uint8_t type)
+{
+    s->bits[type >> 3] = (uint8_t)(s->bits[type >> 3] | (1u << (type & 7)));
+}
+
+static inline int pp_tlv_set_has(const struct pp_tlv_set *s, uint8_t type)
+{
+    return (s->bits[type >> 3] >> (type & 7)) & 1;
+}
+
+/*
+ * Appends to the v2 header of hdr_len bytes at buf the TLVs of the block
+ * tlvs[0..len) whose type is in keep (every type when keep is NULL), each
+ * copied once and whole (an SSL TLV with its sub-TLVs), in the order they
+ * come. The block is a parsed header's TLV area (hdr->tlv, hdr->tlv_len) or
+ * TLVs prepared once with pp_build_v2_tlv on a scratch header (everything
+ * after its 16 fixed bytes and address block). A CRC32C TLV is never copied:
+ * its checksum covered another header; append a fresh one last with
+ * pp_build_v2_crc32c. tlvs may be NULL when len is 0.
+ * Returns the new header length, -PP_EBADTLV if the block is truncated,
+ * -PP_ENOSPC if the kept TLVs do not fit in cap, or -PP_EINVAL as
+ * pp_build_v2_tlv. On error the header (its hdr_len bytes) is unchanged;
+ * bytes of buf past it may have been written.
+ */
+ssize_t pp_build_v2_tlvs(uint8_t *buf, size_t cap, size_t hdr_len, const uint8_t *tlvs, size_t len,
+                         const struct pp_tlv_set *keep);
+
+/*
  * Appends a CRC32C TLV to the v2 header of hdr_len bytes and fills in the
  * checksum of the whole header. Append it last: bytes added later are not
  * covered. Returns the new length, -PP_ENOSPC or -PP_EINVAL as above.

@@ -237,7 +237,18 @@ PP_API ssize_t pp_build_v2(uint8_t *buf, size_t cap, int command, int socktype,
  * by add bytes, and fits in cap once grown. */
 static int check_append(const uint8_t *buf, size_t cap, size_t hdr_len, size_t add)
 {
-    if (hdr_len < PP_V2_HDR_LEN || hdr_len > cap || memcmp(buf, PP_V2_SIG, PP_V2_SIG_LEN) != 0 ||
+    /* The signature compared as two words: a fixed-size memcpy is inlined,
+     * a memcmp is a call (this runs for every TLV appended). */
+    uint64_t sig8, buf8;
+    uint32_t sig4, buf4;
+
+    if (hdr_len < PP_V2_HDR_LEN || hdr_len > cap)
+        return -PP_EINVAL;
+    memcpy(&sig8, PP_V2_SIG, 8);
+    memcpy(&sig4, &PP_V2_SIG[8], 4);
+    memcpy(&buf8, buf, 8);
+    memcpy(&buf4, buf + 8, 4);
+    if (sig8 != buf8 || sig4 != buf4 ||
         (buf[12] & 0xF0) != PP2_VERSION || PP_V2_HDR_LEN + (size_t)rd16be(buf + 14) != hdr_len)
         return -PP_EINVAL;
     if (add > PP_V2_MAX_LEN - hdr_len)
@@ -263,6 +274,79 @@ PP_API ssize_t pp_build_v2_tlv(uint8_t *buf, size_t cap, size_t hdr_len, uint8_t
     if (vlen > 0)
         memcpy(p + 3, value, vlen);
     hdr_len += 3 + vlen;
+    wr16be(buf + 14, (uint16_t)(hdr_len - PP_V2_HDR_LEN));
+    return (ssize_t)hdr_len;
+}
+
+/* Whether the TLV of this type is copied by pp_build_v2_tlvs. */
+static int tlv_kept(const struct pp_tlv_set *keep, uint8_t type)
+{
+    return type != PP2_TYPE_CRC32C && (keep == NULL || pp_tlv_set_has(keep, type));
+}
+
+/* Copies the kept TLVs of tlvs[0..len) to out in one pass, checking the
+ * block as it goes. Returns the bytes written or -PP_EBADTLV. The caller
+ * made sure len bytes fit at out. */
+static ssize_t copy_kept(uint8_t *out, const uint8_t *tlvs, size_t len,
+                         const struct pp_tlv_set *keep)
+{
+    const uint8_t *p = tlvs, *end = tlvs + len;
+    uint8_t *o = out;
+
+    while (p != end) {
+        size_t n;
+
+        if (end - p < 3)
+            return -PP_EBADTLV;
+        n = 3 + (size_t)rd16be(p + 1);
+        if ((size_t)(end - p) < n)
+            return -PP_EBADTLV;
+        if (tlv_kept(keep, p[0])) {
+            memcpy(o, p, n);
+            o += n;
+        }
+        p += n;
+    }
+    return o - out;
+}
+
+PP_API ssize_t pp_build_v2_tlvs(uint8_t *buf, size_t cap, size_t hdr_len, const uint8_t *tlvs,
+                                size_t len, const struct pp_tlv_set *keep)
+{
+    const uint8_t *p, *end;
+    ssize_t add;
+    size_t n, need = 0;
+    int rc;
+
+    if (len == 0)
+        return check_append(buf, cap, hdr_len, 0) < 0 ? -PP_EINVAL : (ssize_t)hdr_len;
+    if (tlvs == NULL)
+        return -PP_EINVAL;
+    /* The usual case, room for the whole block: one pass that checks and
+     * copies (the TLV walk is a chain of dependent loads, so a second pass
+     * would double its cost). Only the length field makes the bytes part of
+     * the header, and it is written last. */
+    rc = check_append(buf, cap, hdr_len, len);
+    if (rc == 0) {
+        add = copy_kept(buf + hdr_len, tlvs, len, keep);
+        if (add < 0)
+            return add;
+    } else {
+        /* Less room than the block: count what is kept, then copy it. */
+        end = tlvs + len;
+        for (p = tlvs; p != end; p += n) {
+            if (end - p < 3 || (size_t)(end - p) - 3 < rd16be(p + 1))
+                return -PP_EBADTLV;
+            n = 3 + (size_t)rd16be(p + 1);
+            if (tlv_kept(keep, p[0]))
+                need += n;
+        }
+        rc = check_append(buf, cap, hdr_len, need);
+        if (rc < 0)
+            return rc;
+        add = copy_kept(buf + hdr_len, tlvs, len, keep);
+    }
+    hdr_len += (size_t)add;
     wr16be(buf + 14, (uint16_t)(hdr_len - PP_V2_HDR_LEN));
     return (ssize_t)hdr_len;
 }
