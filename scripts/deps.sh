@@ -7,7 +7,7 @@ set -eu
 case "${1:-build}" in
 build) pkgs="gcc make libc6-dev libyaml-dev libcmocka-dev" ;;
 run) pkgs="gcc make libc6-dev libyaml-dev" ;;
-test) pkgs="gcc make libc6-dev libyaml-dev libcmocka-dev clang libclang-rt-14-dev python3 haproxy nginx libnginx-mod-stream curl prometheus go-mmproxy iproute2 dpkg-dev debhelper fakeroot lintian linux-libc-dev musl-tools podman" ;;
+test) pkgs="gcc make libc6-dev libyaml-dev libcmocka-dev clang libclang-rt-14-dev python3 haproxy nginx libnginx-mod-stream curl prometheus go-mmproxy iproute2 dpkg-dev debhelper fakeroot lintian linux-libc-dev musl-tools podman python3-kubernetes" ;;
 fuzz) pkgs="gcc make libc6-dev clang libclang-rt-14-dev" ;;
 bench) pkgs="gcc make libc6-dev libyaml-dev golang-go golang-github-pires-go-proxyproto-dev golang-github-armon-go-proxyproto-dev haproxy nginx libnginx-mod-stream socat iperf3 python3" ;;
 deb) pkgs="gcc make libc6-dev libyaml-dev dpkg-dev debhelper fakeroot lintian" ;;
