@@ -30,6 +30,10 @@ if [ "$bin" = host ] && [ ! -x build/static/ppfwd ]; then
     echo "image.sh: build/static/ppfwd is missing: run make static" >&2
     exit 1
 fi
-podman build -q --build-arg BIN="$bin" -t "$image" -f Containerfile . >/dev/null
+# The build stage's RUN steps in chroot isolation: no OCI runtime, hence no
+# cgroup setup (which fails on some build machines: "cgroups in hybrid mode
+# not supported"); the build needs none of what a container runtime adds.
+podman build -q --isolation="${PODMAN_ISOLATION:-chroot}" --build-arg BIN="$bin" -t "$image" \
+    -f Containerfile . >/dev/null
 size=$(podman image inspect --format '{{.Size}}' "$image")
 echo "image.sh: built $image from the $bin binary, $size bytes"
