@@ -22,6 +22,7 @@
 #include <sys/resource.h>
 
 #include "util/log.h"
+#include "engine/notify.h"
 #include "engine/proxy.h"
 #include "engine/udp.h"
 
@@ -374,12 +375,15 @@ static void wait_for_stop(struct server *srv, sigset_t *set, int nthreads)
         if (sigwait(set, &sig) != 0)
             return;
         if (sig == SIGTERM || sig == SIGINT) {
+            notify_stopping();
             log_event(LOG_INFO, "stopping", NULL, "signal", LOG_STR,
                       sig == SIGTERM ? "SIGTERM" : "SIGINT", "drain_ms", LOG_UINT,
                       (uint64_t)srv->drain_ms, LOG_END);
             return;
         }
+        notify_reloading();
         reload(srv, nthreads);
+        notify_ready(srv);
     }
 }
 
@@ -461,6 +465,7 @@ int server_run(struct cfg *cfg, const char *path, const struct sockaddr_storage 
     if (nthreads == srv.nworkers) {
         for (size_t i = 0; i < srv.nroutes; i++)
             log_route(srv.routes[i], "route_start");
+        notify_start(&srv);
         wait_for_stop(&srv, &set, nthreads);
         rc = 0;
     }
@@ -472,6 +477,7 @@ int server_run(struct cfg *cfg, const char *path, const struct sockaddr_storage 
             log_route(srv.routes[i], "route_stop");
     }
 out:
+    notify_stop();
     if (metrics != NULL)
         metrics_stop();
     server_free(&srv);
