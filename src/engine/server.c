@@ -25,6 +25,7 @@
 #include "engine/notify.h"
 #include "engine/proxy.h"
 #include "engine/udp.h"
+#include "engine/watch.h"
 
 #define DRAIN_MS_DEFAULT 10000
 
@@ -387,6 +388,15 @@ static void wait_for_stop(struct server *srv, sigset_t *set, int nthreads)
     }
 }
 
+/* --watch: a change of the file reloads exactly as SIGHUP does (the main
+ * thread's sigwait takes it). */
+static void watch_reload(void *arg, const char *why)
+{
+    (void)arg;
+    (void)why;
+    kill(getpid(), SIGHUP);
+}
+
 /* Starts the threads; returns how many run. */
 static int start_threads(struct server *srv)
 {
@@ -439,6 +449,7 @@ int server_run(struct cfg *cfg, const char *path, const struct sockaddr_storage 
 {
     struct server srv = {.path = path, .drain_ms = DRAIN_MS_DEFAULT};
     int max_fds = raise_fd_limit(), nthreads = 0, rc = -1;
+    struct watch *wt = NULL;
     sigset_t set;
 
     pthread_mutex_init(&srv.lock, NULL);
@@ -461,6 +472,8 @@ int server_run(struct cfg *cfg, const char *path, const struct sockaddr_storage 
         if (worker_init(&srv, &srv.workers[i], i, max_fds) != 0)
             goto out;
     }
+    if (cfg->watch && path != NULL && (wt = watch_start(path, watch_reload, &srv)) == NULL)
+        goto out;
     nthreads = start_threads(&srv);
     if (nthreads == srv.nworkers) {
         for (size_t i = 0; i < srv.nroutes; i++)
@@ -477,6 +490,7 @@ int server_run(struct cfg *cfg, const char *path, const struct sockaddr_storage 
             log_route(srv.routes[i], "route_stop");
     }
 out:
+    watch_stop(wt);
     notify_stop();
     if (metrics != NULL)
         metrics_stop();
