@@ -17,7 +17,8 @@
 #include "cmd/decode.h"
 #include "cmd/encode.h"
 #include "util/log.h"
-#include "engine/proxy.h"
+#include "engine/relay.h"
+#include "engine/server.h"
 #include "cmd/whoami.h"
 
 #define USAGE_HINT "usage: ppfwd [OPTIONS] ROUTE... | -c FILE | SUBCOMMAND ...; see ppfwd --help"

@@ -19,7 +19,10 @@
 
 #include "util/addr.h"
 #include "util/log.h"
-#include "engine/proxy.h"
+#include "engine/balance.h"
+#include "engine/metrics.h"
+#include "engine/route.h"
+#include "engine/server.h"
 
 #define REQ_MAX 4096
 #define IO_TIMEOUT_MS 2000

@@ -20,10 +20,13 @@
 #include <unistd.h>
 
 #include "engine/notify.h"
-#include "engine/proxy.h"
+#include "engine/route.h"
+#include "engine/server.h"
+#include "engine/worker.h"
 #include "util/log.h"
 
 #define STATUS_EVERY_MS 2000
+#define RELOAD_WAIT_MS 2000
 
 static struct {
     int fd;
@@ -35,8 +38,10 @@ static struct {
     pthread_t thread;
     int thread_up;
     int stop;
-    char last[160];       /* the last STATUS= sent */
-    pthread_mutex_t lock; /* guards stop and last */
+    char last[160];               /* the last STATUS= sent */
+    struct route **routes_before; /* the route set when the reload began */
+    unsigned *synced_before;      /* each worker's synced then; NULL: no reload */
+    pthread_mutex_t lock;         /* guards stop and last */
     pthread_cond_t cond;
 } nt = {.fd = -1, .lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -75,13 +80,19 @@ static void notify_send(const char *msg)
     }
 }
 
-static unsigned sum_routes(struct route **v, size_t n, int udp)
+/* Open TCP connections and UDP sessions of the current routes (those a
+ * reload removed are not counted while they drain). A route's conns counts
+ * both, for max-conns. */
+static void count(struct server *srv, unsigned *tcp, unsigned *udp)
 {
-    unsigned total = 0;
-
-    for (size_t i = 0; i < n; i++)
-        total += udp ? atomic_load(&v[i]->udp_sessions) : atomic_load(&v[i]->conns);
-    return total;
+    *tcp = *udp = 0;
+    for (size_t i = 0; i < srv->nroutes; i++) {
+        unsigned all = atomic_load(&srv->routes[i]->conns);
+        unsigned sessions = atomic_load(&srv->routes[i]->udp_sessions);
+        /* Two loads, not one snapshot: never let a race show a negative. */
+        *tcp += all > sessions ? all - sessions : 0;
+        *udp += sessions;
+    }
 }
 
 void notify_status_text(struct server *srv, char *buf, size_t cap)
@@ -89,13 +100,9 @@ void notify_status_text(struct server *srv, char *buf, size_t cap)
     size_t routes;
     unsigned conns, sessions;
 
-    /* The current routes only: srv->retired may move (realloc) outside the
-     * lock during a reload, so connections draining on routes a reload
-     * removed are not counted. */
     pthread_mutex_lock(&srv->lock);
     routes = srv->nroutes;
-    conns = sum_routes(srv->routes, srv->nroutes, 0);
-    sessions = sum_routes(srv->routes, srv->nroutes, 1);
+    count(srv, &conns, &sessions);
     pthread_mutex_unlock(&srv->lock);
     snprintf(buf, cap, "%zu route%s, %u open connection%s, %u UDP session%s", routes,
              routes == 1 ? "" : "s", conns, conns == 1 ? "" : "s", sessions,
@@ -189,15 +196,47 @@ int notify_start(struct server *srv)
     return status_thread_start();
 }
 
-void notify_reloading(void)
+void notify_reloading(struct server *srv)
 {
     struct timespec ts;
     char msg[96];
+
+    if (nt.fd == -1)
+        return;
+    free(nt.synced_before);
+    nt.synced_before = calloc((size_t)srv->nworkers + 1, sizeof(*nt.synced_before));
+    for (int i = 0; nt.synced_before != NULL && i < srv->nworkers; i++)
+        nt.synced_before[i] = atomic_load(&srv->workers[i].synced);
+    pthread_mutex_lock(&srv->lock);
+    nt.routes_before = srv->routes;
+    pthread_mutex_unlock(&srv->lock);
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading\n",
              (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
     notify_send(msg);
+}
+
+/* After a reload that replaced the route set: waits until every worker
+ * has applied it (its listeners open), at most RELOAD_WAIT_MS. */
+static void wait_synced(struct server *srv)
+{
+    struct timespec ms = {0, 1000000};
+    struct route **now;
+    int waiting = 1;
+
+    pthread_mutex_lock(&srv->lock);
+    now = srv->routes;
+    pthread_mutex_unlock(&srv->lock);
+    for (int t = 0; now != nt.routes_before && waiting && t < RELOAD_WAIT_MS; t++) {
+        waiting = 0;
+        for (int i = 0; i < srv->nworkers; i++)
+            waiting |= atomic_load(&srv->workers[i].synced) == nt.synced_before[i];
+        if (waiting)
+            nanosleep(&ms, NULL);
+    }
+    free(nt.synced_before);
+    nt.synced_before = NULL;
 }
 
 void notify_ready(struct server *srv)
@@ -206,6 +245,8 @@ void notify_ready(struct server *srv)
 
     if (nt.fd == -1)
         return;
+    if (nt.synced_before != NULL)
+        wait_synced(srv);
     nt.srv = srv;
     status_line(status, sizeof(status));
     status_changed(status);
@@ -240,6 +281,8 @@ void notify_stop(void)
     if (nt.fd != -1)
         close(nt.fd);
     nt.fd = -1;
+    free(nt.synced_before);
+    nt.synced_before = NULL;
     nt.srv = NULL;
     nt.send_failed = 0;
     nt.last[0] = '\0';

@@ -31,8 +31,11 @@ void notify_status_text(struct server *srv, char *buf, size_t cap);
 int notify_start(struct server *srv);
 
 /* Around a reload: RELOADING=1 with MONOTONIC_USEC= (CLOCK_MONOTONIC, as
- * Type=notify-reload requires), then READY=1 with the new STATUS=. */
-void notify_reloading(void);
+ * Type=notify-reload requires), then READY=1 with the new STATUS=. When the
+ * reload changed the route set, notify_ready first waits (up to 2 s) for
+ * every worker to have applied it, so that the new routes listen by the
+ * time systemd hears READY=1. */
+void notify_reloading(struct server *srv);
 void notify_ready(struct server *srv);
 
 /* SIGTERM/SIGINT: STOPPING=1 and STATUS=draining: ...; later status

@@ -22,10 +22,14 @@
 #include <sys/resource.h>
 
 #include "util/log.h"
+#include "engine/listen.h"
+#include "engine/metrics.h"
 #include "engine/notify.h"
-#include "engine/proxy.h"
+#include "engine/route.h"
+#include "engine/server.h"
 #include "engine/udp.h"
 #include "engine/watch.h"
+#include "engine/worker.h"
 
 #define DRAIN_MS_DEFAULT 10000
 
@@ -46,48 +50,21 @@ static int raise_fd_limit(void)
 
 /* ---- routes ----------------------------------------------------------------- */
 
-static void route_free(struct route *r);
-
-/* A UDP route's sockets are all opened here, in one go: see udp_open_group. */
-static struct route *route_new(const struct route_cfg *rc, int nworkers)
+/* A route for rc, living in cs; a UDP route's sockets are all opened here,
+ * in one go (see udp_open_group). Returns it with one reference, or NULL. */
+static struct route *open_route(const struct route_cfg *rc, struct route_cfgs *cs, int nworkers)
 {
-    struct route *r = calloc(1, sizeof(*r));
+    struct route *r = route_new(rc, cs, nworkers);
 
-    if (r == NULL)
-        return NULL;
-    r->cfg = rc;
-    r->ups = calloc(rc->nup, sizeof(*r->ups));
-    r->stats = calloc((size_t)nworkers, sizeof(*r->stats));
-    if (rc->proto == ROUTE_UDP && (r->udp_fds = calloc((size_t)nworkers, sizeof(int))) != NULL) {
-        r->nudp_fds = nworkers;
-        for (int i = 0; i < nworkers; i++)
-            r->udp_fds[i] = -1;
-    }
-    if (r->ups == NULL || r->stats == NULL || (rc->proto == ROUTE_UDP && r->udp_fds == NULL)) {
-        route_free(r);
+    if (r == NULL) {
+        log_event(LOG_ERROR, "listen_error", rc->name, "error", LOG_STR, strerror(ENOMEM), LOG_END);
         return NULL;
     }
     if (r->udp_fds != NULL && udp_open_group(rc, nworkers, r->udp_fds) != 0) {
-        free(r->udp_fds);
-        r->udp_fds = NULL;
-        route_free(r);
+        route_unref(r);
         return NULL;
     }
-    for (size_t j = 0; j < rc->nup; j++)
-        atomic_init(&r->ups[j].checked_up, 1);
     return r;
-}
-
-static void route_free(struct route *r)
-{
-    for (int i = 0; r->udp_fds != NULL && i < r->nudp_fds; i++) {
-        if (r->udp_fds[i] != -1)
-            close(r->udp_fds[i]);
-    }
-    free(r->udp_fds);
-    free(r->ups);
-    free(r->stats);
-    free(r);
 }
 
 static struct route *find_equal(struct route **v, size_t n, const struct route_cfg *rc)
@@ -122,91 +99,6 @@ static void log_route(const struct route *r, const char *event)
                   LOG_STR, "optional without trusted: any client may claim any address", LOG_END);
 }
 
-/* ---- workers ---------------------------------------------------------------- */
-
-/*
- * Makes w's listeners (and, in worker 0, the health checks) match the
- * current route set: kept routes keep theirs, new ones open, removed ones
- * close. Called with srv->lock held. Returns 0, or -1 if a listener could
- * not open (fatal at start, logged and skipped on reload).
- */
-static int worker_sync(struct worker *w)
-{
-    struct server *srv = w->srv;
-    struct listener **nls = calloc(srv->nroutes ? srv->nroutes : 1, sizeof(*nls));
-    int rc = 0;
-
-    if (nls == NULL)
-        return -1;
-    for (size_t i = 0; i < srv->nroutes; i++) {
-        struct route *r = srv->routes[i];
-        for (size_t j = 0; j < w->nls && nls[i] == NULL; j++) {
-            if (w->ls[j] != NULL && w->ls[j]->r == r) {
-                nls[i] = w->ls[j];
-                w->ls[j] = NULL;
-            }
-        }
-        if (nls[i] == NULL && (nls[i] = listen_route(w, r)) == NULL)
-            rc = -1;
-        if (w->id == 0 && health_start(w, r) != 0)
-            rc = -1;
-    }
-    for (size_t j = 0; j < w->nls; j++) {
-        if (w->ls[j] == NULL)
-            continue;
-        if (w->id == 0)
-            health_stop(w, w->ls[j]->r);
-        listen_close(w, w->ls[j]);
-    }
-    free(w->ls);
-    w->ls = nls;
-    w->nls = srv->nroutes;
-    return rc;
-}
-
-static void drain_end(struct loop *l, struct timer *t, void *arg)
-{
-    (void)t;
-    conn_close_all(arg, "drain timeout");
-    udp_drain_end(arg);
-    loop_stop(l);
-}
-
-static void drain_start(struct worker *w)
-{
-    if (w->draining)
-        return;
-    w->draining = 1;
-    if (w->id == 0) {
-        for (size_t i = 0; i < w->nls; i++) {
-            if (w->ls[i] != NULL)
-                health_stop(w, w->ls[i]->r);
-        }
-    }
-    listen_stop(w);
-    if (w->nconns == 0) {
-        loop_stop(w->loop);
-        return;
-    }
-    loop_timer_set(w->loop, &w->accept_pause, w->srv->drain_ms, drain_end, w);
-}
-
-/* In the worker's thread, after loop_wake() from the main thread. */
-static void worker_wake(struct loop *l, void *arg)
-{
-    struct worker *w = arg;
-    int req = atomic_exchange(&w->wake, 0);
-
-    (void)l;
-    if ((req & WAKE_SYNC) && !w->draining) {
-        pthread_mutex_lock(&w->srv->lock);
-        worker_sync(w);
-        pthread_mutex_unlock(&w->srv->lock);
-    }
-    if (req & WAKE_DRAIN)
-        drain_start(w);
-}
-
 static void wake_all(struct server *srv, int nthreads, int req)
 {
     for (int i = 0; i < nthreads; i++) {
@@ -215,65 +107,26 @@ static void wake_all(struct server *srv, int nthreads, int req)
     }
 }
 
-static void *worker_main(void *arg)
-{
-    struct worker *w = arg;
-
-    loop_run(w->loop);
-    return NULL;
-}
-
-static int worker_init(struct server *srv, struct worker *w, int id, int max_fds)
-{
-    w->id = id;
-    w->srv = srv;
-    w->loop = loop_new(max_fds);
-    w->buf_free = calloc(BUF_CACHE, sizeof(void *));
-    w->pipe_free = calloc(PIPE_CACHE, sizeof(*w->pipe_free));
-    if (w->loop == NULL || w->buf_free == NULL || w->pipe_free == NULL) {
-        log_event(LOG_ERROR, "start_error", NULL, "error", LOG_STR, strerror(ENOMEM), LOG_END);
-        return -1;
-    }
-    loop_on_wake(w->loop, worker_wake, w);
-    return worker_sync(w);
-}
-
-static void worker_free(struct worker *w)
-{
-    if (w->loop != NULL) {
-        if (w->id == 0) {
-            for (size_t i = 0; i < w->nls; i++) {
-                if (w->ls[i] != NULL)
-                    health_stop(w, w->ls[i]->r);
-            }
-        }
-        listen_stop(w);
-        udp_drain_end(w);
-    }
-    relay_buf_drain(w);
-    free(w->buf_free);
-    free(w->pipe_free);
-    free(w->ls);
-    if (w->loop != NULL)
-        loop_free(w->loop);
-}
-
 /* ---- reload ----------------------------------------------------------------- */
 
-/* Builds the route set of nc, reusing running routes configured the same.
- * Returns the number of routes added, or -1 (logged) if one cannot listen. */
-static int reload_routes(struct server *srv, struct cfg *nc, struct route **v)
+/* Builds the route set of nc (held by cs), reusing running routes
+ * configured the same; v[i] each get a reference. Returns the number of
+ * routes added, or -1 (logged) if one cannot listen. */
+static int reload_routes(struct server *srv, struct route_cfgs *cs, struct route **v)
 {
+    const struct cfg *nc = cs->cfg;
     int added = 0;
 
     for (size_t i = 0; i < nc->nroutes; i++) {
         const struct route_cfg *rc = &nc->routes[i];
         v[i] = find_equal(srv->routes, srv->nroutes, rc);
-        if (v[i] != NULL)
+        if (v[i] != NULL) {
+            route_ref(v[i]);
             continue;
+        }
         if (!ours(srv->routes, srv->nroutes, rc) && listen_probe(rc) != 0)
             return -1;
-        v[i] = route_new(rc, srv->nworkers);
+        v[i] = open_route(rc, cs, srv->nworkers);
         if (v[i] == NULL)
             return -1;
         added++;
@@ -281,9 +134,9 @@ static int reload_routes(struct server *srv, struct cfg *nc, struct route **v)
     return added;
 }
 
-/* Retires the running routes absent from v (n of them); they stay alive
- * for the connections that drain. Called with srv->lock held. */
-static size_t retire_removed(struct server *srv, struct route **v, size_t n)
+/* Logs the running routes absent from v (n of them): they stop listening
+ * and live on while their connections drain. */
+static size_t log_removed(const struct server *srv, struct route **v, size_t n)
 {
     size_t removed = 0;
 
@@ -294,66 +147,82 @@ static size_t retire_removed(struct server *srv, struct route **v, size_t n)
         if (kept)
             continue;
         log_route(srv->routes[i], "route_stop");
-        srv->retired[srv->nretired++] = srv->routes[i];
         removed++;
     }
     return removed;
 }
 
-static void reload_failed(struct cfg *nc, struct route **v, struct server *srv)
+/* Drops the references of a route set (NULL entries skipped) and frees it. */
+static void routes_release(struct route **v, size_t n)
 {
-    for (size_t i = 0; v != NULL && i < nc->nroutes; i++) {
-        if (v[i] != NULL && find_equal(srv->routes, srv->nroutes, v[i]->cfg) != v[i])
-            route_free(v[i]);
-    }
+    for (size_t i = 0; v != NULL && i < n; i++)
+        route_unref(v[i]);
     free(v);
-    cfg_free(nc);
-    free(nc);
+}
+
+static void reload_failed(struct route_cfgs *cs, struct route **v, struct server *srv)
+{
+    routes_release(v, cs->cfg->nroutes);
+    route_cfgs_unref(cs);
     log_event(LOG_ERROR, "reload_failed", NULL, "file", LOG_STR, srv->path, "kept", LOG_STR,
               "the running config", LOG_END);
 }
 
-static void reload(struct server *srv, int nthreads)
+/* Loads srv->path into a config of its own (freed with its last route).
+ * Returns it with the caller's reference, or NULL after logging. */
+static struct route_cfgs *reload_load(struct server *srv)
 {
     struct cfg *nc = calloc(1, sizeof(*nc));
     struct cfg_errors errs = {0};
-    struct route **v = NULL, **retired;
-    struct cfg **cfgv;
-    size_t removed;
-    int added;
+    struct route_cfgs *cs;
 
     if (srv->path == NULL || nc == NULL) {
         log_event(LOG_WARN, "reload_error", NULL, "error", LOG_STR,
                   nc ? "routes given as URLs: nothing to reload (use -c FILE)" : "out of memory",
                   LOG_END);
         free(nc);
-        return;
+        return NULL;
     }
     if (cfg_load_file(nc, srv->path, &errs) != 0) {
         for (size_t i = 0; i < errs.n; i++)
             log_event(LOG_ERROR, "reload_error", NULL, "error", LOG_STR, errs.msg[i], LOG_END);
         cfg_errors_free(&errs);
-        reload_failed(nc, NULL, srv);
-        return;
+    } else if ((cs = route_cfgs_new(nc, 1)) != NULL) {
+        return cs;
     }
-    v = calloc(nc->nroutes, sizeof(*v));
-    retired = realloc(srv->retired, (srv->nretired + srv->nroutes) * sizeof(*retired));
-    cfgv = realloc(srv->cfgs, (srv->ncfgs + 1) * sizeof(*cfgv));
-    if (retired)
-        srv->retired = retired;
-    if (cfgv)
-        srv->cfgs = cfgv;
-    if (v == NULL || retired == NULL || cfgv == NULL || (added = reload_routes(srv, nc, v)) < 0) {
-        reload_failed(nc, v, srv);
+    cfg_free(nc);
+    free(nc);
+    log_event(LOG_ERROR, "reload_failed", NULL, "file", LOG_STR, srv->path, "kept", LOG_STR,
+              "the running config", LOG_END);
+    return NULL;
+}
+
+static void reload(struct server *srv, int nthreads)
+{
+    struct route_cfgs *cs = reload_load(srv);
+    struct cfg *nc;
+    struct route **v, **old;
+    size_t removed, nold;
+    int added;
+
+    if (cs == NULL)
+        return;
+    nc = cs->cfg;
+    v = calloc(nc->nroutes ? nc->nroutes : 1, sizeof(*v));
+    if (v == NULL || (added = reload_routes(srv, cs, v)) < 0) {
+        reload_failed(cs, v, srv);
         return;
     }
     pthread_mutex_lock(&srv->lock);
-    removed = retire_removed(srv, v, nc->nroutes);
-    free(srv->routes);
+    removed = log_removed(srv, v, nc->nroutes);
+    old = srv->routes;
+    nold = srv->nroutes;
     srv->routes = v;
     srv->nroutes = nc->nroutes;
-    srv->cfgs[srv->ncfgs++] = nc;
     pthread_mutex_unlock(&srv->lock);
+    /* Out of the set, under the lock: the metrics thread no longer sees
+     * them, so the set's references can go (the routes' users hold theirs). */
+    routes_release(old, nold);
     for (size_t i = 0; i < nc->nroutes; i++) {
         if (v[i]->cfg == &nc->routes[i])
             log_route(v[i], "route_start");
@@ -362,6 +231,7 @@ static void reload(struct server *srv, int nthreads)
     log_event(LOG_INFO, "reload", NULL, "file", LOG_STR, srv->path, "routes", LOG_UINT,
               (uint64_t)nc->nroutes, "added", LOG_UINT, (uint64_t)added, "removed", LOG_UINT,
               (uint64_t)removed, LOG_END);
+    route_cfgs_unref(cs); /* the routes made from it hold it now */
 }
 
 /* ---- running ---------------------------------------------------------------- */
@@ -382,7 +252,7 @@ static void wait_for_stop(struct server *srv, sigset_t *set, int nthreads)
                       (uint64_t)srv->drain_ms, LOG_END);
             return;
         }
-        notify_reloading();
+        notify_reloading(srv);
         reload(srv, nthreads);
         notify_ready(srv);
     }
@@ -410,20 +280,25 @@ static int start_threads(struct server *srv)
     return srv->nworkers;
 }
 
-static int routes_init(struct server *srv, const struct cfg *cfg)
+/* The first route set, from the caller's cfg (which it frees after
+ * server_run, when every route is gone). */
+static int routes_init(struct server *srv, struct cfg *cfg)
 {
+    struct route_cfgs *cs = route_cfgs_new(cfg, 0);
+    int rc = 0;
+
     srv->routes = calloc(cfg->nroutes ? cfg->nroutes : 1, sizeof(*srv->routes));
-    if (srv->routes == NULL)
-        return -1;
-    for (size_t i = 0; i < cfg->nroutes; i++) {
-        if (listen_probe(&cfg->routes[i]) != 0)
-            return -1;
-        srv->routes[i] = route_new(&cfg->routes[i], srv->nworkers);
-        if (srv->routes[i] == NULL)
-            return -1;
-        srv->nroutes++;
+    if (srv->routes == NULL || cs == NULL)
+        rc = -1;
+    for (size_t i = 0; rc == 0 && i < cfg->nroutes; i++) {
+        if (listen_probe(&cfg->routes[i]) != 0 ||
+            (srv->routes[i] = open_route(&cfg->routes[i], cs, srv->nworkers)) == NULL)
+            rc = -1;
+        else
+            srv->nroutes++;
     }
-    return 0;
+    route_cfgs_unref(cs);
+    return rc;
 }
 
 static void server_free(struct server *srv)
@@ -431,17 +306,7 @@ static void server_free(struct server *srv)
     for (int i = 0; srv->workers != NULL && i < srv->nworkers; i++)
         worker_free(&srv->workers[i]);
     free(srv->workers);
-    for (size_t i = 0; i < srv->nroutes; i++)
-        route_free(srv->routes[i]);
-    for (size_t i = 0; i < srv->nretired; i++)
-        route_free(srv->retired[i]);
-    for (size_t i = 0; i < srv->ncfgs; i++) {
-        cfg_free(srv->cfgs[i]);
-        free(srv->cfgs[i]);
-    }
-    free(srv->routes);
-    free(srv->retired);
-    free(srv->cfgs);
+    routes_release(srv->routes, srv->nroutes);
     pthread_mutex_destroy(&srv->lock);
 }
 

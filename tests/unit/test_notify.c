@@ -23,7 +23,8 @@
 #include <cmocka.h>
 
 #include "engine/notify.h"
-#include "engine/proxy.h"
+#include "engine/route.h"
+#include "engine/server.h"
 
 static void test_notify_addr(void **state)
 {
@@ -105,14 +106,15 @@ static uint64_t mono_usec(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000;
 }
 
-/* A server with two routes, 3 + 1 open connections and 2 UDP sessions. */
+/* A server with two routes, 3 + 1 open connections and 2 UDP sessions (a
+ * route's conns counts its UDP sessions too). */
 static void fake_server(struct server *srv, struct route *r, struct route **v)
 {
     memset(srv, 0, sizeof(*srv));
     memset(r, 0, 2 * sizeof(*r));
     pthread_mutex_init(&srv->lock, NULL);
     atomic_init(&r[0].conns, 3);
-    atomic_init(&r[1].conns, 1);
+    atomic_init(&r[1].conns, 3);
     atomic_init(&r[0].udp_sessions, 0);
     atomic_init(&r[1].udp_sessions, 2);
     v[0] = &r[0];
@@ -140,7 +142,7 @@ static void test_notify_sequence(void **state)
     assert_string_equal(msg, "READY=1\nSTATUS=2 routes, 4 open connections, 2 UDP sessions\n");
 
     before = mono_usec();
-    notify_reloading();
+    notify_reloading(&srv);
     after = mono_usec();
     assert_int_equal(recv_msg(fd, msg, sizeof(msg), 2000), (int)getpid());
     assert_non_null(strstr(msg, "RELOADING=1\n"));
@@ -155,7 +157,10 @@ static void test_notify_sequence(void **state)
     assert_string_equal(msg, "READY=1\nSTATUS=2 routes, 1 open connection, 2 UDP sessions\n");
 
     /* The status thread reports a change within its 2 s period. */
+    pthread_mutex_lock(&srv.lock); /* both counts in one status */
     atomic_store(&r[1].udp_sessions, 1);
+    atomic_store(&r[1].conns, 2);
+    pthread_mutex_unlock(&srv.lock);
     assert_int_equal(recv_msg(fd, msg, sizeof(msg), 3500), (int)getpid());
     assert_string_equal(msg, "STATUS=2 routes, 1 open connection, 1 UDP session\n");
 
@@ -163,7 +168,7 @@ static void test_notify_sequence(void **state)
     assert_int_equal(recv_msg(fd, msg, sizeof(msg), 2000), (int)getpid());
     assert_string_equal(msg, "STOPPING=1\nSTATUS=draining: 2 routes, 1 open connection, "
                              "1 UDP session\n");
-    atomic_store(&r[1].conns, 0);
+    atomic_store(&r[1].conns, 1);
     assert_int_equal(recv_msg(fd, msg, sizeof(msg), 3500), (int)getpid());
     assert_string_equal(msg, "STATUS=draining: 2 routes, 0 open connections, 1 UDP session\n");
     notify_stop();
@@ -186,7 +191,7 @@ static void test_notify_absent_or_bad(void **state)
     fake_server(&srv, r, v);
     unsetenv("NOTIFY_SOCKET");
     assert_int_equal(notify_start(&srv), 0);
-    notify_reloading();
+    notify_reloading(&srv);
     notify_ready(&srv);
     notify_stopping();
     notify_stop();
@@ -197,7 +202,7 @@ static void test_notify_absent_or_bad(void **state)
     /* A path with no socket behind it: the send fails, once logged. */
     assert_int_equal(setenv("NOTIFY_SOCKET", "/nonexistent/notify", 1), 0);
     assert_int_equal(notify_start(&srv), 0);
-    notify_reloading();
+    notify_reloading(&srv);
     notify_ready(&srv);
     notify_stop();
     unsetenv("NOTIFY_SOCKET");

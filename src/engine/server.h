@@ -1,0 +1,32 @@
+/*
+ * server.h - running the routes: the current route set, reloads, signals
+ * and the worker threads (server_*).
+ */
+#ifndef PPFWD_SERVER_H
+#define PPFWD_SERVER_H
+
+#include <stddef.h>
+#include <pthread.h>
+#include <sys/socket.h>
+
+#include "config/config.h"
+
+struct route;
+struct worker;
+
+struct server {
+    pthread_mutex_t lock;  /* guards the route set against reloads */
+    struct route **routes; /* the current routes, one reference each */
+    size_t nroutes;
+    const char *path; /* -c FILE, read again on SIGHUP; NULL for URLs */
+    struct worker *workers;
+    int nworkers;
+    unsigned drain_ms;
+};
+
+/* Runs cfg's routes until SIGTERM/SIGINT (reloading path on SIGHUP) and the
+ * drain that follows; metrics: where to serve /metrics, or NULL. cfg stays
+ * the caller's. Returns 0, or -1 if it could not start (logged). */
+int server_run(struct cfg *cfg, const char *path, const struct sockaddr_storage *metrics);
+
+#endif /* PPFWD_SERVER_H */
