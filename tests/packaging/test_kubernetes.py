@@ -156,6 +156,8 @@ def k8s_security_and_probes():
         check("subPath" not in mounts[0], "%s: a subPath mount never sees ConfigMap updates" % where)
         eq(mounts[0]["mountPath"], "/etc/ppfwd", "%s: config mount path" % where)
         check("/etc/ppfwd/ppfwd.yaml" in c["args"], "%s: args %s" % (where, c["args"]))
+        # A ConfigMap update reaches the mounted directory, not the process.
+        check("--watch" in c["args"], "%s: no --watch in args %s" % (where, c["args"]))
         check(pod.get("terminationGracePeriodSeconds", 30) > 10,
               "%s: grace period shorter than the 10 s drain" % where)
     check(seen == 3, "ppfwd containers found: %d (want Deployment, DaemonSet, transparent)" % seen)
