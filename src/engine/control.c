@@ -23,6 +23,7 @@
 
 #include "util/log.h"
 #include "engine/control.h"
+#include "engine/notify.h"
 #include "engine/server.h"
 
 enum ctl_phase { CTL_IDLE, CTL_LOADING, CTL_APPLYING, CTL_DONE };
@@ -93,10 +94,15 @@ static void reload_one(struct control *ctl)
     ctl->pending = 0;
     ctl->phase = CTL_LOADING;
     pthread_mutex_unlock(&ctl->mu);
+    /* systemd: RELOADING=1 now, READY=1 once the outcome is known. */
+    notify_reloading(ctl->srv);
     nc = server_reload_load(ctl->path);
-    pthread_mutex_lock(&ctl->mu);
-    if (nc == NULL)
+    if (nc == NULL) {
+        notify_ready(ctl->srv);
+        pthread_mutex_lock(&ctl->mu);
         return;
+    }
+    pthread_mutex_lock(&ctl->mu);
     if (ctl->stopping) {
         pthread_mutex_unlock(&ctl->mu);
         log_event(LOG_INFO, "reload_discarded", NULL, "file", LOG_STR, ctl->path, "trigger",
@@ -108,6 +114,7 @@ static void reload_one(struct control *ctl)
     ctl->phase = CTL_APPLYING;
     pthread_mutex_unlock(&ctl->mu);
     server_reload_apply(ctl->srv, nc, why);
+    notify_ready(ctl->srv);
     pthread_mutex_lock(&ctl->mu);
 }
 

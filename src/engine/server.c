@@ -25,10 +25,12 @@
 #include "engine/control.h"
 #include "engine/listen.h"
 #include "engine/metrics.h"
+#include "engine/notify.h"
 #include "engine/route.h"
 #include "engine/server.h"
 #include "engine/transparent.h"
 #include "engine/udp.h"
+#include "engine/watch.h"
 #include "engine/worker.h"
 
 #define DRAIN_MS_DEFAULT 10000
@@ -263,6 +265,7 @@ static void wait_for_stop(struct server *srv, sigset_t *set)
         if (sigwait(set, &sig) != 0)
             return;
         if (sig == SIGTERM || sig == SIGINT) {
+            notify_stopping();
             control_stop(srv->control);
             log_event(LOG_INFO, "stopping", NULL, "signal", LOG_STR,
                       sig == SIGTERM ? "SIGTERM" : "SIGINT", "drain_ms", LOG_UINT,
@@ -271,6 +274,13 @@ static void wait_for_stop(struct server *srv, sigset_t *set)
         }
         server_request_reload(srv, "SIGHUP");
     }
+}
+
+/* --watch: a change of the file reloads exactly as SIGHUP does, through
+ * the control thread. */
+static void watch_reload(void *arg, const char *why)
+{
+    server_request_reload(arg, why);
 }
 
 /* Starts the threads; returns how many run. */
@@ -320,6 +330,7 @@ int server_run(struct cfg *cfg, const char *path, const struct sockaddr_storage 
 {
     struct server srv = {.path = path, .drain_ms = DRAIN_MS_DEFAULT};
     int max_fds = raise_fd_limit(), nthreads = 0, rc = -1;
+    struct watch *wt = NULL;
     sigset_t set;
 
     pthread_mutex_init(&srv.lock, NULL);
@@ -347,10 +358,13 @@ int server_run(struct cfg *cfg, const char *path, const struct sockaddr_storage 
         if (worker_init(&srv, &srv.workers[i], i, max_fds) != 0)
             goto out;
     }
+    if (cfg->watch && path != NULL && (wt = watch_start(path, watch_reload, &srv)) == NULL)
+        goto out;
     nthreads = start_threads(&srv);
     if (nthreads == srv.nworkers && control_start(srv.control) == 0) {
         for (size_t i = 0; i < srv.nroutes; i++)
             log_route(srv.routes[i], "route_start");
+        notify_start(&srv);
         wait_for_stop(&srv, &set);
         rc = 0;
     }
@@ -362,6 +376,8 @@ int server_run(struct cfg *cfg, const char *path, const struct sockaddr_storage 
             log_route(srv.routes[i], "route_stop");
     }
 out:
+    watch_stop(wt);
+    notify_stop();
     if (metrics != NULL)
         metrics_stop();
     control_free(srv.control);
