@@ -19,7 +19,8 @@
 #include "cmd/decode.h"
 #include "cmd/encode.h"
 #include "util/log.h"
-#include "engine/proxy.h"
+#include "engine/relay.h"
+#include "engine/server.h"
 #include "cmd/whoami.h"
 
 #define USAGE_HINT "usage: ppfwd [OPTIONS] ROUTE... | -c FILE | SUBCOMMAND ...; see ppfwd --help"
@@ -31,11 +32,12 @@ struct main_opts {
     const char *log_format;
     unsigned long workers;
     struct sockaddr_storage metrics;
+    int watch;
     int docker_on;      /* --docker given */
     const char *docker; /* its SOCKET, or NULL: the file's, else the default */
 };
 
-enum { OPT_LOG_FORMAT = 256, OPT_METRICS, OPT_RELAY, OPT_DOCKER };
+enum { OPT_LOG_FORMAT = 256, OPT_METRICS, OPT_RELAY, OPT_WATCH, OPT_DOCKER };
 
 /* One option per line reads as a table. */
 /* clang-format off */
@@ -46,6 +48,7 @@ static const struct option longopts[] = {
     {"workers", required_argument, NULL, 'w'},
     {"metrics", required_argument, NULL, OPT_METRICS},
     {"relay", required_argument, NULL, OPT_RELAY},
+    {"watch", no_argument, NULL, OPT_WATCH},
     {"docker", optional_argument, NULL, OPT_DOCKER},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -76,6 +79,7 @@ static void main_help(void)
           "  -w, --workers N                         (default: number of CPUs)\n"
           "      --metrics ADDR:PORT                 Prometheus text at /metrics\n"
           "      --relay splice|copy                 zero-copy splice(2) (default) or buffers\n"
+          "      --watch                             with -c: reload when the file changes\n"
           "      --docker[=SOCKET]                   routes also from container labels\n"
           "                                          ppfwd.route.NAME=ROUTE (default SOCKET\n"
           "                                          unix:///var/run/docker.sock)\n"
@@ -132,6 +136,9 @@ static int main_option(struct main_opts *o, int c)
     case OPT_RELAY:
         relay_splice = strcmp(optarg, "splice") == 0;
         return main_one_of("--relay", optarg, relays);
+    case OPT_WATCH:
+        o->watch = 1;
+        return 0;
     case OPT_DOCKER:
         o->docker_on = 1;
         o->docker = optarg;
@@ -199,6 +206,10 @@ static int main_run(const struct main_opts *o, int nurls, char **urls)
         cli_error(NULL, "give either ROUTE... or -c FILE, not both");
         return CLI_EXIT_FAIL;
     }
+    if (o->watch && o->config == NULL) {
+        cli_error(NULL, "--watch: needs -c FILE (routes given as URLs have no file to watch)");
+        return CLI_EXIT_FAIL;
+    }
     /* With --docker alone, every route comes from the containers. */
     cfg.log_level = cfg.log_format = -1;
     if (o->config != NULL)
@@ -225,6 +236,7 @@ static int main_run(const struct main_opts *o, int nurls, char **urls)
         cfg.log_format = strcmp(o->log_format, "json") == 0 ? LOG_FORMAT_JSON : LOG_FORMAT_TEXT;
     if (o->workers)
         cfg.workers = (int)o->workers;
+    cfg.watch |= o->watch;
     log_init(cfg.log_level >= 0 ? cfg.log_level : LOG_INFO,
              cfg.log_format >= 0 ? cfg.log_format : LOG_FORMAT_AUTO);
     rc = server_run(&cfg, o->config, main_metrics(o, &cfg, &metrics));

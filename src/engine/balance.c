@@ -7,7 +7,8 @@
 #include <string.h>
 #include <netinet/in.h>
 
-#include "engine/proxy.h"
+#include "engine/balance.h"
+#include "engine/route.h"
 
 /* How long a failed connect keeps an upstream out of the rotation. */
 #define PASSIVE_DOWN_MS 2000

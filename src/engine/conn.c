@@ -1,9 +1,9 @@
 /*
- * conn.c - a connection's life before relaying: the route's connection cap,
- * the PROXY header phase (accept-proxy, trusted), access control on the real
- * client, the non-blocking upstream connect, and the header sent upstream
- * (send-proxy), then relay.c takes over; and closing, with its log line
- * (conn_*).
+ * conn.c - a TCP connection's life (conn_*): the route's connection cap,
+ * the PROXY header phase (accept-proxy, trusted), access control on the
+ * real client, the non-blocking upstream connect and the header sent
+ * upstream (send-proxy), all decided by route.c; then relay.c moves the
+ * bytes, fed by relay_cb here; and closing, with its log line.
  *
  * The header phase never blocks anything else: a client that connects and
  * sends nothing costs one timer.
@@ -18,12 +18,19 @@
 #include <sys/socket.h>
 
 #include "util/log.h"
-#include "engine/proxy.h"
+#include "engine/balance.h"
+#include "engine/conn.h"
+#include "engine/route.h"
+#include "engine/transparent.h"
+#include "engine/worker.h"
+
+/* ---- closing -------------------------------------------------------------- */
 
 static void conn_free(void *arg)
 {
     struct conn *c = arg;
 
+    route_unref(c->r);
     free(c->hbuf);
     free(c);
 }
@@ -36,7 +43,7 @@ static void close_fd(struct conn *c, int *fd)
     *fd = -1;
 }
 
-void conn_close(struct conn *c, const char *error)
+static void conn_close(struct conn *c, const char *error)
 {
     struct worker *w = c->w;
     uint64_t now = loop_now(w->loop);
@@ -44,16 +51,15 @@ void conn_close(struct conn *c, const char *error)
     log_event(error ? LOG_WARN : LOG_INFO, "conn_close", c->r->cfg->name, "client", LOG_ADDR,
               (const struct sockaddr *)&c->client, "peer", LOG_ADDR,
               (const struct sockaddr *)&c->peer, "upstream", LOG_STR, c->up ? c->up->name : NULL,
-              "bytes_in", LOG_UINT, c->c2u.bytes, "bytes_out", LOG_UINT, c->u2c.bytes,
+              "bytes_in", LOG_UINT, c->rl.c2u.bytes, "bytes_out", LOG_UINT, c->rl.u2c.bytes,
               "duration_ms", LOG_UINT, now - c->start_ms, "error", LOG_STR, error, LOG_END);
     loop_timer_cancel(w->loop, &c->timer);
     if (c->up != NULL)
         atomic_fetch_sub_explicit(&c->r->ups[c->up - c->r->cfg->up].conns, 1, memory_order_relaxed);
-    close_fd(c, &c->cfd);
-    close_fd(c, &c->ufd);
-    relay_half_free(w, &c->c2u);
-    relay_half_free(w, &c->u2c);
-    atomic_fetch_sub(&c->r->conns, 1);
+    close_fd(c, &c->rl.cfd);
+    close_fd(c, &c->rl.ufd);
+    relay_end(&c->rl);
+    route_leave(c->r);
     w->nconns--;
     if (c->prev != NULL)
         c->prev->next = c->next;
@@ -61,14 +67,12 @@ void conn_close(struct conn *c, const char *error)
         w->conns = c->next;
     if (c->next != NULL)
         c->next->prev = c->prev;
-    if (w->draining && w->nconns == 0)
-        loop_stop(w->loop);
-    /* Other callbacks of this iteration may still hold c. */
+    worker_drained(w);
+    /* Other callbacks of this iteration may still hold c (and its route). */
     if (loop_defer(w->loop, conn_free, c) != 0)
         conn_free(c);
 }
 
-/* Closes every connection of the worker (the drain timeout ran out). */
 void conn_close_all(struct worker *w, const char *error)
 {
     while (w->conns != NULL)
@@ -76,136 +80,117 @@ void conn_close_all(struct worker *w, const char *error)
 }
 
 /* A refusal before relaying: counted, logged with its reason, closed. */
-static void refuse(struct conn *c, enum route_stat k, const char *event, const char *reason)
+static void refuse_with(struct conn *c, enum route_stat k, const char *event, const char *reason)
 {
-    stat_add(c->w, c->r, k, 1);
+    route_count(c->r, c->w->id, k, 1);
     log_event(LOG_WARN, event, c->r->cfg->name, "reason", LOG_STR, reason, "peer", LOG_ADDR,
               (const struct sockaddr *)&c->peer, "client", LOG_ADDR,
               (const struct sockaddr *)&c->client, LOG_END);
     conn_close(c, reason);
 }
 
-static int is_ip(const struct sockaddr *sa)
+/* A refusal by route.c's admission; n: the parse result (ADMIT_BAD_HEADER). */
+static void refuse(struct conn *c, enum admit a, ssize_t n)
 {
-    return sa->sa_family == AF_INET || sa->sa_family == AF_INET6;
+    enum route_stat k = route_admit_info[a].stat;
+
+    refuse_with(c, k, k == STAT_REFUSED ? "conn_refused" : "proxy_header_refused",
+                route_admit_reason(a, n));
 }
 
-/* ---- sending the header upstream ---------------------------------------- */
-
-/* Appends the accepted header's TLVs (tlvs=pass) but those this route sets
- * itself, and the CRC32C, which is recomputed if asked for. */
-static ssize_t pass_tlvs(const struct conn *c, uint8_t *buf, size_t cap, ssize_t n)
+/* A failure of this connection's own (out of memory, out of fds, the
+ * loop refusing a socket): closed with the error, nobody else blamed. */
+static void fail(struct conn *c, int err)
 {
-    const struct route_cfg *rc = c->r->cfg;
-    const uint8_t *p = c->hdr.tlv, *end;
-    struct pp_tlv t;
-
-    if (!c->has_hdr || c->hdr.version != 2 || !rc->tlvs_pass || p == NULL)
-        return n;
-    end = p + c->hdr.tlv_len;
-    while (n >= 0 && pp_tlv_next(&p, end, &t) > 0) {
-        if (t.type == PP2_TYPE_CRC32C || (t.type == PP2_TYPE_AUTHORITY && rc->authority) ||
-            (t.type == PP2_TYPE_UNIQUE_ID && rc->unique_id))
-            continue;
-        n = pp_build_v2_tlv(buf, cap, (size_t)n, t.type, t.value, t.len);
-    }
-    return n;
+    conn_close(c, strerror(err));
 }
 
-static ssize_t build_v2(const struct conn *c, uint8_t *buf, size_t cap)
-{
-    const struct route_cfg *rc = c->r->cfg;
-    int local = c->has_hdr && c->hdr.command == PP2_CMD_LOCAL;
-    int socktype = c->has_hdr && c->hdr.socktype ? c->hdr.socktype : SOCK_STREAM;
-    ssize_t n;
+/* ---- relaying --------------------------------------------------------------- */
 
-    n = pp_build_v2(buf, cap, local ? PP2_CMD_LOCAL : PP2_CMD_PROXY, socktype,
-                    (const struct sockaddr *)&c->client, (const struct sockaddr *)&c->dst);
-    if (n >= 0)
-        n = pass_tlvs(c, buf, cap, n);
-    if (n >= 0 && rc->authority)
-        n = pp_build_v2_tlv(buf, cap, (size_t)n, PP2_TYPE_AUTHORITY, rc->authority,
-                            strlen(rc->authority));
-    if (n >= 0 && rc->unique_id) {
-        uint8_t id[16];
-        arc4random_buf(id, sizeof(id));
-        n = pp_build_v2_tlv(buf, cap, (size_t)n, PP2_TYPE_UNIQUE_ID, id, sizeof(id));
-    }
-    if (n >= 0 && rc->crc32c)
-        n = pp_build_v2_crc32c(buf, cap, (size_t)n);
-    return n;
+static void relay_cb(struct loop *l, int fd, void *arg, unsigned events)
+{
+    struct conn *c = arg;
+    int rc = relay_event(&c->rl, fd, events);
+
+    (void)l;
+    if (rc < 0)
+        fail(c, -rc);
+    else if (rc > 0)
+        conn_close(c, NULL);
 }
 
-static ssize_t build_header(const struct conn *c, uint8_t *buf, size_t cap)
+static void idle_cb(struct loop *l, struct timer *t, void *arg)
 {
-    const struct sockaddr *src = (const struct sockaddr *)&c->client;
-    const struct sockaddr *dst = (const struct sockaddr *)&c->dst;
+    struct conn *c = arg;
+    uint64_t idle = c->r->cfg->idle_timeout_ms, quiet = loop_now(l) - c->rl.active_ms;
 
-    switch (c->r->cfg->send_proxy) {
-    case SEND_PROXY_V1:
-        if (c->has_hdr && c->hdr.command == PP2_CMD_LOCAL)
-            src = dst = NULL;
-        return pp_build_v1(buf, cap, src, dst);
-    case SEND_PROXY_V2:
-        return build_v2(c, buf, cap);
-    default:
-        return 0;
+    /* The deadline moves with traffic lazily: re-arming a heap timer on
+     * every read would cost more than this check once per period. */
+    if (quiet < idle) {
+        loop_timer_set(l, t, idle - quiet, idle_cb, c);
+        return;
     }
+    conn_close(c, "idle timeout");
 }
 
 /* Connected: queue the header and the client's early bytes, then relay.
  * They go out in one write, the header first (spec: before any data). */
 static void established(struct conn *c)
 {
+    const struct pp_header *acc = c->has_hdr ? &c->hdr : NULL;
+    struct route_hdr h = {.src = (const struct sockaddr *)&c->client,
+                          .dst = (const struct sockaddr *)&c->dst,
+                          .accepted = acc,
+                          .socktype = acc && acc->socktype ? acc->socktype : SOCK_STREAM};
     uint32_t early = c->hlen - c->hoff;
-    ssize_t n = 0;
+    uint8_t *buf;
+    ssize_t n;
+    int rc;
 
     loop_timer_cancel(c->w->loop, &c->timer);
     if (c->r->cfg->send_proxy != SEND_PROXY_OFF || early > 0) {
-        c->c2u.buf = relay_buf_get(c->w);
-        if (c->c2u.buf == NULL) {
-            conn_close(c, strerror(ENOMEM));
+        if ((buf = relay_queue_buf(&c->rl)) == NULL) {
+            fail(c, ENOMEM);
             return;
         }
-        n = build_header(c, c->c2u.buf, RELAY_BUF_SIZE - HEADER_BUF_SIZE);
+        n = route_header(c->r, &h, buf, RELAY_BUF_SIZE - HEADER_BUF_SIZE);
         if (n < 0) {
             conn_close(c, pp_strerror((int)n));
             return;
         }
         if (early > 0)
-            memcpy(c->c2u.buf + n, c->hbuf + c->hoff, early);
-        c->c2u.len = (uint32_t)n + early;
-        c->c2u.bytes = early;
-        stat_add(c->w, c->r, STAT_BYTES_IN, early);
+            memcpy(buf + n, c->hbuf + c->hoff, early);
+        c->rl.c2u.len = (uint32_t)n + early;
+        c->rl.c2u.bytes = early;
+        route_count(c->r, c->w->id, STAT_BYTES_IN, early);
     }
     free(c->hbuf);
     c->hbuf = NULL;
     c->hdr.tlv = NULL;
-    relay_start(c);
+    c->state = CONN_RELAY;
+    loop_timer_set(c->w->loop, &c->timer, c->r->cfg->idle_timeout_ms, idle_cb, c);
+    rc = relay_start(&c->rl, relay_cb, c, c->r->cfg->accept_proxy != ACCEPT_PROXY_OFF);
+    if (rc != 0)
+        fail(c, -rc);
 }
 
 /* ---- connecting upstream ------------------------------------------------- */
 
-/* Counts a failed connect and keeps the upstream's last outcome for
- * ppfwd_upstream_up. */
-static void upstream_result(struct conn *c, int err)
+/* The upstream connect's outcome: 0, or the errno it failed with. Counts a
+ * failure and keeps the upstream's last outcome for ppfwd_upstream_up. */
+static void connect_done(struct conn *c, int err, const char *error)
 {
     balance_result(c->r, (size_t)(c->up - c->r->cfg->up), err, loop_now(c->w->loop));
-    if (err != 0)
-        stat_add(c->w, c->r, STAT_UPSTREAM_ERRORS, 1);
-}
-
-/* The upstream connect's outcome: 0, or the errno it failed with. */
-static void connect_done(struct conn *c, int err)
-{
-    upstream_result(c, err);
-    if (err != 0) {
-        log_event(LOG_WARN, "upstream_error", c->r->cfg->name, "upstream", LOG_STR, c->up->name,
-                  "error", LOG_STR, strerror(err), LOG_END);
-        conn_close(c, strerror(err));
+    if (err == 0) {
+        established(c);
         return;
     }
-    established(c);
+    route_count(c->r, c->w->id, STAT_UPSTREAM_ERRORS, 1);
+    log_event(LOG_WARN, "upstream_error", c->r->cfg->name, "upstream", LOG_STR, c->up->name,
+              "error", LOG_STR, error ? error : strerror(err), LOG_END);
+    if (err == ETIMEDOUT && c->r->cfg->transparent)
+        route_transparent_no_reply(c->r, c->up->name);
+    conn_close(c, error ? error : strerror(err));
 }
 
 static void connect_cb(struct loop *l, int fd, void *arg, unsigned events)
@@ -226,19 +211,13 @@ static void connect_cb(struct loop *l, int fd, void *arg, unsigned events)
     }
     /* WRITE stays on: relay_start's first interest update replaces it with
      * one epoll_ctl instead of two. */
-    c->umask = LOOP_WRITE;
-    connect_done(c, err);
+    connect_done(c, err, NULL);
 }
 
 static void connect_timeout_cb(struct loop *l, struct timer *t, void *arg)
 {
-    struct conn *c = arg;
-
     (void)l, (void)t;
-    upstream_result(c, ETIMEDOUT);
-    log_event(LOG_WARN, "upstream_error", c->r->cfg->name, "upstream", LOG_STR, c->up->name,
-              "error", LOG_STR, "connect timeout", LOG_END);
-    conn_close(c, "connect timeout");
+    connect_done(arg, ETIMEDOUT, "connect timeout");
 }
 
 static void set_nodelay(int fd)
@@ -251,38 +230,75 @@ static void set_nodelay(int fd)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
+/* The upstream socket: a plain one, or with transparent=on one bound to
+ * the real client's address (transparent.c). Returns the fd or -errno;
+ * -EAFNOSUPPORT when the client's family is not the upstream's. */
+static int upstream_socket(struct conn *c, int family)
+{
+    struct sockaddr_storage src;
+    int fd, own;
+
+    if (c->r->cfg->transparent) {
+        /* A header without addresses (LOCAL, UNSPEC): ppfwd's own. */
+        own = c->has_hdr && (c->hdr.command == PP2_CMD_LOCAL || c->hdr.src.sa.sa_family == AF_UNSPEC);
+        switch (own ? TRANSPARENT_OWN
+                    : transparent_source((const struct sockaddr *)&c->client, family, &src)) {
+        case 0:
+            return transparent_socket(SOCK_STREAM, &src);
+        case TRANSPARENT_FAMILY:
+            return -EAFNOSUPPORT;
+        default:
+            break;
+        }
+    }
+    fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    return fd == -1 ? -errno : fd;
+}
+
 static void connect_upstream(struct conn *c)
 {
     const struct route_cfg *rc = c->r->cfg;
-    int i = balance_pick(c->r, (const struct sockaddr *)&c->client, loop_now(c->w->loop));
+    int i = balance_pick(c->r, (const struct sockaddr *)&c->client, loop_now(c->w->loop)), err;
     const struct sockaddr *sa;
 
     if (i < 0) {
-        refuse(c, STAT_REFUSED, "conn_refused", "no live upstream");
+        refuse_with(c, STAT_REFUSED, "conn_refused", "no live upstream");
         return;
     }
     c->up = &rc->up[i];
     atomic_fetch_add_explicit(&c->r->ups[i].conns, 1, memory_order_relaxed);
     sa = (const struct sockaddr *)&c->up->addr;
     c->state = CONN_CONNECT;
-    c->ufd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (c->ufd == -1) {
-        stat_add(c->w, c->r, STAT_UPSTREAM_ERRORS, 1);
-        conn_close(c, strerror(errno));
+    c->rl.ufd = upstream_socket(c, sa->sa_family);
+    if (c->rl.ufd == -EAFNOSUPPORT) {
+        c->rl.ufd = -1;
+        refuse_with(c, STAT_REFUSED, "conn_refused",
+                    "transparent=on: the client's address family is not the upstream's");
         return;
     }
-    set_nodelay(c->ufd);
-    if (connect(c->ufd, sa, c->up->addrlen) == 0) {
-        connect_done(c, 0);
+    if (c->rl.ufd < 0) {
+        err = -c->rl.ufd;
+        c->rl.ufd = -1;
+        route_count(c->r, c->w->id, STAT_UPSTREAM_ERRORS, 1);
+        fail(c, err);
+        return;
+    }
+    set_nodelay(c->rl.ufd);
+    if (connect(c->rl.ufd, sa, c->up->addrlen) == 0) {
+        connect_done(c, 0, NULL);
         return;
     }
     /* Failed at once (ENETUNREACH, EADDRNOTAVAIL...): the error is errno,
      * not in SO_ERROR, which reads 0. */
     if (errno != EINPROGRESS) {
-        connect_done(c, errno);
+        connect_done(c, errno, NULL);
         return;
     }
-    loop_add(c->w->loop, c->ufd, LOOP_WRITE, connect_cb, c);
+    /* Not the upstream's fault: no timeout, no mark against it. */
+    if ((err = loop_add(c->w->loop, c->rl.ufd, LOOP_WRITE, connect_cb, c)) != 0) {
+        fail(c, -err);
+        return;
+    }
     loop_timer_set(c->w->loop, &c->timer, rc->connect_timeout_ms, connect_timeout_cb, c);
 }
 
@@ -291,12 +307,8 @@ static void connect_upstream(struct conn *c)
 /* The real client is known: check it against allow/deny, then connect. */
 static void client_known(struct conn *c)
 {
-    const struct route_cfg *rc = c->r->cfg;
-    const struct sockaddr *sa = (const struct sockaddr *)&c->client;
-
-    if (is_ip(sa) &&
-        (cidr_list_match(&rc->deny, sa) || (!rc->allow_all && !cidr_list_match(&rc->allow, sa)))) {
-        refuse(c, STAT_REFUSED, "conn_refused", "client not allowed");
+    if (route_admit_client(c->r, (const struct sockaddr *)&c->client) != ADMIT_OK) {
+        refuse(c, ADMIT_DENIED, 0);
         return;
     }
     connect_upstream(c);
@@ -309,60 +321,57 @@ static void client_known(struct conn *c)
  * client does send more meanwhile (level-triggered, it would spin). */
 static void header_done(struct conn *c, size_t consumed)
 {
+    const struct sockaddr *src, *dst;
+
     loop_timer_cancel(c->w->loop, &c->timer);
     c->hoff = (uint32_t)consumed;
+    if (c->has_hdr) {
+        route_relayed(&c->hdr, (const struct sockaddr *)&c->peer,
+                      (const struct sockaddr *)&c->local, &src, &dst);
+        if (src != (const struct sockaddr *)&c->peer) {
+            memcpy(&c->client, &c->hdr.src, sizeof(c->hdr.src));
+            memcpy(&c->dst, &c->hdr.dst, sizeof(c->hdr.dst));
+        }
+    }
     client_known(c);
 }
 
 /* Decides on the bytes read so far; 0 while more are needed. */
 static int header_decide(struct conn *c)
 {
-    const struct route_cfg *rc = c->r->cfg;
     ssize_t n = pp_parse(c->hbuf, c->hlen, &c->hdr, NULL);
+    enum admit a = route_admit_header(c->r, n, c->trusted, 0);
 
-    if (n == 0)
+    switch (a) {
+    case ADMIT_MORE:
         return 0;
-    if (n == -PP_EBADSIG && rc->accept_proxy == ACCEPT_PROXY_OPTIONAL) {
+    case ADMIT_DIRECT:
         header_done(c, 0); /* a direct client: all of it is data */
         return 1;
-    }
-    if (n == -PP_EBADSIG) {
-        refuse(c, STAT_HDR_INVALID, "proxy_header_refused", "no PROXY header");
+    case ADMIT_OK:
+        c->has_hdr = 1;
+        route_count(c->r, c->w->id, STAT_HDR_OK, 1);
+        header_done(c, (size_t)n);
+        return 1;
+    default:
+        refuse(c, a, n);
         return 1;
     }
-    if (n < 0) {
-        refuse(c, STAT_HDR_INVALID, "proxy_header_refused", pp_strerror((int)n));
-        return 1;
-    }
-    if (!c->trusted) {
-        refuse(c, STAT_HDR_UNTRUSTED, "proxy_header_refused",
-               "PROXY header from an untrusted source");
-        return 1;
-    }
-    c->has_hdr = 1;
-    stat_add(c->w, c->r, STAT_HDR_OK, 1);
-    if (c->hdr.command == PP2_CMD_PROXY && is_ip(&c->hdr.src.sa)) {
-        memcpy(&c->client, &c->hdr.src, sizeof(c->hdr.src));
-        memcpy(&c->dst, &c->hdr.dst, sizeof(c->hdr.dst));
-    }
-    header_done(c, (size_t)n);
-    return 1;
 }
 
 static void header_cb(struct loop *l, int fd, void *arg, unsigned events)
 {
     struct conn *c = arg;
     ssize_t n;
+    int rc;
 
     if (c->state != CONN_HEADER) {
         /* Connecting (header_done): the client is gone, or it sent more,
          * which waits in its socket for the relay. */
-        if (events & LOOP_ERROR) {
+        if (events & LOOP_ERROR)
             conn_close(c, "client closed while connecting");
-            return;
-        }
-        loop_del(l, fd, LOOP_READ);
-        c->cmask = 0;
+        else if ((rc = loop_del(l, fd, LOOP_READ)) != 0)
+            fail(c, -rc);
         return;
     }
     n = read(fd, c->hbuf + c->hlen, HEADER_BUF_SIZE - c->hlen);
@@ -380,7 +389,7 @@ static void header_cb(struct loop *l, int fd, void *arg, unsigned events)
     }
     c->hlen += (uint32_t)n;
     if (header_decide(c) == 0 && c->hlen == HEADER_BUF_SIZE)
-        refuse(c, STAT_HDR_INVALID, "proxy_header_refused", pp_strerror(-PP_ETOOLONG));
+        refuse(c, ADMIT_BAD_HEADER, -PP_ETOOLONG);
 }
 
 static void header_timeout_cb(struct loop *l, struct timer *t, void *arg)
@@ -393,42 +402,33 @@ static void header_timeout_cb(struct loop *l, struct timer *t, void *arg)
         header_done(c, 0);
         return;
     }
-    refuse(c, STAT_HDR_TIMEOUT, "proxy_header_refused", "PROXY header timeout");
+    refuse_with(c, STAT_HDR_TIMEOUT, "proxy_header_refused", "PROXY header timeout");
 }
 
-static int start_header(struct conn *c)
+static void start_header(struct conn *c)
 {
     const struct route_cfg *rc = c->r->cfg;
-    const struct sockaddr *peer = (const struct sockaddr *)&c->peer;
+    enum admit a = route_admit_peer(c->r, (const struct sockaddr *)&c->peer, &c->trusted);
+    int err;
 
-    c->trusted = rc->trusted_all || cidr_list_match(&rc->trusted, peer);
-    if (!c->trusted && rc->accept_proxy == ACCEPT_PROXY_REQUIRED) {
-        refuse(c, STAT_HDR_UNTRUSTED, "proxy_header_refused", "untrusted source");
-        return -1;
+    if (a != ADMIT_OK) {
+        refuse(c, a, 0);
+        return;
     }
     c->hbuf = malloc(HEADER_BUF_SIZE);
     if (c->hbuf == NULL) {
-        conn_close(c, strerror(ENOMEM));
-        return -1;
+        fail(c, ENOMEM);
+        return;
     }
     c->state = CONN_HEADER;
-    loop_add(c->w->loop, c->cfd, LOOP_READ, header_cb, c);
-    c->cmask = LOOP_READ;
+    if ((err = loop_add(c->w->loop, c->rl.cfd, LOOP_READ, header_cb, c)) != 0) {
+        fail(c, -err);
+        return;
+    }
     loop_timer_set(c->w->loop, &c->timer, rc->header_timeout_ms, header_timeout_cb, c);
-    return 0;
 }
 
 /* ---- accepting ------------------------------------------------------------ */
-
-static int over_cap(struct route *r)
-{
-    unsigned max = r->cfg->max_conns;
-
-    if (atomic_fetch_add(&r->conns, 1) < max || max == 0)
-        return 0;
-    atomic_fetch_sub(&r->conns, 1);
-    return 1;
-}
 
 static void refuse_early(struct worker *w, struct route *r, int fd, const char *reason)
 {
@@ -437,7 +437,7 @@ static void refuse_early(struct worker *w, struct route *r, int fd, const char *
 
     if (getpeername(fd, (struct sockaddr *)&peer, &len) == -1)
         peer.ss_family = AF_UNSPEC;
-    stat_add(w, r, STAT_REFUSED, 1);
+    route_count(r, w->id, STAT_REFUSED, 1);
     log_event(LOG_WARN, "conn_refused", r->cfg->name, "reason", LOG_STR, reason, "peer", LOG_ADDR,
               (const struct sockaddr *)&peer, LOG_END);
     close(fd);
@@ -449,26 +449,26 @@ void conn_start(struct worker *w, struct route *r, int fd, const struct sockaddr
     struct conn *c;
     socklen_t len;
 
-    if (over_cap(r)) {
-        refuse_early(w, r, fd, "max-conns reached");
+    if (route_enter(r) != ADMIT_OK) {
+        refuse_early(w, r, fd, route_admit_reason(ADMIT_FULL, 0));
         return;
     }
     c = calloc(1, sizeof(*c));
     if (c == NULL) {
-        atomic_fetch_sub(&r->conns, 1);
+        route_leave(r);
         refuse_early(w, r, fd, strerror(ENOMEM));
         return;
     }
-    stat_add(w, r, STAT_CONNS, 1);
+    route_count(r, w->id, STAT_CONNS, 1);
     c->w = w;
-    c->r = r;
+    c->r = route_ref(r);
     c->next = w->conns;
     if (w->conns != NULL)
         w->conns->prev = c;
     w->conns = c;
-    c->cfd = fd;
-    c->ufd = -1;
-    c->c2u.pipe[0] = c->c2u.pipe[1] = c->u2c.pipe[0] = c->u2c.pipe[1] = -1;
+    relay_init(&c->rl, w->loop, &w->pool, fd);
+    c->rl.count_in = &r->stats[w->id][STAT_BYTES_IN];
+    c->rl.count_out = &r->stats[w->id][STAT_BYTES_OUT];
     c->start_ms = loop_now(w->loop);
     w->nconns++;
     memcpy(&c->peer, peer, peerlen);

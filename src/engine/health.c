@@ -7,7 +7,8 @@
  * PROXY-aware upstream sees a well-formed health check, as the spec asks.
  *
  * All checks run in worker 0's loop; their verdicts are atomics every
- * worker reads (struct upstream_state).
+ * worker reads (struct upstream_state). Each route's checks hold a
+ * reference to it until they stop.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -17,7 +18,9 @@
 #include <sys/socket.h>
 
 #include "util/log.h"
-#include "engine/proxy.h"
+#include "engine/health.h"
+#include "engine/route.h"
+#include "engine/worker.h"
 
 struct probe {
     struct route *r;
@@ -28,9 +31,13 @@ struct probe {
     struct timer deadline; /* this check's connect deadline */
 };
 
+/* One route's checks, in a list per worker (w->health). */
 struct health {
+    struct health *next;
+    struct route *r;
     struct probe *p;
     size_t n;
+    int seen; /* health_sync: the route is in the current set */
 };
 
 static void probe_close(struct probe *p)
@@ -100,6 +107,7 @@ static void tick_cb(struct loop *l, struct timer *t, void *arg)
     const struct route_cfg *rc = p->r->cfg;
     const struct sockaddr *sa = (const struct sockaddr *)&rc->up[p->idx].addr;
     unsigned wait = rc->connect_timeout_ms < rc->check_ms ? rc->connect_timeout_ms : rc->check_ms;
+    int err;
 
     loop_timer_set(l, t, rc->check_ms, tick_cb, p);
     if (p->fd != -1)
@@ -117,48 +125,91 @@ static void tick_cb(struct loop *l, struct timer *t, void *arg)
         probe_done(p, errno);
         return;
     }
-    loop_add(l, p->fd, LOOP_WRITE, probe_cb, p);
+    if ((err = loop_add(l, p->fd, LOOP_WRITE, probe_cb, p)) != 0) {
+        /* Our failure, not the upstream's: no verdict either way. */
+        log_event(LOG_WARN, "check_error", rc->name, "upstream", LOG_STR, rc->up[p->idx].name,
+                  "error", LOG_STR, strerror(-err), LOG_END);
+        close(p->fd);
+        p->fd = -1;
+        return;
+    }
     loop_timer_set(l, &p->deadline, wait, deadline_cb, p);
 }
 
-/* Arms the route's checks in w's loop, if it has `check` on. Returns 0 or
- * -1 (out of memory, logged). */
-int health_start(struct worker *w, struct route *r)
+/* Arms r's checks in w's loop. Returns 0 or -1 (out of memory, logged). */
+static int health_start(struct worker *w, struct route *r)
 {
-    struct health *h;
+    struct health *h = calloc(1, sizeof(*h));
 
-    if (r->cfg->check_ms == 0 || r->cfg->proto != ROUTE_TCP || r->health != NULL)
-        return 0;
-    h = calloc(1, sizeof(*h));
     if (h == NULL || (h->p = calloc(r->cfg->nup, sizeof(*h->p))) == NULL) {
         free(h);
         log_event(LOG_ERROR, "check_error", r->cfg->name, "error", LOG_STR, strerror(ENOMEM),
                   LOG_END);
         return -1;
     }
+    h->r = route_ref(r);
     h->n = r->cfg->nup;
-    r->health = h;
+    h->seen = 1;
     for (size_t j = 0; j < h->n; j++) {
         struct probe *p = &h->p[j];
         *p = (struct probe){.r = r, .loop = w->loop, .idx = j, .fd = -1};
         loop_timer_set(w->loop, &p->tick, 0, tick_cb, p);
     }
+    h->next = w->health;
+    w->health = h;
     return 0;
 }
 
-/* Stops the route's checks; its upstreams keep their last verdict. */
-void health_stop(struct worker *w, struct route *r)
+/* Stops h's checks (its upstreams keep their last verdict) and frees it. */
+static void health_free(struct worker *w, struct health *h)
 {
-    struct health *h = r->health;
-
-    if (h == NULL)
-        return;
     for (size_t j = 0; j < h->n; j++) {
         loop_timer_cancel(w->loop, &h->p[j].tick);
         loop_timer_cancel(w->loop, &h->p[j].deadline);
         probe_close(&h->p[j]);
     }
+    route_unref(h->r);
     free(h->p);
     free(h);
-    r->health = NULL;
+}
+
+int health_sync(struct worker *w, struct route **routes, size_t n)
+{
+    struct health **pp;
+    int rc = 0;
+
+    for (struct health *h = w->health; h != NULL; h = h->next)
+        h->seen = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct route_cfg *cfg = routes[i]->cfg;
+        struct health *h = w->health;
+
+        while (h != NULL && h->r != routes[i])
+            h = h->next;
+        if (h != NULL)
+            h->seen = 1;
+        else if (cfg->check_ms != 0 && cfg->proto == ROUTE_TCP && health_start(w, routes[i]) != 0)
+            rc = -1;
+    }
+    for (pp = &w->health; *pp != NULL;) {
+        struct health *h = *pp;
+
+        if (h->seen) {
+            pp = &h->next;
+            continue;
+        }
+        *pp = h->next;
+        health_free(w, h);
+    }
+    return rc;
+}
+
+void health_stop_all(struct worker *w)
+{
+    while (w->health != NULL) {
+        struct health *h = w->health;
+
+        w->health = h->next;
+        health_free(w, h);
+    }
 }

@@ -18,8 +18,11 @@
 
 #include "util/addr.h"
 #include "util/log.h"
-#include "engine/proxy.h"
+#include "engine/conn.h"
+#include "engine/listen.h"
+#include "engine/route.h"
 #include "engine/udp.h"
+#include "engine/worker.h"
 
 #define LISTEN_BACKLOG 4096
 /* Connections taken per readiness event: enough to drain a burst, few
@@ -33,7 +36,6 @@ static int set_opt(int fd, int level, int name, int val)
     return setsockopt(fd, level, name, &val, sizeof(val));
 }
 
-/* Opens, binds and listens; on failure writes the reason into err. */
 int listen_open(const struct route_cfg *rc, int *fd_out, char *err, size_t errlen)
 {
     const struct sockaddr *sa = (const struct sockaddr *)&rc->bind;
@@ -75,7 +77,7 @@ fail:
  * SO_REUSEPORT lets any socket of the same user with that option share the
  * port, so another running ppfwd would silently split our traffic. A probe
  * bound without it fails with EADDRINUSE if anything holds the address:
- * done once, before the workers bind. Returns 0, or -1 after logging.
+ * done once, before the workers bind.
  */
 int listen_probe(const struct route_cfg *rc)
 {
@@ -107,8 +109,14 @@ static void accept_pause(struct worker *w, int err)
     log_event(LOG_ERROR, "accept_error", NULL, "error", LOG_STR, strerror(err), "pause_ms",
               LOG_UINT, (uint64_t)ACCEPT_PAUSE_MS, LOG_END);
     for (size_t i = 0; i < w->nls; i++) {
-        if (w->ls[i] && w->ls[i]->r->cfg->proto == ROUTE_TCP)
-            loop_del(w->loop, w->ls[i]->fd, LOOP_READ);
+        int rc;
+
+        if (w->ls[i] == NULL || w->ls[i]->r->cfg->proto != ROUTE_TCP)
+            continue;
+        /* Still watched, it would spin: the pause then only spares the log. */
+        if ((rc = loop_del(w->loop, w->ls[i]->fd, LOOP_READ)) != 0)
+            log_event(LOG_ERROR, "accept_error", w->ls[i]->r->cfg->name, "step", LOG_STR,
+                      "epoll", "error", LOG_STR, strerror(-rc), LOG_END);
     }
     loop_timer_set(w->loop, &w->accept_pause, ACCEPT_PAUSE_MS, accept_resume, w);
 }
@@ -137,22 +145,32 @@ static void accept_cb(struct loop *l, int fd, void *arg, unsigned events)
 static void accept_resume(struct loop *l, struct timer *t, void *arg)
 {
     struct worker *w = arg;
+    int failed = 0;
 
-    (void)t;
     if (w->draining)
         return;
     for (size_t i = 0; i < w->nls; i++) {
-        if (w->ls[i] && w->ls[i]->r->cfg->proto == ROUTE_TCP)
-            loop_add(l, w->ls[i]->fd, LOOP_READ, accept_cb, w->ls[i]);
+        int rc;
+
+        if (w->ls[i] == NULL || w->ls[i]->r->cfg->proto != ROUTE_TCP)
+            continue;
+        if ((rc = loop_add(l, w->ls[i]->fd, LOOP_READ, accept_cb, w->ls[i])) != 0) {
+            log_event(LOG_ERROR, "accept_error", w->ls[i]->r->cfg->name, "step", LOG_STR,
+                      "epoll", "error", LOG_STR, strerror(-rc), "pause_ms", LOG_UINT,
+                      (uint64_t)ACCEPT_PAUSE_MS, LOG_END);
+            failed = 1;
+        }
     }
+    /* A listener not watched again would never accept: try once more. */
+    if (failed)
+        loop_timer_set(l, t, ACCEPT_PAUSE_MS, accept_resume, w);
 }
 
-/* Opens this worker's listener for a route. Returns it, or NULL after
- * logging which route could not listen. */
 struct listener *listen_route(struct worker *w, struct route *r)
 {
     struct listener *ls = calloc(1, sizeof(*ls));
     char err[128];
+    int rc;
 
     if (ls == NULL) {
         log_event(LOG_ERROR, "listen_error", r->cfg->name, "error", LOG_STR, strerror(ENOMEM),
@@ -160,29 +178,32 @@ struct listener *listen_route(struct worker *w, struct route *r)
         return NULL;
     }
     ls->w = w;
-    ls->r = r;
+    ls->r = route_ref(r);
     ls->fd = -1;
     if (r->cfg->proto == ROUTE_UDP) {
         if (udp_listen(w, ls) == 0)
             return ls;
-        free(ls);
-        return NULL;
+        goto fail;
     }
     if (listen_open(r->cfg, &ls->fd, err, sizeof(err)) != 0) {
         log_event(LOG_ERROR, "listen_error", r->cfg->name, "listen", LOG_STR, r->cfg->listen,
                   "error", LOG_STR, err, LOG_END);
-        free(ls);
-        return NULL;
+        goto fail;
     }
-    if (loop_add(w->loop, ls->fd, LOOP_READ, accept_cb, ls) != 0) {
+    if ((rc = loop_add(w->loop, ls->fd, LOOP_READ, accept_cb, ls)) != 0) {
+        log_event(LOG_ERROR, "listen_error", r->cfg->name, "listen", LOG_STR, r->cfg->listen,
+                  "step", LOG_STR, "epoll", "error", LOG_STR, strerror(-rc), LOG_END);
         close(ls->fd);
-        free(ls);
-        return NULL;
+        goto fail;
     }
     return ls;
+fail:
+    route_unref(r);
+    free(ls);
+    return NULL;
 }
 
-/* Closes a listener: new connections go elsewhere, open ones carry on. */
+/* New connections go elsewhere, open ones carry on. */
 void listen_close(struct worker *w, struct listener *ls)
 {
     if (ls == NULL)
@@ -199,10 +220,10 @@ void listen_close(struct worker *w, struct listener *ls)
         loop_remove(w->loop, ls->fd);
         close(ls->fd);
     }
+    route_unref(ls->r);
     free(ls);
 }
 
-/* Closes every listener of this worker. */
 void listen_stop(struct worker *w)
 {
     for (size_t i = 0; i < w->nls; i++) {

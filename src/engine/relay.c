@@ -17,7 +17,7 @@
 #include <unistd.h>
 #include <sys/socket.h>
 
-#include "engine/proxy.h"
+#include "engine/relay.h"
 
 /* What one splice moves at most: what a default pipe holds. Growing pipes
  * with F_SETPIPE_SZ (256 KiB) was measured slower here: 7.6 against 10-11
@@ -29,69 +29,76 @@ int relay_splice = 1;
  * others sharing the loop. */
 #define PUMP_ROUNDS 16
 
-void *relay_buf_get(struct worker *w)
+/* ---- the worker's pool of buffers and pipes ------------------------------ */
+
+int relay_pool_init(struct relay_pool *p)
 {
-    if (w->nbuf_free > 0)
-        return w->buf_free[--w->nbuf_free];
+    p->buf_free = calloc(BUF_CACHE, sizeof(void *));
+    p->pipe_free = calloc(PIPE_CACHE, sizeof(*p->pipe_free));
+    p->nbuf_free = p->npipe_free = 0;
+    if (p->buf_free == NULL || p->pipe_free == NULL) {
+        free(p->buf_free);
+        free(p->pipe_free);
+        p->buf_free = NULL;
+        p->pipe_free = NULL;
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+void relay_pool_free(struct relay_pool *p)
+{
+    while (p->nbuf_free > 0)
+        free(p->buf_free[--p->nbuf_free]);
+    while (p->npipe_free > 0) {
+        p->npipe_free--;
+        close(p->pipe_free[p->npipe_free][0]);
+        close(p->pipe_free[p->npipe_free][1]);
+    }
+    free(p->buf_free);
+    free(p->pipe_free);
+    p->buf_free = NULL;
+    p->pipe_free = NULL;
+}
+
+static void *buf_get(struct relay_pool *p)
+{
+    if (p->nbuf_free > 0)
+        return p->buf_free[--p->nbuf_free];
     return malloc(RELAY_BUF_SIZE);
 }
 
-void relay_buf_put(struct worker *w, void *buf)
+static void buf_put(struct relay_pool *p, void *buf)
 {
     if (buf == NULL)
         return;
-    if (w->nbuf_free < BUF_CACHE) {
-        w->buf_free[w->nbuf_free++] = buf;
+    if (p->nbuf_free < BUF_CACHE) {
+        p->buf_free[p->nbuf_free++] = buf;
         return;
     }
     free(buf);
 }
 
-void relay_buf_drain(struct worker *w)
+static int pipe_get(struct relay_pool *pool, int p[2])
 {
-    while (w->nbuf_free > 0)
-        free(w->buf_free[--w->nbuf_free]);
-    while (w->npipe_free > 0) {
-        w->npipe_free--;
-        close(w->pipe_free[w->npipe_free][0]);
-        close(w->pipe_free[w->npipe_free][1]);
-    }
-}
-
-/* Gives back what a closing connection's half still holds. A pipe with
- * bytes in it cannot be reused: those bytes would reach the next owner. */
-void relay_half_free(struct worker *w, struct half *h)
-{
-    relay_buf_put(w, h->buf);
-    h->buf = NULL;
-    if (h->in_pipe > 0 && h->pipe[0] != -1) {
-        close(h->pipe[0]);
-        close(h->pipe[1]);
-        h->pipe[0] = h->pipe[1] = -1;
-    }
-    relay_pipe_put(w, h->pipe);
-}
-
-static int pipe_get(struct worker *w, int p[2])
-{
-    if (w->npipe_free > 0) {
-        w->npipe_free--;
-        p[0] = w->pipe_free[w->npipe_free][0];
-        p[1] = w->pipe_free[w->npipe_free][1];
+    if (pool->npipe_free > 0) {
+        pool->npipe_free--;
+        p[0] = pool->pipe_free[pool->npipe_free][0];
+        p[1] = pool->pipe_free[pool->npipe_free][1];
         return 0;
     }
     return pipe2(p, O_NONBLOCK | O_CLOEXEC) == -1 ? -errno : 0;
 }
 
 /* Only an empty pipe comes back: a pipe with bytes in it belongs to them. */
-void relay_pipe_put(struct worker *w, int p[2])
+static void pipe_put(struct relay_pool *pool, int p[2])
 {
     if (p[0] == -1)
         return;
-    if (w->npipe_free < PIPE_CACHE) {
-        w->pipe_free[w->npipe_free][0] = p[0];
-        w->pipe_free[w->npipe_free][1] = p[1];
-        w->npipe_free++;
+    if (pool->npipe_free < PIPE_CACHE) {
+        pool->pipe_free[pool->npipe_free][0] = p[0];
+        pool->pipe_free[pool->npipe_free][1] = p[1];
+        pool->npipe_free++;
     } else {
         close(p[0]);
         close(p[1]);
@@ -99,19 +106,58 @@ void relay_pipe_put(struct worker *w, int p[2])
     p[0] = p[1] = -1;
 }
 
-static void release_if_empty(struct worker *w, struct half *h)
+/* Gives back what a half still holds. A pipe with bytes in it cannot be
+ * reused: those bytes would reach the next owner. */
+static void half_free(struct relay_pool *pool, struct half *h)
+{
+    buf_put(pool, h->buf);
+    h->buf = NULL;
+    if (h->in_pipe > 0 && h->pipe[0] != -1) {
+        close(h->pipe[0]);
+        close(h->pipe[1]);
+        h->pipe[0] = h->pipe[1] = -1;
+    }
+    pipe_put(pool, h->pipe);
+}
+
+void relay_init(struct relay *rl, struct loop *l, struct relay_pool *pool, int cfd)
+{
+    memset(rl, 0, sizeof(*rl));
+    rl->loop = l;
+    rl->pool = pool;
+    rl->cfd = cfd;
+    rl->ufd = -1;
+    rl->c2u.pipe[0] = rl->c2u.pipe[1] = rl->u2c.pipe[0] = rl->u2c.pipe[1] = -1;
+}
+
+uint8_t *relay_queue_buf(struct relay *rl)
+{
+    if (rl->c2u.buf == NULL)
+        rl->c2u.buf = buf_get(rl->pool);
+    return rl->c2u.buf;
+}
+
+void relay_end(struct relay *rl)
+{
+    half_free(rl->pool, &rl->c2u);
+    half_free(rl->pool, &rl->u2c);
+}
+
+/* ---- moving bytes ---------------------------------------------------------- */
+
+static void release_if_empty(struct relay_pool *p, struct half *h)
 {
     if (h->len == 0 && h->buf != NULL) {
-        relay_buf_put(w, h->buf);
+        buf_put(p, h->buf);
         h->buf = NULL;
         h->off = 0;
     }
 }
 
 /* h's source ended and all it sent is delivered. */
-static int half_shut(struct conn *c, struct half *h)
+static int half_shut(struct relay *rl, struct half *h)
 {
-    const struct half *other = h == &c->c2u ? &c->u2c : &c->c2u;
+    const struct half *other = h == &rl->c2u ? &rl->u2c : &rl->c2u;
 
     /* Half-close: the peer sees our EOF and may still answer. When the
      * other way is over already, the connection closes now (the second
@@ -125,11 +171,15 @@ static int half_shut(struct conn *c, struct half *h)
     return 0;
 }
 
-static void got_bytes(struct conn *c, struct half *h, size_t n)
+static void got_bytes(struct relay *rl, struct half *h, size_t n)
 {
+    /* Each counter has one writer, this worker: no lock prefix needed. */
+    _Atomic uint64_t *p = h == &rl->c2u ? rl->count_in : rl->count_out;
+
     h->bytes += n;
-    stat_add(c->w, c->r, h == &c->c2u ? STAT_BYTES_IN : STAT_BYTES_OUT, n);
-    c->active_ms = loop_now(c->w->loop);
+    atomic_store_explicit(p, atomic_load_explicit(p, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+    rl->active_ms = loop_now(rl->loop);
 }
 
 /*
@@ -146,7 +196,7 @@ static void got_bytes(struct conn *c, struct half *h, size_t n)
  * the next epoll_wait. Only when the FIN is known to be queued (h->hup) does
  * it read on, to the 0 that ends the half.
  */
-static int pump_copy(struct conn *c, struct half *h, int read_more)
+static int pump_copy(struct relay *rl, struct half *h, int read_more)
 {
     for (int i = 0; i < PUMP_ROUNDS; i++) {
         ssize_t n;
@@ -154,7 +204,7 @@ static int pump_copy(struct conn *c, struct half *h, int read_more)
         if (h->len == 0 && !h->eof) {
             if (!read_more)
                 break;
-            if (h->buf == NULL && (h->buf = relay_buf_get(c->w)) == NULL)
+            if (h->buf == NULL && (h->buf = buf_get(rl->pool)) == NULL)
                 return -ENOMEM;
             n = read(h->from, h->buf, RELAY_BUF_SIZE);
             if (n == -1 && errno == EINTR)
@@ -166,7 +216,7 @@ static int pump_copy(struct conn *c, struct half *h, int read_more)
             h->eof = n == 0;
             h->off = 0;
             h->len = (uint32_t)n;
-            got_bytes(c, h, (size_t)n);
+            got_bytes(rl, h, (size_t)n);
             if (n == RELAY_BUF_SIZE)
                 h->bulk = 1;
             else if (n > 0 && !h->hup)
@@ -182,13 +232,13 @@ static int pump_copy(struct conn *c, struct half *h, int read_more)
                 return -errno;
             h->off += (uint32_t)n;
             h->len -= (uint32_t)n;
-            if (h->len > 0 || (h->bulk && relay_splice && !c->no_splice))
+            if (h->len > 0 || (h->bulk && relay_splice && !rl->no_splice))
                 break; /* the next readiness event splices */
         }
         if (h->eof && h->len == 0)
-            return half_shut(c, h);
+            return half_shut(rl, h);
     }
-    release_if_empty(c->w, h);
+    release_if_empty(rl->pool, h);
     return 0;
 }
 
@@ -199,7 +249,7 @@ static int pump_copy(struct conn *c, struct half *h, int read_more)
  * from the second "sink full". Returns 0, a negative errno to close, or
  * -EINVAL/-ENOSYS when this kernel or socket refuses splice.
  */
-static int pump_splice(struct conn *c, struct half *h)
+static int pump_splice(struct relay *rl, struct half *h)
 {
     const unsigned flags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
     int rc;
@@ -208,7 +258,7 @@ static int pump_splice(struct conn *c, struct half *h)
         ssize_t n;
 
         if (h->in_pipe == 0 && !h->eof) {
-            if (h->pipe[0] == -1 && (rc = pipe_get(c->w, h->pipe)) != 0)
+            if (h->pipe[0] == -1 && (rc = pipe_get(rl->pool, h->pipe)) != 0)
                 return rc;
             n = splice(h->from, NULL, h->pipe[1], NULL, PIPE_SIZE, flags);
             if (n == -1 && errno == EINTR)
@@ -219,7 +269,7 @@ static int pump_splice(struct conn *c, struct half *h)
                 return -errno;
             h->eof = n == 0;
             h->in_pipe = (uint32_t)n;
-            got_bytes(c, h, (size_t)n);
+            got_bytes(rl, h, (size_t)n);
         }
         if (h->in_pipe > 0) {
             n = splice(h->pipe[0], NULL, h->to, NULL, h->in_pipe, flags);
@@ -234,14 +284,14 @@ static int pump_splice(struct conn *c, struct half *h)
                 break;
         }
         if (h->eof && h->in_pipe == 0)
-            return half_shut(c, h);
+            return half_shut(rl, h);
     }
     if (h->in_pipe == 0)
-        relay_pipe_put(c->w, h->pipe);
+        pipe_put(rl->pool, h->pipe);
     return 0;
 }
 
-static int relay_pump(struct conn *c, struct half *h)
+static int relay_pump(struct relay *rl, struct half *h)
 {
     int rc;
 
@@ -249,57 +299,59 @@ static int relay_pump(struct conn *c, struct half *h)
      * than through a pipe (two splices each way): a half switches to splice
      * once a read fills the buffer, i.e. when bulk data flows (HAProxy's
      * splice-auto). */
-    if (!relay_splice || c->no_splice || !h->bulk)
-        return pump_copy(c, h, 1);
+    if (!relay_splice || rl->no_splice || !h->bulk)
+        return pump_copy(rl, h, 1);
     /* Bytes queued before relaying (the header, early client data) go
      * first, through the buffer they are in. */
     if (h->len > 0) {
-        rc = pump_copy(c, h, 0);
+        rc = pump_copy(rl, h, 0);
         if (rc != 0 || h->len > 0)
             return rc;
     }
-    rc = pump_splice(c, h);
+    rc = pump_splice(rl, h);
     if (rc == -EINVAL || rc == -ENOSYS) {
         /* Nothing moved: fall back to copying for this connection. */
-        c->no_splice = 1;
-        return pump_copy(c, h, 1);
+        rl->no_splice = 1;
+        return pump_copy(rl, h, 1);
     }
     return rc;
 }
-
-static void set_interest(struct conn *c, int fd, unsigned *have, unsigned want);
-static void relay_cb(struct loop *l, int fd, void *arg, unsigned events);
 
 static inline uint32_t pending(const struct half *h)
 {
     return h->len + h->in_pipe;
 }
 
-/* A hung-up source is no longer watched, but what it sent before its FIN
- * is still to be read: the sink's writability drives that half then. */
-static void update_interest(struct conn *c)
+/* Asks the loop for want on fd, which holds the current mask: no syscall
+ * when it is unchanged, and an fd not registered yet (a client not watched
+ * since accept) is only registered once something is wanted of it. */
+static int set_interest(struct relay *rl, int fd, unsigned want)
 {
-    unsigned cw = 0, uw = 0;
-
-    if (!pending(&c->c2u) && !c->c2u.eof)
-        cw |= LOOP_READ;
-    if (pending(&c->u2c) || (c->ugone && !c->u2c.eof))
-        cw |= LOOP_WRITE;
-    if (!pending(&c->u2c) && !c->u2c.eof)
-        uw |= LOOP_READ;
-    if (pending(&c->c2u) || (c->cgone && !c->c2u.eof))
-        uw |= LOOP_WRITE;
-    if (!c->cgone)
-        set_interest(c, c->cfd, &c->cmask, cw);
-    if (!c->ugone)
-        set_interest(c, c->ufd, &c->umask, uw);
+    if (want == loop_mask(rl->loop, fd))
+        return 0;
+    return loop_set(rl->loop, fd, want, rl->cb, rl->arg);
 }
 
-static void set_interest(struct conn *c, int fd, unsigned *have, unsigned want)
+/* A hung-up source is no longer watched, but what it sent before its FIN
+ * is still to be read: the sink's writability drives that half then. */
+static int update_interest(struct relay *rl)
 {
-    if (want != *have)
-        loop_set(c->w->loop, fd, want, relay_cb, c);
-    *have = want;
+    unsigned cw = 0, uw = 0;
+    int rc = 0;
+
+    if (!pending(&rl->c2u) && !rl->c2u.eof)
+        cw |= LOOP_READ;
+    if (pending(&rl->u2c) || (rl->ugone && !rl->u2c.eof))
+        cw |= LOOP_WRITE;
+    if (!pending(&rl->u2c) && !rl->u2c.eof)
+        uw |= LOOP_READ;
+    if (pending(&rl->c2u) || (rl->cgone && !rl->c2u.eof))
+        uw |= LOOP_WRITE;
+    if (!rl->cgone)
+        rc = set_interest(rl, rl->cfd, cw);
+    if (rc == 0 && !rl->ugone)
+        rc = set_interest(rl, rl->ufd, uw);
+    return rc;
 }
 
 /* EPOLLERR: a pending socket error closes the connection. A plain hang-up
@@ -316,93 +368,71 @@ static int socket_error(int fd)
     return err;
 }
 
-static void relay_cb(struct loop *l, int fd, void *arg, unsigned events)
+int relay_event(struct relay *rl, int fd, unsigned events)
 {
-    struct conn *c = arg;
-    struct half *in = fd == c->cfd ? &c->c2u : &c->u2c;  /* reads from fd */
-    struct half *out = fd == c->cfd ? &c->u2c : &c->c2u; /* writes to fd */
+    struct half *in = fd == rl->cfd ? &rl->c2u : &rl->u2c;  /* reads from fd */
+    struct half *out = fd == rl->cfd ? &rl->u2c : &rl->c2u; /* writes to fd */
     int rc = 0, err;
 
-    (void)l;
-    if ((events & LOOP_SOCKERR) && (err = socket_error(fd)) != 0) {
-        conn_close(c, strerror(err));
-        return;
-    }
+    if ((events & LOOP_SOCKERR) && (err = socket_error(fd)) != 0)
+        return -err;
     /* The FIN is queued behind whatever fd still holds: reading goes on
      * to the EOF (pump_copy), and it stays so. */
     if (events & (LOOP_RDHUP | LOOP_ERROR))
         in->hup = 1;
     if (events & (LOOP_READ | LOOP_ERROR))
-        rc = relay_pump(c, in);
+        rc = relay_pump(rl, in);
     if (rc == 0 && (events & (LOOP_WRITE | LOOP_ERROR)))
-        rc = relay_pump(c, out);
-    if (rc == 0 && (events & LOOP_ERROR) && !(c->c2u.shut && c->u2c.shut)) {
+        rc = relay_pump(rl, out);
+    if (rc == 0 && (events & LOOP_ERROR) && !(rl->c2u.shut && rl->u2c.shut)) {
         /* Hung up while we still hold its data for the other side. HUP is
          * level-triggered and cannot be masked, so stop watching fd: its
          * remaining bytes are all queued already (read() drains them, then
          * sees EOF), and anything still to write to it failed above. */
-        loop_remove(c->w->loop, fd);
-        if (fd == c->cfd)
-            c->cgone = 1;
+        loop_remove(rl->loop, fd);
+        if (fd == rl->cfd)
+            rl->cgone = 1;
         else
-            c->ugone = 1;
+            rl->ugone = 1;
     }
-    if (rc != 0) {
-        conn_close(c, strerror(-rc));
-        return;
-    }
-    if (c->c2u.shut && c->u2c.shut) {
-        conn_close(c, NULL);
-        return;
-    }
-    update_interest(c);
+    if (rc != 0)
+        return rc;
+    if (rl->c2u.shut && rl->u2c.shut)
+        return 1;
+    return update_interest(rl);
 }
 
-static void idle_cb(struct loop *l, struct timer *t, void *arg)
+int relay_start(struct relay *rl, loop_fd_cb *cb, void *arg, int client_drained)
 {
-    struct conn *c = arg;
-    uint64_t idle = c->r->cfg->idle_timeout_ms, quiet = loop_now(l) - c->active_ms;
-
-    /* The deadline moves with traffic lazily: re-arming a heap timer on
-     * every read would cost more than this check once per period. */
-    if (quiet < idle) {
-        loop_timer_set(l, t, idle - quiet, idle_cb, c);
-        return;
-    }
-    conn_close(c, "idle timeout");
-}
-
-/* Starts relaying; c2u may already hold the PROXY header to send and the
- * client bytes that came with the accepted one. */
-void relay_start(struct conn *c)
-{
-    struct loop *l = c->w->loop;
+    struct loop *l = rl->loop;
     int rc;
 
-    c->state = CONN_RELAY;
-    c->c2u.from = c->cfd;
-    c->c2u.to = c->ufd;
-    c->u2c.from = c->ufd;
-    c->u2c.to = c->cfd;
-    c->active_ms = loop_now(l);
-    loop_timer_set(l, &c->timer, c->r->cfg->idle_timeout_ms, idle_cb, c);
+    rl->cb = cb;
+    rl->arg = arg;
+    rl->c2u.from = rl->cfd;
+    rl->c2u.to = rl->ufd;
+    rl->u2c.from = rl->ufd;
+    rl->u2c.to = rl->cfd;
+    rl->active_ms = loop_now(l);
     /* What the header phase and the connect left registered keeps its
-     * interest (cmask, umask) and calls relay_cb from now on: no syscall. */
-    (void)loop_set_cb(l, c->cfd, relay_cb, c);
-    (void)loop_set_cb(l, c->ufd, relay_cb, c);
-    /* After a header phase, header_cb read the client last, most often
-     * into a buffer it did not fill, which drained the socket (pump_copy):
-     * reading again now would mostly be an EAGAIN. Only what is queued is
-     * sent; the client's READ interest (kept or set again by
-     * update_interest) reports anything else. Without a header phase, the
-     * client has not been read yet. */
-    if (c->r->cfg->accept_proxy != ACCEPT_PROXY_OFF)
-        rc = pump_copy(c, &c->c2u, 0);
+     * interest and calls cb from now on: no syscall. The client is not
+     * registered yet when there was no header phase (-ENOENT). */
+    rc = loop_set_cb(l, rl->cfd, cb, arg);
+    if (rc == 0 || rc == -ENOENT)
+        rc = loop_set_cb(l, rl->ufd, cb, arg);
+    if (rc != 0 && rc != -ENOENT)
+        return rc;
+    /* After a header phase, the client was read last, most often into a
+     * buffer it did not fill, which drained the socket (pump_copy): reading
+     * again now would mostly be an EAGAIN. Only what is queued is sent; the
+     * client's READ interest (kept or set again by update_interest) reports
+     * anything else. Without a header phase, the client has not been read
+     * yet. */
+    if (client_drained)
+        rc = pump_copy(rl, &rl->c2u, 0);
     else
-        rc = relay_pump(c, &c->c2u);
-    if (rc != 0) {
-        conn_close(c, strerror(-rc));
-        return;
-    }
-    update_interest(c);
+        rc = relay_pump(rl, &rl->c2u);
+    if (rc != 0)
+        return rc;
+    return update_interest(rl);
 }

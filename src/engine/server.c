@@ -10,6 +10,12 @@
  * listening and their connections drain; added routes start. Each worker
  * applies the new route set in its own thread (WAKE_SYNC).
  *
+ * --docker: the provider's thread (provider/docker.c) only stores the
+ * containers' latest routes (srv->dyn) and asks for a reload; every reload
+ * composes the file's routes (read again) or the command line's (kept from
+ * the start) with them, so a SIGHUP and a container change coalesced into
+ * one reload lose neither.
+ *
  * SIGTERM/SIGINT: every worker closes its listeners and lets its
  * connections finish for up to the drain timeout, then the process exits 0.
  */
@@ -22,8 +28,17 @@
 #include <sys/resource.h>
 
 #include "util/log.h"
-#include "engine/proxy.h"
+#include "engine/control.h"
+#include "engine/listen.h"
+#include "engine/metrics.h"
+#include "engine/notify.h"
+#include "engine/route.h"
+#include "engine/server.h"
+#include "engine/transparent.h"
 #include "engine/udp.h"
+#include "engine/watch.h"
+#include "engine/worker.h"
+#include "provider/docker.h"
 
 #define DRAIN_MS_DEFAULT 10000
 
@@ -44,48 +59,33 @@ static int raise_fd_limit(void)
 
 /* ---- routes ----------------------------------------------------------------- */
 
-static void route_free(struct route *r);
-
-/* A UDP route's sockets are all opened here, in one go: see udp_open_group. */
-static struct route *route_new(const struct route_cfg *rc, int nworkers)
+/* A route for rc, living in cs; a UDP route's sockets are all opened here,
+ * in one go (see udp_open_group). Returns it with one reference, or NULL. */
+static struct route *open_route(const struct route_cfg *rc, struct route_cfgs *cs, int nworkers)
 {
-    struct route *r = calloc(1, sizeof(*r));
+    struct route *r = route_new(rc, cs, nworkers);
 
-    if (r == NULL)
+    char err[256];
+
+    if (r == NULL) {
+        log_event(LOG_ERROR, "listen_error", rc->name, "error", LOG_STR, strerror(ENOMEM), LOG_END);
         return NULL;
-    r->cfg = rc;
-    r->ups = calloc(rc->nup, sizeof(*r->ups));
-    r->stats = calloc((size_t)nworkers, sizeof(*r->stats));
-    if (rc->proto == ROUTE_UDP && (r->udp_fds = calloc((size_t)nworkers, sizeof(int))) != NULL) {
-        r->nudp_fds = nworkers;
-        for (int i = 0; i < nworkers; i++)
-            r->udp_fds[i] = -1;
     }
-    if (r->ups == NULL || r->stats == NULL || (rc->proto == ROUTE_UDP && r->udp_fds == NULL)) {
-        route_free(r);
-        return NULL;
+    /* transparent=on: the capability is checked now, once, so that a route
+     * that could never send from its clients' addresses does not start. */
+    for (size_t i = 0; rc->transparent && i < rc->nup; i++) {
+        if (transparent_check(rc->up[i].addr.ss_family, err, sizeof(err)) != 0) {
+            log_event(LOG_ERROR, "route_error", rc->name, "key", LOG_STR, "transparent", "error",
+                      LOG_STR, err, LOG_END);
+            route_unref(r);
+            return NULL;
+        }
     }
     if (r->udp_fds != NULL && udp_open_group(rc, nworkers, r->udp_fds) != 0) {
-        free(r->udp_fds);
-        r->udp_fds = NULL;
-        route_free(r);
+        route_unref(r);
         return NULL;
     }
-    for (size_t j = 0; j < rc->nup; j++)
-        atomic_init(&r->ups[j].checked_up, 1);
     return r;
-}
-
-static void route_free(struct route *r)
-{
-    for (int i = 0; r->udp_fds != NULL && i < r->nudp_fds; i++) {
-        if (r->udp_fds[i] != -1)
-            close(r->udp_fds[i]);
-    }
-    free(r->udp_fds);
-    free(r->ups);
-    free(r->stats);
-    free(r);
 }
 
 static struct route *find_equal(struct route **v, size_t n, const struct route_cfg *rc)
@@ -120,91 +120,6 @@ static void log_route(const struct route *r, const char *event)
                   LOG_STR, "optional without trusted: any client may claim any address", LOG_END);
 }
 
-/* ---- workers ---------------------------------------------------------------- */
-
-/*
- * Makes w's listeners (and, in worker 0, the health checks) match the
- * current route set: kept routes keep theirs, new ones open, removed ones
- * close. Called with srv->lock held. Returns 0, or -1 if a listener could
- * not open (fatal at start, logged and skipped on reload).
- */
-static int worker_sync(struct worker *w)
-{
-    struct server *srv = w->srv;
-    struct listener **nls = calloc(srv->nroutes ? srv->nroutes : 1, sizeof(*nls));
-    int rc = 0;
-
-    if (nls == NULL)
-        return -1;
-    for (size_t i = 0; i < srv->nroutes; i++) {
-        struct route *r = srv->routes[i];
-        for (size_t j = 0; j < w->nls && nls[i] == NULL; j++) {
-            if (w->ls[j] != NULL && w->ls[j]->r == r) {
-                nls[i] = w->ls[j];
-                w->ls[j] = NULL;
-            }
-        }
-        if (nls[i] == NULL && (nls[i] = listen_route(w, r)) == NULL)
-            rc = -1;
-        if (w->id == 0 && health_start(w, r) != 0)
-            rc = -1;
-    }
-    for (size_t j = 0; j < w->nls; j++) {
-        if (w->ls[j] == NULL)
-            continue;
-        if (w->id == 0)
-            health_stop(w, w->ls[j]->r);
-        listen_close(w, w->ls[j]);
-    }
-    free(w->ls);
-    w->ls = nls;
-    w->nls = srv->nroutes;
-    return rc;
-}
-
-static void drain_end(struct loop *l, struct timer *t, void *arg)
-{
-    (void)t;
-    conn_close_all(arg, "drain timeout");
-    udp_drain_end(arg);
-    loop_stop(l);
-}
-
-static void drain_start(struct worker *w)
-{
-    if (w->draining)
-        return;
-    w->draining = 1;
-    if (w->id == 0) {
-        for (size_t i = 0; i < w->nls; i++) {
-            if (w->ls[i] != NULL)
-                health_stop(w, w->ls[i]->r);
-        }
-    }
-    listen_stop(w);
-    if (w->nconns == 0) {
-        loop_stop(w->loop);
-        return;
-    }
-    loop_timer_set(w->loop, &w->accept_pause, w->srv->drain_ms, drain_end, w);
-}
-
-/* In the worker's thread, after loop_wake() from the main thread. */
-static void worker_wake(struct loop *l, void *arg)
-{
-    struct worker *w = arg;
-    int req = atomic_exchange(&w->wake, 0);
-
-    (void)l;
-    if ((req & WAKE_SYNC) && !w->draining) {
-        pthread_mutex_lock(&w->srv->lock);
-        worker_sync(w);
-        pthread_mutex_unlock(&w->srv->lock);
-    }
-    if (req & WAKE_DRAIN)
-        drain_start(w);
-}
-
 static void wake_all(struct server *srv, int nthreads, int req)
 {
     for (int i = 0; i < nthreads; i++) {
@@ -213,54 +128,23 @@ static void wake_all(struct server *srv, int nthreads, int req)
     }
 }
 
-static void *worker_main(void *arg)
-{
-    struct worker *w = arg;
-
-    loop_run(w->loop);
-    return NULL;
-}
-
-static int worker_init(struct server *srv, struct worker *w, int id, int max_fds)
-{
-    w->id = id;
-    w->srv = srv;
-    w->loop = loop_new(max_fds);
-    w->buf_free = calloc(BUF_CACHE, sizeof(void *));
-    w->pipe_free = calloc(PIPE_CACHE, sizeof(*w->pipe_free));
-    if (w->loop == NULL || w->buf_free == NULL || w->pipe_free == NULL) {
-        log_event(LOG_ERROR, "start_error", NULL, "error", LOG_STR, strerror(ENOMEM), LOG_END);
-        return -1;
-    }
-    loop_on_wake(w->loop, worker_wake, w);
-    return worker_sync(w);
-}
-
-static void worker_free(struct worker *w)
-{
-    if (w->loop != NULL) {
-        if (w->id == 0) {
-            for (size_t i = 0; i < w->nls; i++) {
-                if (w->ls[i] != NULL)
-                    health_stop(w, w->ls[i]->r);
-            }
-        }
-        listen_stop(w);
-        udp_drain_end(w);
-    }
-    relay_buf_drain(w);
-    free(w->buf_free);
-    free(w->pipe_free);
-    free(w->ls);
-    if (w->loop != NULL)
-        loop_free(w->loop);
-}
-
 /* ---- reload ----------------------------------------------------------------- */
+
+/* What the slow half of a reload hands to the quick one. */
+struct server_load {
+    struct route_cfgs *file; /* the file read again, or NULL: the command line's routes */
+};
+
+/* The routes a reload runs, each with the config it lives in. */
+struct reload_set {
+    const struct route_cfg **rcs;
+    struct route_cfgs **owner;
+    size_t n;
+};
 
 /* Asked by docker_compose of a container's route about to start: it may,
  * unless a process outside ppfwd holds its port (our own routes' sockets
- * do not count: a route may move between them). */
+ * do not count: a route may move between them). Control thread. */
 static int can_listen(void *arg, const struct route_cfg *rc)
 {
     struct server *srv = arg;
@@ -268,22 +152,45 @@ static int can_listen(void *arg, const struct route_cfg *rc)
     return ours(srv->routes, srv->nroutes, rc) || listen_probe(rc) == 0 ? 0 : -EADDRINUSE;
 }
 
-/* Builds the route set of rcs[0..n), reusing running routes configured the
- * same. Returns the number of routes added, or -1 (logged) if one cannot
- * listen. */
-static int reload_routes(struct server *srv, const struct route_cfg **rcs, size_t n,
-                         struct route **v)
+/* The routes to run into *s: base's, then the containers' (dyn, or NULL)
+ * that can join them; a container's route refused is logged once
+ * (docker_problems_log). Returns 0 or -ENOMEM. */
+static int compose(struct server *srv, struct route_cfgs *base, struct route_cfgs *dyn,
+                   struct reload_set *s)
+{
+    const struct docker_set *set = dyn != NULL ? dyn->arg : NULL; /* docker_changed's */
+    size_t nbase = base->cfg->nroutes, cap = nbase + (set ? set->cfg.nroutes : 0);
+    struct docker_problems probs = {0};
+
+    s->rcs = calloc(cap ? cap : 1, sizeof(*s->rcs));
+    s->owner = calloc(cap ? cap : 1, sizeof(*s->owner));
+    if (s->rcs == NULL || s->owner == NULL)
+        return -ENOMEM;
+    s->n = docker_compose(base->cfg, set, can_listen, srv, s->rcs, &probs);
+    docker_problems_log(&srv->dseen, &probs);
+    docker_problems_free(&probs);
+    for (size_t i = 0; i < s->n; i++)
+        s->owner[i] = i < nbase ? base : dyn;
+    return 0;
+}
+
+/* Builds the route set of s, reusing running routes configured the same;
+ * v[i] each get a reference. Returns the number of routes added, or -1
+ * (logged) if one cannot listen. */
+static int reload_routes(struct server *srv, const struct reload_set *s, struct route **v)
 {
     int added = 0;
 
-    for (size_t i = 0; i < n; i++) {
-        const struct route_cfg *rc = rcs[i];
+    for (size_t i = 0; i < s->n; i++) {
+        const struct route_cfg *rc = s->rcs[i];
         v[i] = find_equal(srv->routes, srv->nroutes, rc);
-        if (v[i] != NULL)
+        if (v[i] != NULL) {
+            route_ref(v[i]);
             continue;
+        }
         if (!ours(srv->routes, srv->nroutes, rc) && listen_probe(rc) != 0)
             return -1;
-        v[i] = route_new(rc, srv->nworkers);
+        v[i] = open_route(rc, s->owner[i], srv->nworkers);
         if (v[i] == NULL)
             return -1;
         added++;
@@ -291,9 +198,9 @@ static int reload_routes(struct server *srv, const struct route_cfg **rcs, size_
     return added;
 }
 
-/* Retires the running routes absent from v (n of them); they stay alive
- * for the connections that drain. Called with srv->lock held. */
-static size_t retire_removed(struct server *srv, struct route **v, size_t n)
+/* Logs the running routes absent from v (n of them): they stop listening
+ * and live on while their connections drain. */
+static size_t log_removed(const struct server *srv, struct route **v, size_t n)
 {
     size_t removed = 0;
 
@@ -304,42 +211,9 @@ static size_t retire_removed(struct server *srv, struct route **v, size_t n)
         if (kept)
             continue;
         log_route(srv->routes[i], "route_stop");
-        srv->retired[srv->nretired++] = srv->routes[i];
         removed++;
     }
     return removed;
-}
-
-static void reload_failed(struct server *srv, struct cfg *nbase, struct route **v, size_t n)
-{
-    for (size_t i = 0; v != NULL && i < n; i++) {
-        if (v[i] != NULL && find_equal(srv->routes, srv->nroutes, v[i]->cfg) != v[i])
-            route_free(v[i]);
-    }
-    free(v);
-    if (nbase != NULL) {
-        cfg_free(nbase);
-        free(nbase);
-    }
-    log_event(LOG_ERROR, "reload_failed", NULL, "file", LOG_STR, srv->path, "kept", LOG_STR,
-              "the running config", LOG_END);
-}
-
-/* The routes to run: the base's, then the containers' that can join them
- * (a refused one is logged once, by docker_problems_log). */
-static const struct route_cfg **compose(struct server *srv, const struct cfg *base, size_t *n)
-{
-    size_t cap = base->nroutes + (srv->dset ? srv->dset->cfg.nroutes : 0);
-    const struct route_cfg **rcs = calloc(cap ? cap : 1, sizeof(*rcs));
-    struct docker_problems probs = {0};
-
-    *n = 0;
-    if (rcs == NULL)
-        return NULL;
-    *n = docker_compose(base, srv->dset, can_listen, srv, rcs, &probs);
-    docker_problems_log(&srv->dseen, &probs);
-    docker_problems_free(&probs);
-    return rcs;
 }
 
 /* 1 if r is one of v[0..n). */
@@ -352,118 +226,185 @@ static int among(struct route **v, size_t n, const struct route *r)
     return 0;
 }
 
-/* Swaps v (n routes) in as the route set. Returns how many were retired. */
-static size_t swap_routes(struct server *srv, struct route **v, size_t n, struct cfg *nbase)
+/* Drops the references of a route set (NULL entries skipped) and frees it. */
+static void routes_release(struct route **v, size_t n)
 {
-    struct route **old = srv->routes;
-    size_t nold = srv->nroutes, removed;
+    for (size_t i = 0; v != NULL && i < n; i++)
+        route_unref(v[i]);
+    free(v);
+}
+
+void server_reload_discard(struct server_load *ld)
+{
+    if (ld == NULL)
+        return;
+    route_cfgs_unref(ld->file);
+    free(ld);
+}
+
+/* The slow half of a reload, on the control thread (control.c): loads path
+ * into a config of its own (freed with its last route). Touches no server
+ * state: a load still running at exit is left to finish alone. */
+struct server_load *server_reload_load(const char *path, int compose)
+{
+    struct server_load *ld = calloc(1, sizeof(*ld));
+    struct cfg *nc = calloc(1, sizeof(*nc));
+    struct cfg_errors errs = {0};
+
+    if (ld == NULL || nc == NULL || (path == NULL && !compose)) {
+        log_event(LOG_WARN, "reload_error", NULL, "error", LOG_STR,
+                  ld && nc ? "routes given as URLs: nothing to reload (use -c FILE)"
+                           : "out of memory",
+                  LOG_END);
+        free(nc);
+        free(ld);
+        return NULL;
+    }
+    if (path == NULL) {
+        free(nc); /* the command line's routes, kept from the start */
+        return ld;
+    }
+    if (cfg_load_file(nc, path, &errs) != 0) {
+        for (size_t i = 0; i < errs.n; i++)
+            log_event(LOG_ERROR, "reload_error", NULL, "error", LOG_STR, errs.msg[i], LOG_END);
+        cfg_errors_free(&errs);
+    } else if ((ld->file = route_cfgs_new(nc, 1)) != NULL) {
+        return ld;
+    }
+    cfg_free(nc);
+    free(nc);
+    free(ld);
+    log_event(LOG_ERROR, "reload_failed", NULL, "file", LOG_STR, path, "kept", LOG_STR,
+              "the running config", LOG_END);
+    return NULL;
+}
+
+/* The containers' latest routes, with a reference for the caller, or NULL. */
+static struct route_cfgs *dyn_get(struct server *srv)
+{
+    struct route_cfgs *cs;
+
+    pthread_mutex_lock(&srv->dyn_mu);
+    cs = srv->dyn;
+    if (cs != NULL)
+        route_cfgs_ref(cs);
+    pthread_mutex_unlock(&srv->dyn_mu);
+    return cs;
+}
+
+/* Swaps v (n routes) in as the route set. Returns how many were removed. */
+static size_t swap_routes(struct server *srv, struct route **v, size_t n)
+{
+    struct route **old;
+    size_t removed, nold;
 
     pthread_mutex_lock(&srv->lock);
-    removed = retire_removed(srv, v, n);
+    removed = log_removed(srv, v, n);
+    old = srv->routes;
+    nold = srv->nroutes;
     srv->routes = v;
     srv->nroutes = n;
-    if (nbase != NULL) {
-        srv->cfgs[srv->ncfgs++] = nbase;
-        srv->base = nbase;
-    }
     pthread_mutex_unlock(&srv->lock);
     for (size_t i = 0; i < n; i++) {
         if (!among(old, nold, v[i]))
             log_route(v[i], "route_start");
     }
-    free(old);
+    /* Out of the set, under the lock: the metrics thread no longer sees
+     * them, so the set's references can go (the routes' users hold theirs). */
+    routes_release(old, nold);
     return removed;
 }
 
-/*
- * Applies the routes of nbase (NULL: the file's or command line's in force)
- * beside those of the containers in force (srv->dset), as one new route
- * set: unchanged routes keep running, removed ones drain, added ones start.
- * Takes ownership of nbase. A file route that cannot listen fails the
+/* The quick half, on the control thread while the server is not stopping:
+ * the file's (or the command line's) routes and the containers' latest, as
+ * one new route set. Takes ld. A file route that cannot listen fails the
  * reload (logged, the running set kept); a container's route that cannot
- * is left out. Called with reload_mu held.
- */
-static void reload_apply(struct server *srv, struct cfg *nbase, const char *why)
+ * is left out (docker_route_refused). */
+void server_reload_apply(struct server *srv, struct server_load *ld, const char *why)
 {
-    const struct route_cfg **rcs;
-    struct route **v = NULL, **retired;
-    struct cfg **cfgv;
-    size_t n = 0, removed;
+    struct route_cfgs *base = ld->file != NULL ? ld->file : srv->cli, *dyn = dyn_get(srv);
+    struct reload_set s = {0};
+    struct route **v = NULL;
+    size_t removed;
     int added = -1;
 
-    rcs = compose(srv, nbase ? nbase : srv->base, &n);
-    v = calloc(n ? n : 1, sizeof(*v));
-    retired = realloc(srv->retired, (srv->nretired + srv->nroutes) * sizeof(*retired));
-    cfgv = realloc(srv->cfgs, (srv->ncfgs + 1) * sizeof(*cfgv));
-    if (retired)
-        srv->retired = retired;
-    if (cfgv)
-        srv->cfgs = cfgv;
-    if (rcs == NULL || v == NULL || retired == NULL || cfgv == NULL ||
-        (added = reload_routes(srv, rcs, n, v)) < 0) {
-        free(rcs);
-        reload_failed(srv, nbase, v, n);
-        return;
+    if (compose(srv, base, dyn, &s) == 0 && (v = calloc(s.n ? s.n : 1, sizeof(*v))) != NULL)
+        added = reload_routes(srv, &s, v);
+    if (added < 0) {
+        routes_release(v, s.n);
+        log_event(LOG_ERROR, "reload_failed", NULL, "file", LOG_STR, srv->path, "trigger",
+                  LOG_STR, why, "kept", LOG_STR, "the running config", LOG_END);
+    } else {
+        removed = swap_routes(srv, v, s.n);
+        wake_all(srv, srv->nworkers, WAKE_SYNC);
+        log_event(LOG_INFO, "reload", NULL, "file", LOG_STR, srv->path, "trigger", LOG_STR, why,
+                  "routes", LOG_UINT, (uint64_t)s.n, "added", LOG_UINT, (uint64_t)added,
+                  "removed", LOG_UINT, (uint64_t)removed, LOG_END);
     }
-    free(rcs);
-    removed = swap_routes(srv, v, n, nbase);
-    wake_all(srv, srv->nworkers, WAKE_SYNC);
-    log_event(LOG_INFO, "reload", NULL, "file", LOG_STR, srv->path, "trigger", LOG_STR, why,
-              "routes", LOG_UINT, (uint64_t)n, "added", LOG_UINT, (uint64_t)added, "removed",
-              LOG_UINT, (uint64_t)removed, LOG_END);
+    free(s.rcs);
+    free(s.owner);
+    /* The routes made from them hold them now (or none, and they go). */
+    route_cfgs_unref(dyn);
+    server_reload_discard(ld);
 }
 
-/* SIGHUP: the file again, beside the containers' routes in force. */
-static void reload(struct server *srv)
+/* ---- containers ------------------------------------------------------------- */
+
+/* The last route of a container route set (and the server's pointer to
+ * it) went: the set is freed now, not at exit. Any thread. */
+static void release_set(void *arg)
 {
-    struct cfg *nc = calloc(1, sizeof(*nc));
-    struct cfg_errors errs = {0};
+    struct docker_set *set = arg;
 
-    if (srv->path == NULL || nc == NULL) {
-        log_event(LOG_WARN, "reload_error", NULL, "error", LOG_STR,
-                  nc ? "routes given as URLs: nothing to reload (use -c FILE)" : "out of memory",
-                  LOG_END);
-        free(nc);
-        return;
-    }
-    if (cfg_load_file(nc, srv->path, &errs) != 0) {
-        for (size_t i = 0; i < errs.n; i++)
-            log_event(LOG_ERROR, "reload_error", NULL, "error", LOG_STR, errs.msg[i], LOG_END);
-        cfg_errors_free(&errs);
-        reload_failed(srv, nc, NULL, 0);
-        return;
-    }
-    pthread_mutex_lock(&srv->reload_mu);
-    reload_apply(srv, nc, "SIGHUP");
-    pthread_mutex_unlock(&srv->reload_mu);
+    log_event(LOG_DEBUG, "docker_set_freed", NULL, "routes", LOG_UINT,
+              (uint64_t)set->cfg.nroutes, LOG_END);
+    docker_set_release(set);
 }
 
-/* In the provider's thread: the containers' routes changed. The set is
- * kept until exit, as configs are, since running routes point into it. */
+/* In the provider's thread: the containers' routes changed. Only stores
+ * them and asks the control thread for a reload, which composes them with
+ * the file's; a set no route uses any more is freed with the last one
+ * that did (route_cfgs). Takes the provider's reference to set. */
 static void docker_changed(void *arg, struct docker_set *set)
 {
     struct server *srv = arg;
-    struct docker_set **v;
+    struct route_cfgs *cs = route_cfgs_wrap(&set->cfg, release_set, set), *old;
 
-    pthread_mutex_lock(&srv->reload_mu);
-    v = realloc(srv->dsets, (srv->ndsets + 1) * sizeof(*v));
-    if (v == NULL) {
+    if (cs == NULL) {
         log_event(LOG_ERROR, "reload_failed", NULL, "trigger", LOG_STR, "docker", "error",
                   LOG_STR, strerror(ENOMEM), LOG_END);
         docker_set_release(set);
-    } else {
-        srv->dsets = v;
-        srv->dsets[srv->ndsets++] = set;
-        srv->dset = set;
-        reload_apply(srv, NULL, "docker");
+        return;
     }
-    pthread_mutex_unlock(&srv->reload_mu);
+    pthread_mutex_lock(&srv->dyn_mu);
+    old = srv->dyn;
+    srv->dyn = cs;
+    pthread_mutex_unlock(&srv->dyn_mu);
+    route_cfgs_unref(old);
+    server_request_reload(srv, "docker");
+}
+
+/* The container provider, once the control thread runs: its first set
+ * comes as a reload does. */
+static int docker_init(struct server *srv, const struct cfg *cfg)
+{
+    int err;
+
+    if (cfg->docker == NULL)
+        return 0;
+    srv->docker = docker_start(cfg->docker, docker_changed, srv, &err);
+    if (srv->docker != NULL)
+        return 0;
+    log_event(LOG_ERROR, "start_error", NULL, "docker", LOG_STR, cfg->docker, "error", LOG_STR,
+              docker_strerror(err), LOG_END);
+    return -1;
 }
 
 /* ---- running ---------------------------------------------------------------- */
 
 /* Signals go to the main thread only (the workers block them); returns
- * when SIGTERM or SIGINT arrives, reloading on each SIGHUP. */
+ * when SIGTERM or SIGINT arrives. A SIGHUP only asks the control thread
+ * for a reload, so a slow config never delays the stop. */
 static void wait_for_stop(struct server *srv, sigset_t *set)
 {
     int sig;
@@ -472,13 +413,22 @@ static void wait_for_stop(struct server *srv, sigset_t *set)
         if (sigwait(set, &sig) != 0)
             return;
         if (sig == SIGTERM || sig == SIGINT) {
+            notify_stopping();
+            control_stop(srv->control);
             log_event(LOG_INFO, "stopping", NULL, "signal", LOG_STR,
                       sig == SIGTERM ? "SIGTERM" : "SIGINT", "drain_ms", LOG_UINT,
                       (uint64_t)srv->drain_ms, LOG_END);
             return;
         }
-        reload(srv);
+        server_request_reload(srv, "SIGHUP");
     }
+}
+
+/* --watch: a change of the file reloads exactly as SIGHUP does, through
+ * the control thread. */
+static void watch_reload(void *arg, const char *why)
+{
+    server_request_reload(arg, why);
 }
 
 /* Starts the threads; returns how many run. */
@@ -494,20 +444,29 @@ static int start_threads(struct server *srv)
     return srv->nworkers;
 }
 
-static int routes_init(struct server *srv, const struct cfg *cfg)
+/* The first route set, from the caller's cfg (which it frees after
+ * server_run, when every route is gone). Without a file, the server keeps
+ * cfg's routes for the reloads that compose them with the containers'. */
+static int routes_init(struct server *srv, struct cfg *cfg)
 {
+    struct route_cfgs *cs = route_cfgs_new(cfg, 0);
+    int rc = 0;
+
     srv->routes = calloc(cfg->nroutes ? cfg->nroutes : 1, sizeof(*srv->routes));
-    if (srv->routes == NULL)
-        return -1;
-    for (size_t i = 0; i < cfg->nroutes; i++) {
-        if (listen_probe(&cfg->routes[i]) != 0)
-            return -1;
-        srv->routes[i] = route_new(&cfg->routes[i], srv->nworkers);
-        if (srv->routes[i] == NULL)
-            return -1;
-        srv->nroutes++;
+    if (srv->routes == NULL || cs == NULL)
+        rc = -1;
+    for (size_t i = 0; rc == 0 && i < cfg->nroutes; i++) {
+        if (listen_probe(&cfg->routes[i]) != 0 ||
+            (srv->routes[i] = open_route(&cfg->routes[i], cs, srv->nworkers)) == NULL)
+            rc = -1;
+        else
+            srv->nroutes++;
     }
-    return 0;
+    if (srv->path == NULL)
+        srv->cli = cs;
+    else
+        route_cfgs_unref(cs);
+    return rc;
 }
 
 static void server_free(struct server *srv)
@@ -515,61 +474,40 @@ static void server_free(struct server *srv)
     for (int i = 0; srv->workers != NULL && i < srv->nworkers; i++)
         worker_free(&srv->workers[i]);
     free(srv->workers);
-    for (size_t i = 0; i < srv->nroutes; i++)
-        route_free(srv->routes[i]);
-    for (size_t i = 0; i < srv->nretired; i++)
-        route_free(srv->retired[i]);
-    for (size_t i = 0; i < srv->ncfgs; i++) {
-        cfg_free(srv->cfgs[i]);
-        free(srv->cfgs[i]);
-    }
-    for (size_t i = 0; i < srv->ndsets; i++)
-        docker_set_release(srv->dsets[i]);
-    free(srv->routes);
-    free(srv->retired);
-    free(srv->cfgs);
-    free(srv->dsets);
+    routes_release(srv->routes, srv->nroutes);
+    route_cfgs_unref(srv->cli);
+    route_cfgs_unref(srv->dyn);
     docker_seen_free(&srv->dseen);
-    pthread_mutex_destroy(&srv->reload_mu);
+    pthread_mutex_destroy(&srv->dyn_mu);
     pthread_mutex_destroy(&srv->lock);
-}
-
-/* The container provider, once the workers run: its first set comes as a
- * reload does. */
-static int docker_init(struct server *srv, const struct cfg *cfg)
-{
-    int err;
-
-    if (cfg->docker == NULL)
-        return 0;
-    srv->docker = docker_start(cfg->docker, docker_changed, srv, &err);
-    if (srv->docker != NULL)
-        return 0;
-    log_event(LOG_ERROR, "start_error", NULL, "docker", LOG_STR, cfg->docker, "error", LOG_STR,
-              docker_strerror(err), LOG_END);
-    return -1;
 }
 
 int server_run(struct cfg *cfg, const char *path, const struct sockaddr_storage *metrics)
 {
-    struct server srv = {.path = path, .base = cfg, .drain_ms = DRAIN_MS_DEFAULT};
+    struct server srv = {.path = path, .drain_ms = DRAIN_MS_DEFAULT};
     int max_fds = raise_fd_limit(), nthreads = 0, rc = -1;
+    struct watch *wt = NULL;
     sigset_t set;
 
     pthread_mutex_init(&srv.lock, NULL);
-    pthread_mutex_init(&srv.reload_mu, NULL);
+    pthread_mutex_init(&srv.dyn_mu, NULL);
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    if ((rc = log_async_start(LOG_RING_SIZE)) != 0)
+        log_event(LOG_WARN, "log_error", NULL, "error", LOG_STR, strerror(-rc), "writing", LOG_STR,
+                  "directly: a stderr nobody reads can stall the workers", LOG_END);
+    rc = -1;
 
     srv.nworkers = cfg->workers > 0 ? cfg->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (srv.nworkers < 1)
         srv.nworkers = 1;
     srv.workers = calloc((size_t)srv.nworkers, sizeof(*srv.workers));
-    if (srv.workers == NULL || routes_init(&srv, cfg) != 0)
+    srv.control = control_new(&srv, path, cfg->docker != NULL);
+    if (srv.workers == NULL || srv.control == NULL || routes_init(&srv, cfg) != 0)
         goto out;
     if (metrics != NULL && metrics_start(&srv, metrics) != 0)
         goto out;
@@ -577,15 +515,20 @@ int server_run(struct cfg *cfg, const char *path, const struct sockaddr_storage 
         if (worker_init(&srv, &srv.workers[i], i, max_fds) != 0)
             goto out;
     }
+    if (cfg->watch && path != NULL && (wt = watch_start(path, watch_reload, &srv)) == NULL)
+        goto out;
     nthreads = start_threads(&srv);
-    if (nthreads == srv.nworkers) {
+    if (nthreads == srv.nworkers && control_start(srv.control) == 0) {
         for (size_t i = 0; i < srv.nroutes; i++)
             log_route(srv.routes[i], "route_start");
+        notify_start(&srv);
         if (docker_init(&srv, cfg) == 0) {
             wait_for_stop(&srv, &set);
             rc = 0;
+        } else {
+            control_stop(srv.control);
         }
-        /* Before the drain: no reload may start once the workers stop. */
+        /* No reload applies any more: the provider's thread goes now. */
         docker_stop(srv.docker);
     }
     wake_all(&srv, nthreads, WAKE_DRAIN);
@@ -596,8 +539,12 @@ int server_run(struct cfg *cfg, const char *path, const struct sockaddr_storage 
             log_route(srv.routes[i], "route_stop");
     }
 out:
+    watch_stop(wt);
+    notify_stop();
     if (metrics != NULL)
         metrics_stop();
+    control_free(srv.control);
     server_free(&srv);
+    log_async_stop(LOG_EXIT_FLUSH_MS);
     return rc;
 }

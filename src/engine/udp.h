@@ -1,6 +1,7 @@
 /*
  * udp.h - UDP routes: per-client sessions, each with its own connected
- * upstream socket; PROXY v2 in every datagram (udp_*).
+ * upstream socket; PROXY v2 in every datagram (udp_*). What the rest of the
+ * engine sees; the UDP files share udp_lsn.h among themselves.
  */
 #ifndef PPFWD_UDP_H
 #define PPFWD_UDP_H
@@ -20,8 +21,7 @@ struct route_cfg;
 int udp_open_group(const struct route_cfg *rc, int n, int *fds);
 
 /* Starts serving this worker's socket of the route's group (opened by
- * udp_open_group; opened here if there is none). Sets ls->fd. Returns 0,
- * or -1 after logging why. */
+ * udp_open_group). Sets ls->fd. Returns 0, or -1 after logging why. */
 int udp_listen(struct worker *w, struct listener *ls);
 
 /* Stops serving: closes the listening socket and every session of this
@@ -32,8 +32,8 @@ void udp_stop(struct worker *w, struct listener *ls);
  * At a drain (SIGTERM/SIGINT): stops taking datagrams from clients but lets
  * the sessions finish: replies still go back, and a session closes once it
  * has been quiet for a second (or its idle-timeout, if shorter). Returns 1
- * when it keeps ls for that (it counts in w->nconns until its last session
- * is gone, then frees ls), 0 when there was nothing to wait for (the caller
+ * when it keeps ls for that (in w->udp_drain until its last session is
+ * gone, then it frees ls), 0 when there was nothing to wait for (the caller
  * closes ls as usual).
  */
 int udp_drain(struct worker *w, struct listener *ls);

@@ -3,7 +3,8 @@
  * linear probing and backward-shift deletion, kept at most half full, so a
  * lookup stays a probe or two at 100,000 sessions and never scans.
  *
- * The sessions themselves are owned by udp.c; the table only indexes them.
+ * The sessions themselves are owned by udp_session.c; the table only
+ * indexes them.
  */
 #ifndef PPFWD_UDP_TABLE_H
 #define PPFWD_UDP_TABLE_H

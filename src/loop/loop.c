@@ -242,6 +242,13 @@ int loop_set(struct loop *l, int fd, unsigned mask, loop_fd_cb *cb, void *arg)
     return 0;
 }
 
+unsigned loop_mask(const struct loop *l, int fd)
+{
+    if (fd < 0 || fd >= l->max_fds)
+        return 0;
+    return l->fds[fd].mask;
+}
+
 int loop_set_cb(struct loop *l, int fd, loop_fd_cb *cb, void *arg)
 {
     struct loop_fd *e;

@@ -54,8 +54,15 @@ void loop_free(struct loop *l);
 int loop_add(struct loop *l, int fd, unsigned mask, loop_fd_cb *cb, void *arg);
 
 /* Sets fd's interest to exactly mask (registering fd with cb/arg if
- * needed) with at most one epoll_ctl. Returns 0 or -errno. */
+ * needed) with at most one epoll_ctl, none when fd is registered with mask
+ * already. Returns 0 or -errno; on failure fd keeps its former interest
+ * and callback. */
 int loop_set(struct loop *l, int fd, unsigned mask, loop_fd_cb *cb, void *arg);
+
+/* The interest (LOOP_READ | LOOP_WRITE) fd is registered with: the loop is
+ * the one owner of that fact, callers ask rather than keep a copy. 0 when
+ * fd is not registered (or out of range). No syscall. */
+unsigned loop_mask(const struct loop *l, int fd);
 
 /* Replaces the callback of a registered fd, keeping its interest: no
  * syscall. Returns 0, or -ENOENT if fd is not registered (-EINVAL if out of

@@ -723,7 +723,7 @@ class Ppfwd:
     def wait_fds(self, baseline, timeout=5.0):
         """Waits until the daemon holds no more sockets (and other non-pipe
         fds) than at `baseline`. Pipes are counted apart: each worker keeps
-        up to PIPE_CACHE (64, src/engine/proxy.h) empty pipe pairs for reuse
+        up to PIPE_CACHE (64, src/engine/relay.h) empty pipe pairs for reuse
         by design, so they may stay above the baseline by that much, no more."""
         cap = baseline[1] + PIPE_CACHE_FDS * self.workers
 
@@ -739,7 +739,7 @@ class Ppfwd:
                        % (other, baseline[0], pipes, baseline[1], cap))
 
 
-# Two fds per cached pipe, PIPE_CACHE (src/engine/proxy.h) pipes per worker.
+# Two fds per cached pipe, PIPE_CACHE (src/engine/relay.h) pipes per worker.
 PIPE_CACHE_FDS = 2 * 64
 
 

@@ -20,7 +20,7 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
-#include "engine/proxy.h"
+#include "engine/listen.h"
 
 static int nodelay(int fd)
 {

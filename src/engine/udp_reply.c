@@ -1,0 +1,110 @@
+/*
+ * udp_reply.c - upstream to client (udp_reply_*): a session's socket is read
+ * with recvmmsg into its listener's reply queue, which is sent on the
+ * route's socket once the loop iteration's events are handled, in one call
+ * for every session that answered.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "engine/balance.h"
+#include "engine/listen.h"
+#include "engine/udp_lsn.h"
+#include "engine/worker.h"
+
+/* Sends the queued replies, in one call for all sessions. */
+void udp_reply_flush(struct udp_lsn *u)
+{
+    int err = 0;
+    unsigned lost;
+
+    if (u->nq == 0 || u->ls->fd == -1) {
+        u->nq = 0;
+        return;
+    }
+    lost = udp_send(u, u->ls->fd, u->qmsg, u->nq, &err);
+    u->nq = 0;
+    if (lost > 0)
+        udp_drop(u, DROP_SEND_CLIENT, strerror(err), NULL, NULL);
+}
+
+static void replies_flush_cb(void *arg)
+{
+    struct udp_lsn *u = arg;
+
+    u->flush_queued = 0;
+    if (u->dead) {
+        udp_listen_free(u);
+        return;
+    }
+    udp_reply_flush(u);
+}
+
+/* Replies from the upstream: back to the session's peer (the client, or
+ * the front proxy that sent its header), as they are. They are queued and
+ * leave with the other sessions' replies at the end of the loop iteration
+ * (or at once when the queue is full). */
+void udp_reply_cb(struct loop *l, int fd, void *arg, unsigned events)
+{
+    struct udp_sess *s = arg;
+    struct udp_lsn *u = s->u;
+    unsigned room, q;
+    int n;
+    uint64_t bytes = 0;
+
+    (void)events;
+    if (u->nq == UDP_BATCH)
+        udp_reply_flush(u);
+    q = u->nq;
+    room = UDP_BATCH - q;
+    for (unsigned i = q; i < q + room; i++) {
+        u->qiov[i].iov_base = u->qbufs + (size_t)i * UDP_BUF_SIZE;
+        u->qiov[i].iov_len = UDP_BUF_SIZE;
+        memset(&u->qmsg[i].msg_hdr, 0, sizeof(u->qmsg[i].msg_hdr));
+        u->qmsg[i].msg_hdr.msg_iov = &u->qiov[i];
+        u->qmsg[i].msg_hdr.msg_iovlen = 1;
+    }
+    n = recvmmsg(fd, u->qmsg + q, room, MSG_DONTWAIT, NULL);
+    if (n == -1) {
+        int err = errno;
+
+        if (err == EAGAIN || err == EINTR)
+            return;
+        /* ECONNREFUSED: an ICMP port unreachable from the upstream. New
+         * sessions avoid it for a while, as after a failed TCP connect;
+         * this one stays, the upstream may come back before idle-timeout. */
+        balance_result(u->r, (size_t)(s->up - u->rc->up), err, loop_now(l));
+        udp_drop(u, DROP_UPSTREAM, strerror(err), (const struct sockaddr *)&s->peer,
+             (const struct sockaddr *)&s->client);
+        return;
+    }
+    s->active_ms = loop_now(l);
+    for (unsigned i = q; i < q + (unsigned)n; i++) {
+        struct msghdr *mh = &u->qmsg[i].msg_hdr;
+
+        memcpy(&u->qname[i], &s->peer, s->peerlen);
+        mh->msg_name = &u->qname[i];
+        mh->msg_namelen = s->peerlen;
+        if (s->ctllen > 0) {
+            memcpy(u->qctl[i], s->ctl, s->ctllen);
+            mh->msg_control = u->qctl[i];
+            mh->msg_controllen = s->ctllen;
+        }
+        u->qiov[i].iov_len = u->qmsg[i].msg_len;
+        bytes += u->qmsg[i].msg_len;
+    }
+    u->nq += (unsigned)n;
+    /* Counted as sent when queued; a send that fails later is counted
+     * (and logged) as a udp_dropped of the route. */
+    s->dg_out += (unsigned)n;
+    s->bytes_out += bytes;
+    route_count(u->r, u->w->id, STAT_BYTES_OUT, bytes);
+    if (u->nq > 0 && !u->flush_queued) {
+        if (loop_defer(l, replies_flush_cb, u) == 0)
+            u->flush_queued = 1;
+        else
+            udp_reply_flush(u);
+    }
+}
