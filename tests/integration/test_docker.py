@@ -311,6 +311,78 @@ def check_docker_prints_routes():
     check("cannot connect" in r.stderr and pm.sock in r.stderr, "message: %r" % r.stderr)
 
 
+@scenario
+def url_routes_compose_with_containers():
+    """Routes given as URLs (no -c FILE): a container's change reloads with
+    the command-line routes kept, trigger docker; SIGHUP composes the same
+    (nothing to read again, the containers' routes stay)."""
+    pm = Podman().start()
+    echo = EchoServer()
+    pf, pd = free_port(), free_port()
+    d = start_ppfwd(["--docker=" + pm.url, route(pf, echo.port)], [pf])
+    d.wait_event("docker_connected", timeout=10)
+    pm.create("web", {"ppfwd.route.app": route(pd, echo.port)})
+    ev = d.wait_event("reload", lambda e: e.get("trigger") == "docker")[0]
+    eq((ev.get("routes"), ev.get("added"), ev.get("removed")), (2, 1, 0),
+       "routes/added/removed of the docker reload")
+    check("file" not in ev, "no file in the reload line: %r" % ev)
+    eq(echo_through(pd), b"ping", "data through the container's route")
+    d.p.send_signal(signal.SIGHUP)
+    ev = d.wait_event("reload", lambda e: e.get("trigger") == "SIGHUP")[0]
+    eq((ev.get("routes"), ev.get("added"), ev.get("removed")), (2, 0, 0), "SIGHUP's reload")
+    eq(d.events("reload_error"), [], "no 'nothing to reload' with --docker")
+    pm.rm("web")
+    wait_for(lambda: not listening(pd), 2.0, "the container's route gone")
+    eq(echo_through(pf), b"ping", "the command line's route")
+    eq([e for e in d.events("route_stop") if e.get("route") != "web.app"], [],
+       "only the container's route stopped")
+
+
+@scenario
+def retired_container_sets_are_freed():
+    """A set of the containers' routes lives while a route of it does (here
+    a connection draining through a removed container's route), and is
+    freed when the last goes, while ppfwd runs (not kept until exit)."""
+    pm = Podman().start()
+    echo = EchoServer()
+    p1, p2, pf = free_port(), free_port(), free_port()
+    d = start_ppfwd(["--docker=" + pm.url, route(pf, echo.port)], [pf])  # logs at debug
+    d.wait_event("docker_connected", timeout=10)
+    pm.create("one", {"ppfwd.route.r": route(p1, echo.port)})
+    wait_for(lambda: listening(p1), 2.0, "route one.r")
+    held = socket.create_connection((V4, p1), timeout=5)
+    held.sendall(b"x")
+    eq(held.recv(1), b"x", "a connection through one.r")
+    pm.rm("one")
+    d.wait_event("route_stop", lambda e: e.get("route") == "one.r")
+    pm.create("two", {"ppfwd.route.r": route(p2, echo.port)})
+    d.wait_event("route_start", lambda e: e.get("route") == "two.r")
+    # one.r drains: its set (one route) and the empty set after `rm` (no
+    # route ever used it) -- only the empty one is gone.
+    d.wait_event("docker_set_freed", lambda e: e.get("routes") == 0)
+    time.sleep(0.3)
+    eq([e for e in d.events("docker_set_freed") if e.get("routes") == 1], [],
+       "the set of a route with an open connection is kept")
+    held.sendall(b"y")
+    eq(held.recv(1), b"y", "the draining connection still relays")
+    held.close()
+    d.wait_event("docker_set_freed", lambda e: e.get("routes") == 1, timeout=5)
+    for i in range(20):  # churn: every retired set goes
+        name = "c%d" % i
+        pm.create(name, {"ppfwd.route.r": route(free_port(), echo.port)})
+        d.wait_event("route_start", lambda e, n=name: e.get("route") == n + ".r")
+        pm.rm(name)
+        d.wait_event("route_stop", lambda e, n=name: e.get("route") == n + ".r")
+    # Freed: one's, the empty one, and per round the set with cN.r (once
+    # cN.r stopped) and the one after `rm` but the last (current). two.r
+    # runs on from the set it started in, which stays.
+    wait_for(lambda: len(d.events("docker_set_freed")) >= 2 + 20 + 19, 5.0,
+             "every retired set freed")
+    time.sleep(0.3)
+    eq(len(d.events("docker_set_freed")), 41, "sets freed, none twice")
+    check(listening(p2), "the current route two.r")
+
+
 class FakeApi:
     """A Docker Engine API that answers what the test says: the list body
     as given, and an event stream (chunked) that sends what push() queues.
