@@ -215,7 +215,13 @@ MUSL_CC ?= musl-gcc
 CFLAGS_MUSL := $(CSTD) $(WARN) -Wno-sign-compare -O2 -Iinclude -Isrc \
 	-I$(STATIC_DIR)/libyaml/include -DYAML_DECLARE_STATIC -include src/compat/musl.h \
 	-idirafter $(STATIC_DIR)/kernel-include
-STATIC_OBJ := $(patsubst %.c,$(STATIC_DIR)/obj/%.o,$(LIB_SRC) $(DAEMON_SRC) src/compat/arc4random.c)
+# The container provider needs libcurl and json-c, which Debian ships for
+# glibc only: the static build has src/compat/docker_none.c in their place
+# (--docker says it is not built in).
+STATIC_DAEMON_SRC := $(filter-out src/provider/docker.c src/provider/docker_api.c \
+	src/provider/docker_json.c,$(DAEMON_SRC)) src/compat/docker_none.c
+STATIC_OBJ := $(patsubst %.c,$(STATIC_DIR)/obj/%.o,$(LIB_SRC) $(STATIC_DAEMON_SRC) \
+	src/compat/arc4random.c)
 
 static: deps-static
 	$(MAKE) $(STATIC_DIR)/ppfwd

@@ -55,16 +55,6 @@ static void global_init(void)
     global_rc = curl_global_init(CURL_GLOBAL_NOTHING);
 }
 
-int docker_api_socket_path(const char *spec, char *path, size_t cap)
-{
-    if (strncmp(spec, "unix://", 7) == 0)
-        spec += 7;
-    if (spec[0] != '/' || strlen(spec) >= cap || strlen(spec) >= 108)
-        return -DOCKER_ESOCKET;
-    strcpy(path, spec);
-    return 0;
-}
-
 static int body_add(struct body *b, const char *p, size_t n, size_t max)
 {
     if (n > max - b->len)

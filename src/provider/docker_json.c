@@ -16,27 +16,6 @@
 
 #include "provider/docker_json.h"
 
-const char *docker_strerror(int err)
-{
-    static const char *const msg[] = {
-        [DOCKER_ENOMEM] = "out of memory",
-        [DOCKER_ETOOBIG] = "answer too large",
-        [DOCKER_EJSON] = "answer is not valid JSON",
-        [DOCKER_ESHAPE] = "answer is JSON but not of the documented shape",
-        [DOCKER_ECONNECT] = "cannot connect to the API socket",
-        [DOCKER_EHTTP] = "the API answered with an error status",
-        [DOCKER_EIO] = "the transfer broke off",
-        [DOCKER_ESTOPPED] = "stopping",
-        [DOCKER_ESOCKET] = "bad socket (expected unix:///PATH or /PATH)",
-    };
-
-    if (err < 0)
-        err = -err;
-    if (err <= 0 || (size_t)err >= sizeof(msg) / sizeof(msg[0]) || msg[err] == NULL)
-        return "unknown error";
-    return msg[err];
-}
-
 /* The string member key of o: NULL when absent or null; *bad set when it
  * is there with another type or holds a NUL. */
 static const char *get_str(const json_object *o, const char *key, int *bad)

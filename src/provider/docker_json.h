@@ -37,6 +37,7 @@ enum docker_err {
     DOCKER_EIO,        /* the transfer broke off */
     DOCKER_ESTOPPED,   /* the provider is stopping */
     DOCKER_ESOCKET,    /* the SOCKET argument is not unix://PATH or /PATH */
+    DOCKER_ENOTBUILT,  /* a build without the provider (make static) */
 };
 
 const char *docker_strerror(int err);
