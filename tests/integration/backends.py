@@ -185,3 +185,44 @@ def capture_handler(c, srv):
         c.sendall(b"ok\n")
     except OSError:
         pass
+
+
+class UdpRecorder:
+    """A UDP backend on a thread: records (payload, source) of every datagram
+    and answers b"echo:" + payload to its source."""
+
+    def __init__(self, host):
+        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.s = socket.socket(fam, socket.SOCK_DGRAM)
+        self.s.bind((host, 0))
+        self.s.settimeout(0.2)
+        self.port = self.s.getsockname()[1]
+        self.seen = []
+        self.lock = threading.Lock()
+        self.stopped = False
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+        on_cleanup(self.close)
+
+    def _run(self):
+        while not self.stopped:
+            try:
+                d, a = self.s.recvfrom(65535)
+            except OSError:
+                continue
+            with self.lock:
+                self.seen.append((d, a[:2]))
+            try:
+                self.s.sendto(b"echo:" + d, a)
+            except OSError:
+                pass
+
+    def sources_of(self, payload):
+        with self.lock:
+            return [a for d, a in self.seen if d == payload]
+
+    def close(self):
+        if not self.stopped:
+            self.stopped = True
+            self.t.join(2)
+            self.s.close()

@@ -671,4 +671,5 @@ def run():
 
 
 # The backends live in backends.py (imported last: it uses the names above).
-from backends import EchoServer, Server, capture_handler, echo_handler  # noqa: E402,F401
+from backends import (EchoServer, Server, UdpRecorder, capture_handler,  # noqa: E402,F401
+                      echo_handler)
