@@ -24,6 +24,8 @@ static const struct drop_info drop_info[DROP_ADMIT] = {
     [DROP_SEND_UP] = {"udp_dropped", NULL, STAT_UPSTREAM_ERRORS},
     [DROP_SEND_CLIENT] = {"udp_dropped", NULL, STAT_COUNT},
     [DROP_UPSTREAM] = {"upstream_error", NULL, STAT_UPSTREAM_ERRORS},
+    [DROP_FORGED] = {"udp_dropped", "forged IPv4-mapped source (the datagram came as IPv6)",
+                     STAT_HDR_UNTRUSTED},
 };
 
 /* A refusal by the route's admission: a header's is a proxy_header_refused,
