@@ -282,6 +282,7 @@ static const struct key keys[] = {
     KEY("connect-timeout", set_timeout, connect_timeout_ms, NULL),
     KEY("header-timeout", set_timeout, header_timeout_ms, NULL),
     KEY("idle-timeout", set_timeout, idle_timeout_ms, NULL),
+    KEY("reply-timeout", set_timeout, reply_timeout_ms, NULL),
 };
 
 /* Finds a key by its URL or YAML spelling. */
@@ -442,8 +443,12 @@ static void route_check(struct route_cfg *r, const struct place *at)
         late_problem(at, "unique-id", tlv_msg);
     if (r->send_proxy != SEND_PROXY_V2 && r->crc32c)
         late_problem(at, "crc32c", tlv_msg);
+    if (r->proto == ROUTE_TCP && r->reply_timeout_ms != 0)
+        late_problem(at, "reply-timeout", "means nothing on a TCP route (UDP only)");
     if (r->idle_timeout_ms == 0)
         r->idle_timeout_ms = r->proto == ROUTE_UDP ? 300000 : 3600000;
+    if (r->proto == ROUTE_UDP && r->reply_timeout_ms == 0)
+        r->reply_timeout_ms = 30000; /* conntrack's timeout for unreplied UDP */
 }
 
 static struct route_cfg *route_new(struct cfg *c)
@@ -836,7 +841,8 @@ int cfg_route_equal(const struct route_cfg *a, const struct route_cfg *b)
            cidrs_equal(&a->deny, &b->deny) && a->max_conns == b->max_conns &&
            a->balance == b->balance && a->check_ms == b->check_ms &&
            a->connect_timeout_ms == b->connect_timeout_ms &&
-           a->header_timeout_ms == b->header_timeout_ms && a->idle_timeout_ms == b->idle_timeout_ms;
+           a->header_timeout_ms == b->header_timeout_ms && a->idle_timeout_ms == b->idle_timeout_ms &&
+           a->reply_timeout_ms == b->reply_timeout_ms;
 }
 
 /* ---- freeing ---------------------------------------------------------------- */

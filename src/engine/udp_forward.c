@@ -187,6 +187,7 @@ void udp_forward_cb(struct loop *l, int fd, void *arg, unsigned events)
     int n, keep[UDP_BATCH];
 
     (void)l, (void)events;
+    u->w->udp.batch++;
     for (int i = 0; i < UDP_BATCH; i++) {
         struct msghdr *mh = &u->rmsg[i].msg_hdr;
         u->riov[i] =

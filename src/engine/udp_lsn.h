@@ -50,6 +50,8 @@ enum udp_drop {
     DROP_SEND_CLIENT, /* sending a reply failed */
     DROP_UPSTREAM,    /* the upstream socket reported an error */
     DROP_FORGED,      /* an IPv4-mapped source on a datagram that came as IPv6 */
+    DROP_CAP,         /* the worker's session cap reached, nothing to evict */
+    DROP_EVICTED,     /* not a drop: an unanswered session gave way at the cap */
     DROP_ADMIT,
     DROP_MAX = DROP_ADMIT + ADMIT_COUNT
 };
@@ -133,6 +135,8 @@ struct udp_sess *udp_session_get(struct udp_lsn *u, const struct udp_slot *sl);
 void udp_session_release(struct udp_lsn *u, struct udp_sess *s, const char *reason);
 /* At a drain: the session's idle check runs now, with the drain's deadline. */
 void udp_session_drain(struct udp_lsn *u, struct udp_sess *s);
+/* The upstream answered the session: it leaves the unanswered list. */
+void udp_session_answered(struct udp_lsn *u, struct udp_sess *s);
 
 /* udp_reply.c: the session's upstream socket is readable. */
 void udp_reply_cb(struct loop *l, int fd, void *arg, unsigned events);

@@ -27,12 +27,13 @@ class UdpEcho:
     """A UDP upstream on 127.0.0.1 that keeps every payload it gets and
     answers each with the same bytes (unless mute)."""
 
-    def __init__(self, mute=False):
+    def __init__(self, mute=False, answer=None):
         self.s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.s.bind((V4, 0))
         self.s.settimeout(0.2)
         self.port = self.s.getsockname()[1]
         self.got, self.mute, self.stop = [], mute, False
+        self.answer = answer or (lambda data: True)
         self.lock = threading.Lock()
         self.t = threading.Thread(target=self.loop, daemon=True)
         self.t.start()
@@ -48,7 +49,7 @@ class UdpEcho:
                 return
             with self.lock:
                 self.got.append(data)
-            if not self.mute:
+            if not self.mute and self.answer(data):
                 try:
                     self.s.sendto(data, peer)
                 except OSError:
@@ -220,6 +221,84 @@ def optional_short_signature_prefix_is_data():
     wait_metric(mport, "ppfwd_proxy_headers_total", r_req, 1, result="invalid")
     d.wait_event("proxy_header_refused", lambda e: e.get("reason") == "no PROXY header")
     eq(len(up.payloads()), before, "datagrams the required route passed on")
+
+
+# ---- 2. a flood of one-datagram sessions ---------------------------------------
+
+def flood(port, n):
+    """One 1-byte datagram from each of n source addresses 127.1.x.y (all of
+    127/8 is local), as a spoofing attacker would send them."""
+    sent = 0
+    for i in range(n):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            s.bind(("127.1.%d.%d" % (i // 250, 1 + i % 250), 0))
+            s.sendto(b"x", (V4, port))
+            sent += 1
+        finally:
+            s.close()
+        if i % 200 == 199:
+            time.sleep(0.02)  # let ppfwd keep up: the kernel queue is finite
+    return sent
+
+
+@scenario
+def session_flood_leaves_tcp_and_new_clients_served():
+    nofile, cap = 512, 256  # the cap is half the fd limit
+    up = UdpEcho(answer=lambda d: d.startswith(b"hello"))  # junk gets no answer, as from DNS
+    echo = EchoServer()
+    mport = free_port()
+    d, (tport, uport) = start_ppfwd(lambda ps: [
+        "tcp://127.0.0.1:%d/127.0.0.1:%d" % (ps[0], echo.port),
+        "udp://127.0.0.1:%d/127.0.0.1:%d" % (ps[1], up.port)], 2, nofile=nofile,
+        extra=["--metrics", "127.0.0.1:%d" % mport])
+    r_udp = "udp://127.0.0.1:%d/127.0.0.1:%d" % (uport, up.port)
+    first = udp_client()
+    ask(first, (V4, uport), b"hello first")  # answered: never evicted
+    t0 = time.monotonic()
+    sent = flood(uport, 2000)
+    d.wait_event("udp_session_evicted", timeout=10.0)
+    dt = time.monotonic() - t0
+    active = metric(mport, "ppfwd_udp_sessions_active", r_udp)
+    check(active is not None and active <= cap, "sessions active %s > cap %d" % (active, cap))
+    other, pipes = d.fds()
+    check(other + pipes < nofile - cap // 2, "ppfwd holds %d fds of %d" % (other + pipes, nofile))
+    # TCP still accepts and relays.
+    for i in range(3):
+        c = connect(V4, tport)
+        c.sendall(b"tcp %d" % i)
+        eq(c.recv(100), b"tcp %d" % i, "TCP echo during the flood")
+        c.close()
+    # A new UDP client gets a session (an unanswered one gave way) and its answer.
+    ask(udp_client(), (V4, uport), b"hello new")
+    ask(first, (V4, uport), b"hello again")
+    check(not d.events("udp_session_refused"), "refused: %s" % d.events("udp_session_refused")[:2])
+    print("  %d datagrams from %d sources in %.1fs, %s sessions active (cap %d), %d fds"
+          % (sent, sent, dt, active, cap, other + pipes))
+
+
+@scenario
+def unanswered_session_ends_after_reply_timeout():
+    up = UdpEcho(answer=lambda d: d.startswith(b"hello"))
+    mport = free_port()
+    q = "reply-timeout=1s&idle-timeout=1m"
+    d, (tport, uport) = start_ppfwd(lambda ps: [
+        "tcp://127.0.0.1:%d/127.0.0.1:%d" % (ps[0], up.port),
+        "udp://127.0.0.1:%d/127.0.0.1:%d?%s" % (ps[1], up.port, q)], 2,
+        extra=["--metrics", "127.0.0.1:%d" % mport])
+    r_udp = "udp://127.0.0.1:%d/127.0.0.1:%d?%s" % (uport, up.port, q)
+    answered, silent = udp_client(), udp_client()
+    ask(answered, (V4, uport), b"hello")
+    silent.sendto(b"junk", (V4, uport))
+    wait_metric(mport, "ppfwd_udp_sessions_active", r_udp, 2)
+    t0 = time.monotonic()
+    ev = d.wait_event("udp_session_close", lambda e: e.get("reason") == "no reply", timeout=5.0)
+    dt = time.monotonic() - t0
+    check(dt < 3.0, "the unanswered session closed after %.1fs (reply-timeout 1s)" % dt)
+    eq(ev[0].get("peer"), "127.0.0.1:%d" % silent.getsockname()[1], "closed session's peer")
+    time.sleep(1.0)
+    eq(metric(mport, "ppfwd_udp_sessions_active", r_udp), 1, "sessions left (the answered one)")
+    ask(answered, (V4, uport), b"hello again")
 
 
 if __name__ == "__main__":
