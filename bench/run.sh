@@ -182,5 +182,7 @@ fi
 [ "${BENCH_UDP:-1}" != 0 ] && { echo; "$ROOT/bench/udp.sh" "$B" || tstatus=$?; } # UDP (bench/udp.sh)
 # What balancing with health checks and /metrics scraping cost (bench/production.sh).
 [ "${BENCH_PROD:-1}" != 0 ] && { echo; "$ROOT/bench/production.sh" "$B" || tstatus=$?; }
+# transparent=on against HAProxy -> go-mmproxy (bench/transparent.sh; root, its own netns).
+[ "${BENCH_TP:-1}" != 0 ] && { echo; "$ROOT/bench/transparent.sh" "$B" || tstatus=$?; }
 [ "$cstatus" -ne 0 ] && exit "$cstatus"
 exit "$tstatus"

@@ -283,7 +283,8 @@ start_target() {
             "tcp://127.0.0.1:$p/127.0.0.1:$E_PLAIN" \
             "tcp://127.0.0.1:$((p + 1))/127.0.0.1:$E_PP?send-proxy=v2" \
             "tcp://127.0.0.1:$((p + 2))/127.0.0.1:$E_PLAIN?accept-proxy=required" \
-            "tcp://127.0.0.1:$((p + 3))/127.0.0.1:$IPERF_PORT"
+            "tcp://127.0.0.1:$((p + 3))/127.0.0.1:$IPERF_PORT" \
+            "tcp://127.0.0.1:$((p + 4))/127.0.0.1:$E_PP?send-proxy=v2&tlvs=keep:authority&add-tlv=0xe0=zone-a&add-tlv=0xe1=hex:0102030405060708"
         TARGET_PIDS=$LAST_PID
         RSS_PIDS=$LAST_PID ;;
     esac
@@ -436,9 +437,15 @@ rate_jobs() {
         # A v2 header straight into the backend that skips it: the cost of the
         # header alone, for reference.
         echo "ap $E_PP -2" ;;
-    haproxy | haproxy-splice | ppfwd)
+    haproxy | haproxy-splice)
         echo "plain $p"
         echo "sp $((p + 1))"
+        echo "ap $((p + 2)) -2" ;;
+    ppfwd)
+        echo "plain $p"
+        echo "sp $((p + 1))"
+        # send-proxy=v2 with a TLV policy (issue 12): kept and added TLVs.
+        echo "tlv $((p + 4))"
         echo "ap $((p + 2)) -2" ;;
     nginx | socat) echo "plain $p" ;;
     esac
@@ -469,7 +476,7 @@ run_round() {
             SUM[$t]+=$SUMMARY
         done
     fi
-    for v in plain sp ap; do
+    for v in plain sp tlv ap; do
         for t in "${live[@]}"; do
             job=$(rate_jobs "$t" | awk -v v="$v" '$1 == v')
             [ -n "$job" ] || continue
@@ -759,4 +766,15 @@ END {
     printf "  KiB/conn idle <= 0.5x HAProxy:               %s (%.2f vs %.2f KiB)\n", yn(v >= 0 && v <= 0.5 * hmi), v, hmi
     v = has("ppfwd kib_echo") ? median("ppfwd kib_echo") : -1
     printf "  KiB/conn after one echo <= 0.5x HAProxy:     %s (%.2f vs %.2f KiB)\n", yn(v >= 0 && v <= 0.5 * hme), v, hme
+    # Issue 12: a TLV policy (tlvs=keep:authority, two add-tlv) against plain
+    # send-proxy=v2, both ppfwd, paired within each round.
+    n = 0
+    for (rr = 1; rr <= rounds; rr++)
+        if ((("ppfwd cps_tlv", rr) in rv) && (("ppfwd cps_sp", rr) in rv) && rv["ppfwd cps_sp", rr] > 0)
+            w[++n] = rv["ppfwd cps_tlv", rr] / rv["ppfwd cps_sp", rr]
+    if (n > 0) {
+        q = vmed(w, n)
+        printf "  conn/s send-proxy=v2 + TLV policy within 3%% of send-proxy=v2: %s (%.3fx; %s vs %s/s)\n", yn(q >= 0.97), q, f("ppfwd cps_tlv", "%.0f"), f("ppfwd cps_sp", "%.0f")
+        print "  (TLV policy: tlvs=keep:authority&add-tlv=0xe0=zone-a&add-tlv=0xe1=hex:0102030405060708)"
+    }
 }' "$tmp/results.tsv"

@@ -9,7 +9,7 @@ build) pkgs="gcc make libc6-dev libyaml-dev libcmocka-dev" ;;
 run) pkgs="gcc make libc6-dev libyaml-dev" ;;
 test) pkgs="gcc make libc6-dev libyaml-dev libcmocka-dev clang libclang-rt-14-dev python3 haproxy nginx libnginx-mod-stream curl prometheus go-mmproxy iproute2" ;;
 fuzz) pkgs="gcc make libc6-dev clang libclang-rt-14-dev" ;;
-bench) pkgs="gcc make libc6-dev libyaml-dev golang-go golang-github-pires-go-proxyproto-dev golang-github-armon-go-proxyproto-dev haproxy nginx libnginx-mod-stream socat iperf3 python3" ;;
+bench) pkgs="gcc make libc6-dev libyaml-dev golang-go golang-github-pires-go-proxyproto-dev golang-github-armon-go-proxyproto-dev haproxy nginx libnginx-mod-stream socat iperf3 python3 go-mmproxy iproute2" ;;
 *) echo "deps.sh: unknown target '$1'" >&2; exit 2 ;;
 esac
 

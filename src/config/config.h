@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "config/tlv_policy.h"
 #include "util/cidr.h"
 
 enum route_proto { ROUTE_TCP, ROUTE_UDP };
@@ -23,9 +24,13 @@ struct upstream_cfg {
     socklen_t addrlen;
 };
 
+/* A route as configured. Every field set from a key is a row of the key
+ * table (config/keys.c), which compares and frees it; the name is the
+ * route's identity and the line is where it was written, not keys. */
 struct route_cfg {
-    char *name;   /* YAML route name; for a URL route, the URL itself */
-    char *listen; /* "PROTO://[BIND]:PORT" as written */
+    char *name;    /* YAML route name; for a URL route, the URL itself */
+    unsigned line; /* YAML: the line of its listen key (or of its name); 0 for a URL */
+    char *listen;  /* "PROTO://[BIND]:PORT" as written */
     enum route_proto proto;
     int family; /* AF_INET/AF_INET6 for tcp4/tcp6/udp4/udp6, else AF_UNSPEC */
     struct sockaddr_storage
@@ -38,10 +43,13 @@ struct route_cfg {
     struct cidr_list trusted; /* sources allowed to send a header */
     int trusted_all;          /* 1 when `trusted` was not given (every source) */
     enum send_proxy send_proxy;
-    int tlvs_pass;          /* tlvs=pass (default 1) */
+    enum tlvs_mode tlvs_mode;    /* tlvs=pass|drop|keep:LIST|strip:LIST (default pass) */
+    struct pp_tlv_set tlvs_list; /* the LIST of keep: or strip: */
+    struct tlv_block add_tlv;    /* add-tlv=TYPE=VALUE..., wire TLVs in the order given */
     char *authority;        /* NULL: no AUTHORITY TLV added */
     int unique_id;          /* add a 16-byte random UNIQUE_ID TLV */
     int crc32c;             /* add a CRC32C TLV */
+    int transparent;        /* connect/send from the real client's address */
     struct cidr_list allow; /* real clients allowed */
     int allow_all;          /* 1 when `allow` was not given */
     struct cidr_list deny;  /* real clients refused; wins over allow */
@@ -75,8 +83,24 @@ struct cfg_errors {
  * Returns 0, or -1 with every problem in errs. c must be zeroed before. */
 int cfg_from_urls(struct cfg *c, char *const *urls, int n, struct cfg_errors *errs);
 
+/* What a config file may cost, checked before anything of it is used: its
+ * size, how deep its collections nest (ppfwd's schema needs 4 levels), and
+ * how many anchors it defines, how many nodes its aliases add (an alias counts as every node of
+ * what it names, so "billion laughs" documents are refused before they are walked). Aliases may add
+ * up to CFG_ALIAS_NODES_MIN nodes, or up to CFG_ALIAS_RATIO times the nodes written out, whichever
+ * is more. */
+#define CFG_FILE_MAX (1024 * 1024) /* bytes: 1 MiB */
+#define CFG_DEPTH_MAX 32
+#define CFG_ALIAS_NODES_MIN 10000
+#define CFG_ALIAS_RATIO 10
+/* Anchors per file: libyaml looks each alias up among every anchor, so
+ * their product is bounded too (1,000 anchors and 100,000 aliases: 0.3 s). */
+#define CFG_ANCHORS_MAX 1000
+
 /* Loads the YAML file at path (libyaml). Returns 0, or -1 with every
- * problem in errs (FILE:LINE: route KEY: message). c must be zeroed. */
+ * problem in errs (FILE:LINE: route KEY: message). A file over one of the
+ * limits above is refused with one message naming the limit. c must be
+ * zeroed. */
 int cfg_load_file(struct cfg *c, const char *path, struct cfg_errors *errs);
 
 /* Parses "500ms", "5s", "5m", "1h" (and a bare number of seconds) into

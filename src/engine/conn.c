@@ -21,6 +21,7 @@
 #include "engine/balance.h"
 #include "engine/conn.h"
 #include "engine/route.h"
+#include "engine/transparent.h"
 #include "engine/worker.h"
 
 /* ---- closing -------------------------------------------------------------- */
@@ -187,6 +188,8 @@ static void connect_done(struct conn *c, int err, const char *error)
     route_count(c->r, c->w->id, STAT_UPSTREAM_ERRORS, 1);
     log_event(LOG_WARN, "upstream_error", c->r->cfg->name, "upstream", LOG_STR, c->up->name,
               "error", LOG_STR, error ? error : strerror(err), LOG_END);
+    if (err == ETIMEDOUT && c->r->cfg->transparent)
+        route_transparent_no_reply(c->r, c->up->name);
     conn_close(c, error ? error : strerror(err));
 }
 
@@ -227,6 +230,31 @@ static void set_nodelay(int fd)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
+/* The upstream socket: a plain one, or with transparent=on one bound to
+ * the real client's address (transparent.c). Returns the fd or -errno;
+ * -EAFNOSUPPORT when the client's family is not the upstream's. */
+static int upstream_socket(struct conn *c, int family)
+{
+    struct sockaddr_storage src;
+    int fd, own;
+
+    if (c->r->cfg->transparent) {
+        /* A header without addresses (LOCAL, UNSPEC): ppfwd's own. */
+        own = c->has_hdr && (c->hdr.command == PP2_CMD_LOCAL || c->hdr.src.sa.sa_family == AF_UNSPEC);
+        switch (own ? TRANSPARENT_OWN
+                    : transparent_source((const struct sockaddr *)&c->client, family, &src)) {
+        case 0:
+            return transparent_socket(SOCK_STREAM, &src);
+        case TRANSPARENT_FAMILY:
+            return -EAFNOSUPPORT;
+        default:
+            break;
+        }
+    }
+    fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    return fd == -1 ? -errno : fd;
+}
+
 static void connect_upstream(struct conn *c)
 {
     const struct route_cfg *rc = c->r->cfg;
@@ -241,10 +269,18 @@ static void connect_upstream(struct conn *c)
     atomic_fetch_add_explicit(&c->r->ups[i].conns, 1, memory_order_relaxed);
     sa = (const struct sockaddr *)&c->up->addr;
     c->state = CONN_CONNECT;
-    c->rl.ufd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (c->rl.ufd == -1) {
+    c->rl.ufd = upstream_socket(c, sa->sa_family);
+    if (c->rl.ufd == -EAFNOSUPPORT) {
+        c->rl.ufd = -1;
+        refuse_with(c, STAT_REFUSED, "conn_refused",
+                    "transparent=on: the client's address family is not the upstream's");
+        return;
+    }
+    if (c->rl.ufd < 0) {
+        err = -c->rl.ufd;
+        c->rl.ufd = -1;
         route_count(c->r, c->w->id, STAT_UPSTREAM_ERRORS, 1);
-        fail(c, errno);
+        fail(c, err);
         return;
     }
     set_nodelay(c->rl.ufd);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <netinet/in.h>
 
+#include "util/log.h"
 #include "engine/route.h"
 
 /* ---- life ---------------------------------------------------------------- */
@@ -54,20 +55,28 @@ static int header_policy(struct route *r)
     uint8_t scratch[PP_V2_HDR_LEN + 3 + 65535];
     ssize_t n;
 
-    r->pass_any = rc->tlvs_pass;
-    for (unsigned t = 0; t < 256; t++) {
-        int own = (t == PP2_TYPE_AUTHORITY && rc->authority) ||
-                  (t == PP2_TYPE_UNIQUE_ID && rc->unique_id);
-        if (!own)
-            pp_tlv_set_add(&r->pass, (uint8_t)t);
-    }
-    if (rc->authority == NULL)
+    /* tlvs=: the types passed on (never a received CRC32C); the route's own
+     * AUTHORITY and UNIQUE_ID replace received ones. */
+    tlvs_passed(rc->tlvs_mode, &rc->tlvs_list, &r->pass);
+    if (rc->authority)
+        r->pass.bits[PP2_TYPE_AUTHORITY >> 3] &= (uint8_t) ~(1u << (PP2_TYPE_AUTHORITY & 7));
+    if (rc->unique_id)
+        r->pass.bits[PP2_TYPE_UNIQUE_ID >> 3] &= (uint8_t) ~(1u << (PP2_TYPE_UNIQUE_ID & 7));
+    r->pass_any = 0;
+    for (size_t i = 0; i < sizeof(r->pass.bits); i++)
+        r->pass_any |= r->pass.bits[i] != 0;
+    /* Added after the passed ones: authority=, then add-tlv= in order. */
+    if (rc->authority == NULL && rc->add_tlv.len == 0)
         return 0;
     n = pp_build_v2(scratch, sizeof(scratch), PP2_CMD_LOCAL, 0, NULL, NULL);
-    n = pp_build_v2_tlv(scratch, sizeof(scratch), (size_t)n, PP2_TYPE_AUTHORITY, rc->authority,
-                        strlen(rc->authority));
+    if (rc->authority != NULL)
+        n = pp_build_v2_tlv(scratch, sizeof(scratch), (size_t)n, PP2_TYPE_AUTHORITY,
+                            rc->authority, strlen(rc->authority));
+    if (n >= 0 && rc->add_tlv.len > 0)
+        n = pp_build_v2_tlvs(scratch, sizeof(scratch), (size_t)n, rc->add_tlv.bytes,
+                             rc->add_tlv.len, NULL);
     if (n < PP_V2_HDR_LEN)
-        return -EINVAL; /* the config checked the length */
+        return -EINVAL; /* the config checked the lengths */
     r->add_len = (size_t)n - PP_V2_HDR_LEN;
     r->add = malloc(r->add_len);
     if (r->add == NULL)
@@ -127,6 +136,20 @@ void route_unref(struct route *r)
 {
     if (r != NULL && atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1)
         route_free(r);
+}
+
+void route_transparent_no_reply(struct route *r, const char *upstream)
+{
+    if (atomic_exchange_explicit(&r->no_reply_hinted, 1, memory_order_relaxed))
+        return;
+    log_event(LOG_WARN, "transparent_no_reply", r->cfg->name, "upstream", LOG_STR, upstream, "hint",
+              LOG_STR,
+              "transparent=on: the upstream's reply to the client's address did not come back; "
+              "is policy routing set up? For upstreams on this host: ip rule add from "
+              "127.0.0.1/8 iif lo table 123; ip route add local 0.0.0.0/0 dev lo table 123 (and "
+              "ip -6 rule add from ::1/128 iif lo table 123; ip -6 route add local ::/0 dev lo "
+              "table 123); for other hosts see ppfwd(1), TRANSPARENT MODE",
+              LOG_END);
 }
 
 /* ---- admission ------------------------------------------------------------ */

@@ -77,7 +77,13 @@ struct route {
     int pass_any;
     uint8_t *add; /* NULL when none */
     size_t add_len;
+    atomic_int no_reply_hinted; /* transparent=on: the routing hint was logged */
 };
+
+/* transparent=on: an upstream never answered (a connect timeout). Logs
+ * transparent_no_reply with the policy routing to check, once per route:
+ * missing routing fails every connection alike. */
+void route_transparent_no_reply(struct route *r, const char *upstream);
 
 /* ---- life ---------------------------------------------------------------- */
 

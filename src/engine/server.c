@@ -26,6 +26,7 @@
 #include "engine/metrics.h"
 #include "engine/route.h"
 #include "engine/server.h"
+#include "engine/transparent.h"
 #include "engine/udp.h"
 #include "engine/worker.h"
 
@@ -54,9 +55,21 @@ static struct route *open_route(const struct route_cfg *rc, struct route_cfgs *c
 {
     struct route *r = route_new(rc, cs, nworkers);
 
+    char err[256];
+
     if (r == NULL) {
         log_event(LOG_ERROR, "listen_error", rc->name, "error", LOG_STR, strerror(ENOMEM), LOG_END);
         return NULL;
+    }
+    /* transparent=on: the capability is checked now, once, so that a route
+     * that could never send from its clients' addresses does not start. */
+    for (size_t i = 0; rc->transparent && i < rc->nup; i++) {
+        if (transparent_check(rc->up[i].addr.ss_family, err, sizeof(err)) != 0) {
+            log_event(LOG_ERROR, "route_error", rc->name, "key", LOG_STR, "transparent", "error",
+                      LOG_STR, err, LOG_END);
+            route_unref(r);
+            return NULL;
+        }
     }
     if (r->udp_fds != NULL && udp_open_group(rc, nworkers, r->udp_fds) != 0) {
         route_unref(r);

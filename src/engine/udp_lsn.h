@@ -32,8 +32,9 @@ struct listener;
  * datagram is never cut; MSG_TRUNC still guards the assumption. */
 #define UDP_BUF_SIZE 65536
 /* Room for the header sent upstream: the TLVs passed on from an accepted
- * header (at most PP_V2_DEFAULT_CAP in all) plus the route's own. */
-#define UDP_HDR_CAP (PP_V2_DEFAULT_CAP + 512)
+ * header (at most PP_V2_DEFAULT_CAP in all) plus the route's own, which the
+ * config keeps within PP_V2_DEFAULT_CAP too (TLV_ADDED_MAX). */
+#define UDP_HDR_CAP (2 * PP_V2_DEFAULT_CAP)
 /* Room for the control messages of a datagram: IPV6_PKTINFO, and on an
  * IPv6 socket an IPv4 datagram's IP_PKTINFO after it. */
 #define UDP_CTL_SIZE (CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo)))

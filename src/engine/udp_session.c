@@ -16,6 +16,7 @@
 #include "util/addr.h"
 #include "util/log.h"
 #include "engine/balance.h"
+#include "engine/transparent.h"
 #include "engine/udp.h"
 #include "engine/udp_lsn.h"
 #include "engine/worker.h"
@@ -228,9 +229,33 @@ static void key_make(struct udp_key *k, const struct udp_slot *sl)
     }
 }
 
+/* The session's upstream socket: a plain one, or with transparent=on one
+ * bound to the client's address (own: the header carried none, so
+ * ppfwd's own address). Returns the fd, -EAFNOSUPPORT when the client's
+ * family is not the upstream's, or -errno. */
+static int sess_socket(struct udp_lsn *u, struct udp_sess *s, int own)
+{
+    struct sockaddr_storage src;
+    int family = s->up->addr.ss_family, fd;
+
+    if (u->rc->transparent) {
+        switch (own ? TRANSPARENT_OWN
+                    : transparent_source((const struct sockaddr *)&s->client, family, &src)) {
+        case 0:
+            return transparent_socket(SOCK_DGRAM, &src);
+        case TRANSPARENT_FAMILY:
+            return -EAFNOSUPPORT;
+        default:
+            break;
+        }
+    }
+    fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    return fd == -1 ? -errno : fd;
+}
+
 /* Picks the session's upstream (balance=...) and connects a socket to it.
  * Returns 0, -EHOSTUNREACH when no upstream is live, or -errno. */
-static int sess_connect(struct udp_lsn *u, struct udp_sess *s)
+static int sess_connect(struct udp_lsn *u, struct udp_sess *s, int own)
 {
     int i = balance_pick(u->r, (const struct sockaddr *)&s->client, loop_now(u->w->loop));
     int rcv = 1 << 20, err;
@@ -238,9 +263,12 @@ static int sess_connect(struct udp_lsn *u, struct udp_sess *s)
     if (i < 0)
         return -EHOSTUNREACH;
     s->up = &u->rc->up[i];
-    s->fd = socket(s->up->addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (s->fd == -1)
-        return -errno;
+    s->fd = sess_socket(u, s, own);
+    if (s->fd < 0) {
+        err = s->fd;
+        s->fd = -1;
+        return err;
+    }
     /* Replies to a window of large datagrams must queue, not drop. */
     setsockopt(s->fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
     err = connect(s->fd, (const struct sockaddr *)&s->up->addr, s->up->addrlen) == -1 ? -errno : 0;
@@ -319,7 +347,7 @@ static struct udp_sess *sess_open(struct udp_lsn *u, const struct udp_key *k, ui
     err = s == NULL ? -ENOMEM : 0;
     if (err == 0) {
         sess_fill(u, s, sl);
-        err = sess_connect(u, s);
+        err = sess_connect(u, s, sl->has_hdr && client == peer);
     }
     if (err == 0 && (err = udp_table_add(&u->table, s, k, h)) != 0) {
         loop_remove(u->w->loop, s->fd);
@@ -330,8 +358,11 @@ static struct udp_sess *sess_open(struct udp_lsn *u, const struct udp_key *k, ui
         free(s);
         route_leave(u->r);
         u->w->udp.n--;
-        udp_drop(u, err == -EHOSTUNREACH ? DROP_NO_UPSTREAM : DROP_SESSION, strerror(-err), peer,
-             client);
+        udp_drop(u, err == -EHOSTUNREACH ? DROP_NO_UPSTREAM : DROP_SESSION,
+                 err == -EAFNOSUPPORT
+                     ? "transparent=on: the client's address family is not the upstream's"
+                     : strerror(-err),
+                 peer, client);
         return NULL;
     }
     atomic_fetch_add(&u->r->udp_sessions, 1);

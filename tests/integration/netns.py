@@ -1,5 +1,6 @@
 """Network namespaces for the integration scenarios that need more than one
-host (python3 stdlib only): test_mmproxy.py and test_udp_gso.py.
+host (python3 stdlib only): test_mmproxy.py, test_udp_gso.py and
+test_transparent.py.
 
 A test file calls own_netns() first thing in main(): the first process checks
 that this machine can make namespaces (root, unshare(1), nsenter(1), ip(8)
@@ -185,6 +186,25 @@ def sockets_in_netns(pid, addrs, what):
         os.close(mine)
         os.close(other)
     return socks
+
+
+def tcp_socket_in_netns(pid, fam, what):
+    """An unbound TCP socket of family fam made in the network namespace
+    of pid (as sockets_in_netns does); Fail, naming what, when it cannot be
+    made. The caller binds, connects and closes it."""
+    mine = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    other = os.open("/proc/%d/ns/net" % pid, os.O_RDONLY)
+    try:
+        _setns(other)
+        try:
+            return socket.socket(fam, socket.SOCK_STREAM)
+        finally:
+            _setns(mine)
+    except OSError as e:
+        raise Fail("%s: %s" % (what, e))
+    finally:
+        os.close(mine)
+        os.close(other)
 
 
 # ---- UDP ports of this namespace -------------------------------------------------

@@ -578,32 +578,73 @@ static void udp_ask(int fd, const void *p, size_t len, const char *client, const
     assert_string_equal(got, want);
 }
 
-/* src and dst as IP literals; jsrc and jdst as whoami writes them. */
+/* src and dst as IP literals; jsrc and jdst as whoami writes them. Every
+ * datagram that expects an answer is padded to UDP_PAD bytes: whoami never
+ * answers more bytes than it got (test_udp_no_amplification). */
+#define UDP_PAD 1024
 static void udp_cases(int family, const char *src, const char *dst, const char *jsrc,
                       const char *jdst)
 {
-    uint8_t dgram[512];
+    uint8_t dgram[UDP_PAD];
     char proxy[512];
     size_t n;
     int fd;
 
     server_start(family, 1, NULL);
     fd = udp_socket();
+    memset(dgram, 'q', sizeof(dgram));
     n = build_v2(dgram, sizeof(dgram), SOCK_DGRAM, src, 53000, dst, 53);
     snprintf(proxy, sizeof(proxy),
              "{\"version\":2,\"command\":\"proxy\",\"family\":\"udp%c\",\"src\":\"%s\","
              "\"dst\":\"%s\",\"length\":%zu,\"tlvs\":[]}",
              family == AF_INET ? '4' : '6', jsrc, jdst, n);
-    memcpy(dgram + n, "query", 5);
-    udp_ask(fd, dgram, n + 5, jsrc, proxy, ANSWER_MS);
-    udp_ask(fd, "query", 5, NULL, "null", ANSWER_MS);
+    udp_ask(fd, dgram, sizeof(dgram), jsrc, proxy, ANSWER_MS);
+    memset(dgram, 'q', sizeof(dgram));
+    udp_ask(fd, dgram, sizeof(dgram), NULL, "null", ANSWER_MS);
     /* v1 is not defined for datagrams: dropped, and the server goes on. */
     n = build_v1(dgram, "192.0.2.10", 51234, "198.51.100.1", 443);
     udp_ask(fd, dgram, n, NULL, NULL, 300);
     /* A v2 header cut short: dropped. */
     memcpy(dgram, PP_V2_SIG "\x21\x12", 14);
     udp_ask(fd, dgram, 14, NULL, NULL, 300);
-    udp_ask(fd, "", 0, NULL, "null", ANSWER_MS);
+    memset(dgram, 'q', sizeof(dgram));
+    udp_ask(fd, dgram, sizeof(dgram), NULL, "null", ANSWER_MS);
+    close(fd);
+}
+
+/* An answer longer than the datagram is never sent (a forged source would
+ * turn whoami into an amplifier): not to a short query, not to an empty
+ * datagram, not to a bare header; logged, and the server goes on. The same
+ * datagrams padded to the answer's size are answered. */
+static void test_udp_no_amplification(void **state)
+{
+    uint8_t dgram[UDP_PAD];
+    char got[2048];
+    size_t n;
+    ssize_t k;
+    int fd;
+
+    (void)state;
+    server_start(AF_INET, 1, NULL);
+    fd = udp_socket();
+    udp_ask(fd, "query", 5, NULL, NULL, 300);
+    udp_ask(fd, "", 0, NULL, NULL, 300);
+    n = build_v2(dgram, sizeof(dgram), SOCK_DGRAM, "192.0.2.10", 1, "198.51.100.1", 2);
+    udp_ask(fd, dgram, n, NULL, NULL, 300);
+    assert_non_null(strstr(server_log(), "whoami_answer_dropped"));
+    assert_non_null(strstr(server_log(), "answer longer than the datagram"));
+    /* Exactly as long as the answer: answered, and no byte more. */
+    memset(dgram, 'q', sizeof(dgram));
+    assert_int_equal(send(fd, dgram, sizeof(dgram), 0), (ssize_t)sizeof(dgram));
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    assert_int_equal(poll(&p, 1, ANSWER_MS), 1);
+    k = recv(fd, got, sizeof(got), 0);
+    assert_true(k > 0 && k < (ssize_t)sizeof(dgram));
+    assert_int_equal(send(fd, dgram, (size_t)k, 0), k);
+    assert_int_equal(poll(&p, 1, ANSWER_MS), 1);
+    assert_int_equal(recv(fd, got, sizeof(got), 0), k);
+    assert_int_equal(send(fd, dgram, (size_t)k - 1, 0), k - 1);
+    assert_int_equal(poll(&p, 1, 300), 0);
     close(fd);
 }
 
@@ -621,7 +662,7 @@ static void test_udp_ipv6(void **state)
 
 static void test_udp_required(void **state)
 {
-    uint8_t dgram[256];
+    uint8_t dgram[UDP_PAD];
     size_t n;
     int fd;
 
@@ -631,7 +672,8 @@ static void test_udp_required(void **state)
     udp_ask(fd, "query", 5, NULL, NULL, 300);
     n = build_v2(dgram, sizeof(dgram), SOCK_DGRAM, "192.0.2.10", 1, "198.51.100.1", 2);
     n = add_tlv(dgram, sizeof(dgram), n, PP2_TYPE_AUTHORITY, "dns.example");
-    udp_ask(fd, dgram, n, "192.0.2.10:1",
+    memset(dgram + n, 'q', sizeof(dgram) - n);
+    udp_ask(fd, dgram, sizeof(dgram), "192.0.2.10:1",
             "{\"version\":2,\"command\":\"proxy\",\"family\":\"udp4\",\"src\":\"192.0.2.10:1\","
             "\"dst\":\"198.51.100.1:2\",\"length\":42,\"tlvs\":[{\"type\":2,\"name\":"
             "\"authority\",\"value\":\"dns.example\",\"hex\":\"646e732e6578616d706c65\"}]}",
@@ -718,6 +760,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_udp, setup, teardown),
         cmocka_unit_test_setup_teardown(test_udp_ipv6, setup, teardown),
         cmocka_unit_test_setup_teardown(test_udp_required, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_udp_no_amplification, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage, setup, teardown),
     };
 

@@ -71,7 +71,7 @@ static void test_url_defaults(void **state)
     assert_string_equal(r->up[0].name, "127.0.0.1:22");
     assert_int_equal(r->accept_proxy, ACCEPT_PROXY_OFF);
     assert_int_equal(r->send_proxy, SEND_PROXY_OFF);
-    assert_int_equal(r->tlvs_pass, 1);
+    assert_int_equal(r->tlvs_mode, TLVS_PASS);
     assert_int_equal(r->trusted_all, 1);
     assert_int_equal(r->allow_all, 1);
     assert_int_equal(r->deny.n, 0);
@@ -135,7 +135,7 @@ static void test_url_every_key(void **state)
     assert_int_equal(r->trusted_all, 0);
     assert_int_equal(r->trusted.n, 2);
     assert_int_equal(r->send_proxy, SEND_PROXY_V2);
-    assert_int_equal(r->tlvs_pass, 0);
+    assert_int_equal(r->tlvs_mode, TLVS_DROP);
     assert_string_equal(r->authority, "example.com");
     assert_int_equal(r->unique_id, 1);
     assert_int_equal(r->crc32c, 1);

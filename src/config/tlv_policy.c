@@ -1,0 +1,205 @@
+/*
+ * tlv_policy.c - tlvs=pass|drop|keep:LIST|strip:LIST and add-tlv=TYPE=VALUE,
+ * parsed into a set of types and a block of wire TLVs at config time.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/tlv_policy.h"
+
+static const struct {
+    const char *name;
+    uint8_t type;
+} names[] = {
+    {"alpn", PP2_TYPE_ALPN},   {"authority", PP2_TYPE_AUTHORITY}, {"crc32c", PP2_TYPE_CRC32C},
+    {"noop", PP2_TYPE_NOOP},   {"unique-id", PP2_TYPE_UNIQUE_ID}, {"ssl", PP2_TYPE_SSL},
+    {"netns", PP2_TYPE_NETNS}, {"aws", PP2_TYPE_AWS},             {"azure", PP2_TYPE_AZURE},
+    {"gcp", PP2_TYPE_GCP},
+};
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int tlv_type_parse(const char *s, size_t len, uint8_t *type, char *err, size_t errlen)
+{
+    unsigned long v = 0;
+    size_t i = 0;
+    int base = 10;
+
+    for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++)
+        if (strlen(names[k].name) == len && memcmp(names[k].name, s, len) == 0) {
+            *type = names[k].type;
+            return 0;
+        }
+    if (len > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+        base = 16;
+        i = 2;
+    }
+    if (i == len || len - i > 8)
+        goto bad;
+    for (; i < len; i++) {
+        int d = base == 16 ? hexval((unsigned char)s[i]) : (s[i] >= '0' && s[i] <= '9' ? s[i] - '0' : -1);
+        if (d < 0)
+            goto bad;
+        v = v * (unsigned long)base + (unsigned long)d;
+    }
+    if (v > 255) {
+        snprintf(err, errlen, "TLV type %.*s is above 255", (int)len, s);
+        return -1;
+    }
+    *type = (uint8_t)v;
+    return 0;
+bad:
+    snprintf(err, errlen,
+             "unknown TLV type '%.*s' (a number 0-255, decimal or 0x hex, or one of alpn, "
+             "authority, crc32c, noop, unique-id, ssl, netns, aws, azure, gcp)",
+             (int)(len > 64 ? 64 : len), s);
+    return -1;
+}
+
+int tlvs_parse(const char *s, enum tlvs_mode *mode, struct pp_tlv_set *set, char *err,
+               size_t errlen)
+{
+    const char *p, *end;
+
+    memset(set, 0, sizeof(*set));
+    if (strcmp(s, "pass") == 0 || strcmp(s, "drop") == 0) {
+        *mode = s[0] == 'p' ? TLVS_PASS : TLVS_DROP;
+        return 0;
+    }
+    if (strncmp(s, "keep:", 5) == 0)
+        *mode = TLVS_KEEP;
+    else if (strncmp(s, "strip:", 6) == 0)
+        *mode = TLVS_STRIP;
+    else {
+        snprintf(err, errlen, "expected pass, drop, keep:LIST or strip:LIST, not '%s'", s);
+        return -1;
+    }
+    p = strchr(s, ':') + 1;
+    if (*p == '\0') {
+        snprintf(err, errlen, "'%s': the list of TLV types is empty", s);
+        return -1;
+    }
+    for (;; p = end + 1) {
+        uint8_t t;
+
+        end = strchr(p, ',');
+        if (end == NULL)
+            end = p + strlen(p);
+        if (end == p) {
+            snprintf(err, errlen, "'%s': an empty item in the list of TLV types", s);
+            return -1;
+        }
+        if (tlv_type_parse(p, (size_t)(end - p), &t, err, errlen) != 0)
+            return -1;
+        pp_tlv_set_add(set, t);
+        if (*end == '\0')
+            return 0;
+    }
+}
+
+void tlvs_passed(enum tlvs_mode mode, const struct pp_tlv_set *list, struct pp_tlv_set *out)
+{
+    switch (mode) {
+    case TLVS_PASS:
+        memset(out, 0xFF, sizeof(*out));
+        break;
+    case TLVS_DROP:
+        memset(out, 0, sizeof(*out));
+        break;
+    case TLVS_KEEP:
+        *out = *list;
+        break;
+    case TLVS_STRIP:
+        for (size_t i = 0; i < sizeof(out->bits); i++)
+            out->bits[i] = (uint8_t)~list->bits[i];
+        break;
+    }
+    out->bits[PP2_TYPE_CRC32C >> 3] &= (uint8_t) ~(1u << (PP2_TYPE_CRC32C & 7));
+}
+
+int tlv_block_add(struct tlv_block *b, const char *s, char *err, size_t errlen)
+{
+    const char *eq = strchr(s, '='), *v;
+    size_t vlen, max = 0xFFFF;
+    uint8_t type, *nb;
+    int hex;
+
+    if (eq == NULL) {
+        snprintf(err, errlen, "'%s': expected TYPE=VALUE", s);
+        return -1;
+    }
+    if (tlv_type_parse(s, (size_t)(eq - s), &type, err, errlen) != 0)
+        return -1;
+    if (type == PP2_TYPE_CRC32C) {
+        snprintf(err, errlen, "'%s': a CRC32C TLV cannot be added as a value (crc32c=on computes "
+                 "one over the header sent)", s);
+        return -1;
+    }
+    v = eq + 1;
+    hex = strncmp(v, "hex:", 4) == 0;
+    if (hex) {
+        v += 4;
+        vlen = strlen(v);
+        if (vlen % 2 != 0) {
+            snprintf(err, errlen, "'%s': an odd number of hex digits", s);
+            return -1;
+        }
+        for (size_t i = 0; i < vlen; i++)
+            if (hexval((unsigned char)v[i]) < 0) {
+                snprintf(err, errlen, "'%s': '%c' is not a hex digit", s, v[i]);
+                return -1;
+            }
+        vlen /= 2;
+    } else {
+        vlen = strlen(v);
+    }
+    if (type == PP2_TYPE_AUTHORITY)
+        max = 255;
+    else if (type == PP2_TYPE_UNIQUE_ID)
+        max = 128;
+    if (vlen > max) {
+        snprintf(err, errlen, "'%.*s=...': %zu bytes, more than the %zu a%s TLV may hold",
+                 (int)(eq - s), s, vlen, max, type == PP2_TYPE_AUTHORITY ? "n AUTHORITY" : " UNIQUE_ID");
+        return -1;
+    }
+    if (vlen + 3 > TLV_ADDED_MAX - b->len) {
+        snprintf(err, errlen,
+                 "'%.*s=...': the added TLVs would take %zu bytes, more than the %d a v2 header "
+                 "leaves for them within %d bytes (PP_V2_DEFAULT_CAP, what receivers accept)",
+                 (int)(eq - s), s, b->len + vlen + 3, TLV_ADDED_MAX, PP_V2_DEFAULT_CAP);
+        return -1;
+    }
+    nb = realloc(b->bytes, b->len + 3 + vlen);
+    if (nb == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    b->bytes = nb;
+    nb += b->len;
+    nb[0] = type;
+    nb[1] = (uint8_t)(vlen >> 8);
+    nb[2] = (uint8_t)vlen;
+    for (size_t i = 0; i < vlen; i++)
+        nb[3 + i] = hex ? (uint8_t)(hexval((unsigned char)v[2 * i]) << 4 |
+                                    hexval((unsigned char)v[2 * i + 1]))
+                        : (uint8_t)v[i];
+    b->len += 3 + vlen;
+    return 0;
+}
+
+void tlv_block_free(struct tlv_block *b)
+{
+    free(b->bytes);
+    b->bytes = NULL;
+    b->len = 0;
+}
