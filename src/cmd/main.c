@@ -30,9 +30,10 @@ struct main_opts {
     const char *log_format;
     unsigned long workers;
     struct sockaddr_storage metrics;
+    int watch;
 };
 
-enum { OPT_LOG_FORMAT = 256, OPT_METRICS, OPT_RELAY };
+enum { OPT_LOG_FORMAT = 256, OPT_METRICS, OPT_RELAY, OPT_WATCH };
 
 /* One option per line reads as a table. */
 /* clang-format off */
@@ -43,6 +44,7 @@ static const struct option longopts[] = {
     {"workers", required_argument, NULL, 'w'},
     {"metrics", required_argument, NULL, OPT_METRICS},
     {"relay", required_argument, NULL, OPT_RELAY},
+    {"watch", no_argument, NULL, OPT_WATCH},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -71,6 +73,7 @@ static void main_help(void)
           "  -w, --workers N                         (default: number of CPUs)\n"
           "      --metrics ADDR:PORT                 Prometheus text at /metrics\n"
           "      --relay splice|copy                 zero-copy splice(2) (default) or buffers\n"
+          "      --watch                             with -c: reload when the file changes\n"
           "\n"
           "ROUTE: PROTO://[BIND]:PORT/UPSTREAM[,UPSTREAM...][?KEY=VALUE&...]\n"
           "  e.g. 'tcp://:2222/127.0.0.1:22?send-proxy=v2'\n"
@@ -114,6 +117,9 @@ static int main_option(struct main_opts *o, int c)
     case OPT_RELAY:
         relay_splice = strcmp(optarg, "splice") == 0;
         return main_one_of("--relay", optarg, relays);
+    case OPT_WATCH:
+        o->watch = 1;
+        return 0;
     case OPT_METRICS:
         rc = addr_parse(optarg, 0, &o->metrics);
         if (rc != 0)
@@ -177,6 +183,10 @@ static int main_run(const struct main_opts *o, int nurls, char **urls)
         cli_error(NULL, "give either ROUTE... or -c FILE, not both");
         return CLI_EXIT_FAIL;
     }
+    if (o->watch && o->config == NULL) {
+        cli_error(NULL, "--watch: needs -c FILE (routes given as URLs have no file to watch)");
+        return CLI_EXIT_FAIL;
+    }
     rc =
         o->config ? cfg_load_file(&cfg, o->config, &errs) : cfg_from_urls(&cfg, urls, nurls, &errs);
     if (rc != 0) {
@@ -192,6 +202,7 @@ static int main_run(const struct main_opts *o, int nurls, char **urls)
         cfg.log_format = strcmp(o->log_format, "json") == 0 ? LOG_FORMAT_JSON : LOG_FORMAT_TEXT;
     if (o->workers)
         cfg.workers = (int)o->workers;
+    cfg.watch |= o->watch;
     log_init(cfg.log_level >= 0 ? cfg.log_level : LOG_INFO,
              cfg.log_format >= 0 ? cfg.log_format : LOG_FORMAT_AUTO);
     rc = server_run(&cfg, o->config, main_metrics(o, &cfg, &metrics));

@@ -68,6 +68,7 @@ struct cfg {
     int log_format; /* enum log_format, or -1 (auto) when not set */
     int workers;    /* 0 when not set (then the CPU count) */
     char *metrics;  /* "ADDR:PORT" or NULL */
+    int watch;      /* YAML watch: true (or --watch): reload when the -c file changes */
     struct route_cfg *routes;
     size_t nroutes;
 };

@@ -428,6 +428,11 @@ static void yaml_top(struct cfg *c, struct place *at, yaml_document_t *d, const 
             c->workers = (int)n;
     } else if (strcmp(k, "metrics") == 0) {
         yaml_metrics(c, at, s);
+    } else if (strcmp(k, "watch") == 0) {
+        if (s != NULL && (strcmp(s, "true") == 0 || strcmp(s, "on") == 0))
+            c->watch = 1;
+        else if (s == NULL || (strcmp(s, "false") != 0 && strcmp(s, "off") != 0))
+            cfg_problem(at, k, "bad value '%s' (expected true or false)", s ? s : "");
     } else if (strcmp(k, "routes") == 0) {
         at->routes_seen = 1;
         if (v->type == YAML_MAPPING_NODE)
@@ -435,7 +440,7 @@ static void yaml_top(struct cfg *c, struct place *at, yaml_document_t *d, const 
         else
             cfg_problem(at, k, "expected a mapping of named routes");
     } else {
-        cfg_problem(at, k, "unknown key (expected log, workers, metrics, routes)");
+        cfg_problem(at, k, "unknown key (expected log, workers, metrics, watch, routes)");
     }
 }
 

@@ -1,6 +1,6 @@
 /*
- * metrics.h - Prometheus text exposition at /metrics (metrics_*), served by
- * a thread of its own.
+ * metrics.h - Prometheus text exposition at /metrics and the /healthz probe
+ * (metrics_*), served by a thread of its own on an event loop.
  */
 #ifndef PPFWD_METRICS_H
 #define PPFWD_METRICS_H

@@ -22,12 +22,15 @@
 #include <sys/resource.h>
 
 #include "util/log.h"
+#include "engine/control.h"
 #include "engine/listen.h"
 #include "engine/metrics.h"
+#include "engine/notify.h"
 #include "engine/route.h"
 #include "engine/server.h"
 #include "engine/transparent.h"
 #include "engine/udp.h"
+#include "engine/watch.h"
 #include "engine/worker.h"
 
 #define DRAIN_MS_DEFAULT 10000
@@ -179,22 +182,28 @@ static void reload_failed(struct route_cfgs *cs, struct route **v, struct server
               "the running config", LOG_END);
 }
 
-/* Loads srv->path into a config of its own (freed with its last route).
- * Returns it with the caller's reference, or NULL after logging. */
-static struct route_cfgs *reload_load(struct server *srv)
+void server_reload_discard(struct route_cfgs *cs)
+{
+    route_cfgs_unref(cs);
+}
+
+/* The slow half of a reload, on the control thread (control.c): loads path
+ * into a config of its own (freed with its last route). Returns it with the
+ * caller's reference, or NULL after logging. Touches no server state. */
+struct route_cfgs *server_reload_load(const char *path)
 {
     struct cfg *nc = calloc(1, sizeof(*nc));
     struct cfg_errors errs = {0};
     struct route_cfgs *cs;
 
-    if (srv->path == NULL || nc == NULL) {
+    if (path == NULL || nc == NULL) {
         log_event(LOG_WARN, "reload_error", NULL, "error", LOG_STR,
                   nc ? "routes given as URLs: nothing to reload (use -c FILE)" : "out of memory",
                   LOG_END);
         free(nc);
         return NULL;
     }
-    if (cfg_load_file(nc, srv->path, &errs) != 0) {
+    if (cfg_load_file(nc, path, &errs) != 0) {
         for (size_t i = 0; i < errs.n; i++)
             log_event(LOG_ERROR, "reload_error", NULL, "error", LOG_STR, errs.msg[i], LOG_END);
         cfg_errors_free(&errs);
@@ -203,22 +212,20 @@ static struct route_cfgs *reload_load(struct server *srv)
     }
     cfg_free(nc);
     free(nc);
-    log_event(LOG_ERROR, "reload_failed", NULL, "file", LOG_STR, srv->path, "kept", LOG_STR,
+    log_event(LOG_ERROR, "reload_failed", NULL, "file", LOG_STR, path, "kept", LOG_STR,
               "the running config", LOG_END);
     return NULL;
 }
 
-static void reload(struct server *srv, int nthreads)
+/* The quick half, on the control thread while the server is not stopping;
+ * takes the caller's reference on cs. */
+void server_reload_apply(struct server *srv, struct route_cfgs *cs, const char *why)
 {
-    struct route_cfgs *cs = reload_load(srv);
-    struct cfg *nc;
+    struct cfg *nc = cs->cfg;
     struct route **v, **old;
     size_t removed, nold;
     int added;
 
-    if (cs == NULL)
-        return;
-    nc = cs->cfg;
     v = calloc(nc->nroutes ? nc->nroutes : 1, sizeof(*v));
     if (v == NULL || (added = reload_routes(srv, cs, v)) < 0) {
         reload_failed(cs, v, srv);
@@ -238,18 +245,19 @@ static void reload(struct server *srv, int nthreads)
         if (v[i]->cfg == &nc->routes[i])
             log_route(v[i], "route_start");
     }
-    wake_all(srv, nthreads, WAKE_SYNC);
-    log_event(LOG_INFO, "reload", NULL, "file", LOG_STR, srv->path, "routes", LOG_UINT,
-              (uint64_t)nc->nroutes, "added", LOG_UINT, (uint64_t)added, "removed", LOG_UINT,
-              (uint64_t)removed, LOG_END);
+    wake_all(srv, srv->nworkers, WAKE_SYNC);
+    log_event(LOG_INFO, "reload", NULL, "file", LOG_STR, srv->path, "trigger", LOG_STR, why,
+              "routes", LOG_UINT, (uint64_t)nc->nroutes, "added", LOG_UINT, (uint64_t)added,
+              "removed", LOG_UINT, (uint64_t)removed, LOG_END);
     route_cfgs_unref(cs); /* the routes made from it hold it now */
 }
 
 /* ---- running ---------------------------------------------------------------- */
 
 /* Signals go to the main thread only (the workers block them); returns
- * when SIGTERM or SIGINT arrives, reloading on each SIGHUP. */
-static void wait_for_stop(struct server *srv, sigset_t *set, int nthreads)
+ * when SIGTERM or SIGINT arrives. A SIGHUP only asks the control thread
+ * for a reload, so a slow config never delays the stop. */
+static void wait_for_stop(struct server *srv, sigset_t *set)
 {
     int sig;
 
@@ -257,13 +265,22 @@ static void wait_for_stop(struct server *srv, sigset_t *set, int nthreads)
         if (sigwait(set, &sig) != 0)
             return;
         if (sig == SIGTERM || sig == SIGINT) {
+            notify_stopping();
+            control_stop(srv->control);
             log_event(LOG_INFO, "stopping", NULL, "signal", LOG_STR,
                       sig == SIGTERM ? "SIGTERM" : "SIGINT", "drain_ms", LOG_UINT,
                       (uint64_t)srv->drain_ms, LOG_END);
             return;
         }
-        reload(srv, nthreads);
+        server_request_reload(srv, "SIGHUP");
     }
+}
+
+/* --watch: a change of the file reloads exactly as SIGHUP does, through
+ * the control thread. */
+static void watch_reload(void *arg, const char *why)
+{
+    server_request_reload(arg, why);
 }
 
 /* Starts the threads; returns how many run. */
@@ -313,6 +330,7 @@ int server_run(struct cfg *cfg, const char *path, const struct sockaddr_storage 
 {
     struct server srv = {.path = path, .drain_ms = DRAIN_MS_DEFAULT};
     int max_fds = raise_fd_limit(), nthreads = 0, rc = -1;
+    struct watch *wt = NULL;
     sigset_t set;
 
     pthread_mutex_init(&srv.lock, NULL);
@@ -322,13 +340,18 @@ int server_run(struct cfg *cfg, const char *path, const struct sockaddr_storage 
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    if ((rc = log_async_start(LOG_RING_SIZE)) != 0)
+        log_event(LOG_WARN, "log_error", NULL, "error", LOG_STR, strerror(-rc), "writing", LOG_STR,
+                  "directly: a stderr nobody reads can stall the workers", LOG_END);
+    rc = -1;
 
     srv.nworkers = cfg->workers > 0 ? cfg->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (srv.nworkers < 1)
         srv.nworkers = 1;
     udp_limits(max_fds, srv.nworkers);
     srv.workers = calloc((size_t)srv.nworkers, sizeof(*srv.workers));
-    if (srv.workers == NULL || routes_init(&srv, cfg) != 0)
+    srv.control = control_new(&srv, path);
+    if (srv.workers == NULL || srv.control == NULL || routes_init(&srv, cfg) != 0)
         goto out;
     if (metrics != NULL && metrics_start(&srv, metrics) != 0)
         goto out;
@@ -336,11 +359,14 @@ int server_run(struct cfg *cfg, const char *path, const struct sockaddr_storage 
         if (worker_init(&srv, &srv.workers[i], i, max_fds) != 0)
             goto out;
     }
+    if (cfg->watch && path != NULL && (wt = watch_start(path, watch_reload, &srv)) == NULL)
+        goto out;
     nthreads = start_threads(&srv);
-    if (nthreads == srv.nworkers) {
+    if (nthreads == srv.nworkers && control_start(srv.control) == 0) {
         for (size_t i = 0; i < srv.nroutes; i++)
             log_route(srv.routes[i], "route_start");
-        wait_for_stop(&srv, &set, nthreads);
+        notify_start(&srv);
+        wait_for_stop(&srv, &set);
         rc = 0;
     }
     wake_all(&srv, nthreads, WAKE_DRAIN);
@@ -351,8 +377,12 @@ int server_run(struct cfg *cfg, const char *path, const struct sockaddr_storage 
             log_route(srv.routes[i], "route_stop");
     }
 out:
+    watch_stop(wt);
+    notify_stop();
     if (metrics != NULL)
         metrics_stop();
+    control_free(srv.control);
     server_free(&srv);
+    log_async_stop(LOG_EXIT_FLUSH_MS);
     return rc;
 }

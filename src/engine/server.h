@@ -11,6 +11,7 @@
 
 #include "config/config.h"
 
+struct control;
 struct route;
 struct worker;
 
@@ -22,6 +23,7 @@ struct server {
     struct worker *workers;
     int nworkers;
     unsigned drain_ms;
+    struct control *control; /* reloads and the serving state: control.h */
 };
 
 /* Runs cfg's routes until SIGTERM/SIGINT (reloading path on SIGHUP) and the

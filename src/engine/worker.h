@@ -46,6 +46,7 @@ struct worker {
     struct listener **ls; /* one per current route, same order; NULL if it failed */
     size_t nls;
     atomic_int wake;           /* WAKE_* requests from the main thread */
+    atomic_uint synced;        /* WAKE_SYNCs done (notify.c waits for a reload's) */
     struct timer accept_pause; /* accepting paused after EMFILE/ENFILE (listen.c) */
     struct timer drain_timer;  /* the drain deadline (SIGTERM/SIGINT) */
     int draining;

@@ -1,28 +1,36 @@
 #!/usr/bin/python3
 """--metrics serves Prometheus text at /metrics whose counters match the
 traffic sent: connections, bytes both ways, PROXY header outcomes, upstream
-errors and up/down, active connections; anything else is a 404.
+errors and up/down, active connections; anything else is a 404. No client
+can hold a scrape off: slow, idle and oversized requests are timed out,
+capped and refused while scrapes answer within 1 s. /healthz says 200
+while serving, 503 while draining.
 Run: /usr/bin/python3 tests/integration/test_metrics.py [SCENARIO...]"""
 
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import (V4, EchoServer, Fail, check, connect, eq, expect_closed,  # noqa: E402
-                     free_port, recv_all, run, scenario, start_ppfwd, v2, wait_for)
+                     free_port, on_cleanup, recv_all, run, scenario, start_ppfwd, v2, wait_for)
 
 
-def scrape(port, path="/metrics"):
+def scrape(port, path="/metrics", timeout=5):
     try:
-        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=5) as r:
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path),
+                                    timeout=timeout) as r:
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
-        return e.code, ""
+        return e.code, e.read().decode()
 
 
 def samples(text):
@@ -105,6 +113,154 @@ def counters_match_traffic():
                            capture_output=True, timeout=30)
         check(p.returncode == 0, "promtool: %s" % p.stdout.decode() + p.stderr.decode())
     held.close()
+    echo.close()
+
+
+def with_metrics():
+    """ppfwd with one route to an echo server and --metrics; returns
+    (daemon, route port, metrics port, echo)."""
+    echo = EchoServer()
+    mport = free_port()
+    d, (port,) = start_ppfwd(lambda ps: ["tcp://127.0.0.1:%d/127.0.0.1:%d" % (ps[0], echo.port)],
+                             1, extra=["--metrics", "127.0.0.1:%d" % mport])
+    wait_for(lambda: d.events("metrics_listen"), 5, "metrics_listen")
+    return d, port, mport, echo
+
+
+def timed_scrape(mport, limit=1.0):
+    t0 = time.monotonic()
+    try:
+        code, text = scrape(mport, timeout=limit)
+    except OSError as e:
+        raise Fail("scrape failed after %.2fs: %s" % (time.monotonic() - t0, e))
+    dt = time.monotonic() - t0
+    eq(code, 200, "scrape status")
+    check("ppfwd_connections_total" in text, "scrape body")
+    check(dt < limit, "scrape took %.2fs" % dt)
+    return dt
+
+
+def is_closed(s):
+    """True when the server closed s (EOF or reset), False while it is open."""
+    s.setblocking(False)  # a socket timeout would make recv wait first
+    try:
+        return s.recv(1, socket.MSG_DONTWAIT | socket.MSG_PEEK) == b""
+    except BlockingIOError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+@scenario
+def slow_and_idle_clients_never_delay_a_scrape():
+    """A client sending a byte every 1.5 s and 200 idle connections: each
+    of 5 scrapes still answers within 1 s (before: 5 of 5 failed)."""
+    d, _, mport, echo = with_metrics()
+    stop = threading.Event()
+    on_cleanup(stop.set)
+
+    def loris():
+        s = socket.create_connection((V4, mport), timeout=5)
+        try:
+            for b in b"GET /metrics HTTP/1.0\r\nX-Slow: " + b"a" * 64:
+                if stop.wait(1.5):
+                    break
+                s.send(bytes([b]))
+        except OSError:
+            pass  # closed by the server: what should happen
+        finally:
+            s.close()
+    t = threading.Thread(target=loris, daemon=True)
+    t.start()
+    idle = []
+    on_cleanup(lambda: [s.close() for s in idle])
+    for _ in range(200):
+        idle.append(socket.create_connection((V4, mport), timeout=5))
+    times = [timed_scrape(mport) for _ in range(5)]
+    stop.set()
+    t.join(5)
+    print("  scrape times with 200 idle clients and a slow one: %s s"
+          % ", ".join("%.3f" % x for x in times))
+    echo.close()
+
+
+@scenario
+def whole_request_deadline():
+    """A client that keeps sending a byte every 0.5 s is closed 5 s after
+    accept: the deadline is for the whole request, not per read."""
+    d, _, mport, echo = with_metrics()
+    s = socket.create_connection((V4, mport), timeout=5)
+    t0 = time.monotonic()
+    closed_at = None
+    for b in b"GET /metrics HTTP/1.0\r\nX-Slow: " + b"a" * 40:
+        try:
+            s.send(bytes([b]))
+        except OSError:
+            closed_at = time.monotonic() - t0
+            break
+        if is_closed(s):
+            closed_at = time.monotonic() - t0
+            break
+        time.sleep(0.5)
+    s.close()
+    check(closed_at is not None, "a slow client was never closed (%.1fs)" % (time.monotonic() - t0))
+    check(4.5 <= closed_at <= 7.0, "slow client closed after %.1fs (want about 5)" % closed_at)
+    echo.close()
+
+
+@scenario
+def connection_cap_closes_the_oldest_idle():
+    """100 idle clients: the 36 oldest are closed, 64 stay; a scrape then
+    still answers at once (and one more idle client gives way)."""
+    d, _, mport, echo = with_metrics()
+    socks = []
+    on_cleanup(lambda: [s.close() for s in socks])
+    for _ in range(100):
+        socks.append(socket.create_connection((V4, mport), timeout=5))
+    wait_for(lambda: sum(is_closed(s) for s in socks) >= 36, 5, "36 clients closed")
+    time.sleep(0.2)
+    closed = [is_closed(s) for s in socks]
+    eq(sum(closed), 36, "clients closed at the cap of 64")
+    eq(closed[:36], [True] * 36, "the oldest are the ones closed")
+    timed_scrape(mport)
+    wait_for(lambda: is_closed(socks[36]), 2, "the next oldest to give way to the scrape")
+    eq(is_closed(socks[37]), False, "only one gave way")
+    echo.close()
+
+
+@scenario
+def oversized_request_refused():
+    """A request head over 4 KiB gets 431 and the connection closes; the
+    endpoint serves the next scrape as usual. Other methods get 405."""
+    d, _, mport, echo = with_metrics()
+    s = socket.create_connection((V4, mport), timeout=5)
+    s.sendall(b"GET /metrics HTTP/1.0\r\n" + b"X-Big: " + b"a" * 8192 + b"\r\n\r\n")
+    got = recv_all(s, timeout=5)
+    s.close()
+    check(got.startswith(b"HTTP/1.0 431 "), "oversized request answer: %r" % got[:80])
+    s = socket.create_connection((V4, mport), timeout=5)
+    s.sendall(b"POST /metrics HTTP/1.0\r\nContent-Length: 0\r\n\r\n")
+    got = recv_all(s, timeout=5)
+    s.close()
+    check(got.startswith(b"HTTP/1.0 405 "), "POST answer: %r" % got[:80])
+    timed_scrape(mport)
+    echo.close()
+
+
+@scenario
+def healthz_200_serving_503_draining():
+    d, port, mport, echo = with_metrics()
+    eq(scrape(mport, "/healthz"), (200, "ok\n"), "/healthz while serving")
+    eq(scrape(mport, "/healthz?verbose")[0], 200, "/healthz with a query")
+    held = connect(V4, port)  # the drain lasts while it is open
+    held.sendall(b"h")
+    eq(held.recv(1), b"h", "held connection")
+    d.p.send_signal(signal.SIGTERM)
+    d.wait_event("stopping")
+    eq(scrape(mport, "/healthz"), (503, "draining\n"), "/healthz while draining")
+    eq(scrape(mport)[0], 200, "/metrics while draining")
+    held.close()
+    eq(d.p.wait(timeout=10), 0, "exit status")
     echo.close()
 
 

@@ -475,6 +475,9 @@ def missing_routing_hint_once_per_route():
             socks.append(s)
         for s in socks:
             expect_closed(s, 5)
+        # Lines reach the log through ppfwd's logger thread: wait for them.
+        d.wait_event("upstream_error", count=3)
+        time.sleep(0.2)  # a second hint would have come by now
         text = d.log_text()
         hints = [line for line in text.splitlines() if "ip rule" in line]
         eq(len(hints), 1, "log lines with the routing hint")

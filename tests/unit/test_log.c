@@ -1,14 +1,18 @@
 /*
  * test_log.c - the logger as an operator's tools see it: exact text and JSON
  * lines on stderr, the level threshold, hostile strings escaped, and whole
- * lines from concurrent writers.
+ * lines from concurrent writers; the ring that keeps a stuck stderr from
+ * stalling anyone (drops counted and reported, a bounded exit), and the
+ * rate limit of per-connection events.
  *
  * stderr is swapped for a pipe while a test logs, and a reader thread drains
  * the pipe meanwhile, so writers never block on a full pipe. Nothing is
  * asserted while stderr is captured: cmocka reports failures on stderr.
  */
+#define _GNU_SOURCE /* F_SETPIPE_SZ */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -19,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -73,19 +78,33 @@ static void *capture_reader(void *arg)
     return NULL;
 }
 
-static void capture_begin(struct capture *c)
+/* stderr becomes a pipe of pipe_size bytes (0: the default) that nobody
+ * reads until capture_read(). */
+static void capture_open(struct capture *c, int pipe_size)
 {
     int p[2];
 
     capture_teardown(NULL);
     memset(c, 0, sizeof(*c));
     assert_int_equal(pipe(p), 0);
+    if (pipe_size > 0)
+        assert_true(fcntl(p[1], F_SETPIPE_SZ, pipe_size) >= pipe_size);
     c->saved = dup(STDERR_FILENO);
     assert_true(c->saved != -1);
     assert_true(dup2(p[1], STDERR_FILENO) != -1);
     close(p[1]);
     c->rfd = p[0];
+}
+
+static void capture_read(struct capture *c)
+{
     assert_int_equal(pthread_create(&c->reader, NULL, capture_reader, c), 0);
+}
+
+static void capture_begin(struct capture *c)
+{
+    capture_open(c, 0);
+    capture_read(c);
 }
 
 /* Restores stderr; the reader sees EOF once no write end is left. Returns
@@ -300,7 +319,7 @@ static void *writer(void *arg)
     int64_t id = (int64_t)(intptr_t)arg;
 
     for (uint64_t i = 0; i < LINES; i++)
-        log_event(LOG_INFO, "conn_close", "busy", "thread", LOG_INT, id, "seq", LOG_UINT, i, "pad",
+        log_event(LOG_INFO, "busy_line", "busy", "thread", LOG_INT, id, "seq", LOG_UINT, i, "pad",
                   LOG_STR, pad, LOG_END);
     return NULL;
 }
@@ -314,7 +333,7 @@ static int parse_busy(const char *line, size_t len, unsigned *id, unsigned *seq)
     if (len < 9 + TIME_LEN || !is_time(line + 9))
         return -1;
     if (sscanf(line + 9 + TIME_LEN,
-               "\",\"level\":\"info\",\"msg\":\"conn_close\",\"route\":"
+               "\",\"level\":\"info\",\"msg\":\"busy_line\",\"route\":"
                "\"busy\",\"thread\":%u,\"seq\":%u",
                id, seq) != 2)
         return -1;
@@ -352,6 +371,168 @@ static void test_concurrent(void **state)
     assert_int_equal(lines, THREADS * LINES);
 }
 
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The value of "key": in a JSON line, or -1. */
+static long long json_num(const char *line, const char *key)
+{
+    char pat[64];
+    const char *p;
+
+    snprintf(pat, sizeof(pat), "\"%s\":", key);
+    p = strstr(line, pat);
+    return p ? strtoll(p + strlen(pat), NULL, 10) : -1;
+}
+
+/* Counts the lines of buf whose msg is event, and sums their key values. */
+static unsigned count_event(const char *buf, const char *event, const char *key, long long *sum)
+{
+    char pat[64];
+    unsigned n = 0;
+    const char *p, *nl;
+
+    snprintf(pat, sizeof(pat), "\"msg\":\"%s\"", event);
+    if (sum)
+        *sum = 0;
+    for (p = buf; (nl = strchr(p, '\n')) != NULL; p = nl + 1) {
+        char line[2048];
+        size_t len = (size_t)(nl - p) < sizeof(line) - 1 ? (size_t)(nl - p) : sizeof(line) - 1;
+        memcpy(line, p, len);
+        line[len] = '\0';
+        if (strstr(line, pat) == NULL)
+            continue;
+        n++;
+        if (sum)
+            *sum += json_num(line, key);
+    }
+    return n;
+}
+
+/* 1 if every line of buf is a whole JSON line: no line lost half-way. */
+static int whole_lines(const char *buf)
+{
+    const char *p, *nl;
+
+    for (p = buf; (nl = strchr(p, '\n')) != NULL; p = nl + 1) {
+        if (strncmp(p, "{\"time\":\"", 9) != 0 || nl[-1] != '}')
+            return 0;
+    }
+    return *p == '\0';
+}
+
+/* LOG_RATE conn_close lines at info in one second, then the rest held and
+ * said in one log_suppressed line; warn lines of the same event pass. */
+static void test_rate_limit(void **state)
+{
+    struct capture c;
+    uint64_t before = log_suppressed_total(), t0 = now_ms() / 1000;
+    long long said;
+    unsigned closes;
+    const char *out;
+
+    (void)state;
+    log_init(LOG_INFO, LOG_FORMAT_JSON);
+    /* Start at the beginning of a second nobody counted in. */
+    while (now_ms() / 1000 == t0)
+        usleep(1000);
+    capture_begin(&c);
+    for (int i = 0; i < LOG_RATE + 500; i++)
+        log_event(LOG_INFO, "conn_close", "r", "seq", LOG_UINT, (uint64_t)i, LOG_END);
+    for (int i = 0; i < 10; i++)
+        log_event(LOG_WARN, "conn_close", "r", "error", LOG_STR, "Connection reset", LOG_END);
+    log_flush(1000);
+    out = capture_end(&c);
+    assert_true(now_ms() / 1000 == t0 + 1); /* all in one second, or the count is off */
+    closes = count_event(out, "conn_close", "seq", NULL);
+    assert_int_equal(closes, LOG_RATE + 10);
+    assert_int_equal(count_event(out, "log_suppressed", "suppressed", &said), 1);
+    assert_int_equal(said, 500);
+    assert_non_null(strstr(out, "\"event\":\"conn_close\""));
+    assert_int_equal(log_suppressed_total() - before, 500);
+}
+
+#define STUCK_LINES 2000
+
+/* stderr on a 4 KiB pipe nobody reads, a 16 KiB ring: logging never waits;
+ * what did not fit is counted, and once the pipe is read again one
+ * log_lines_dropped line says how many, so written + dropped = logged. */
+static void test_stuck_stderr_drops(void **state)
+{
+    struct capture c;
+    uint64_t before = log_dropped_total(), t, spent, dropped;
+    long long said;
+    int flushed, stopped;
+    const char *out;
+
+    (void)state;
+    memset(pad, 'y', 100);
+    pad[100] = '\0';
+    log_init(LOG_INFO, LOG_FORMAT_JSON);
+    capture_open(&c, 4096);
+    assert_int_equal(log_async_start(16 * 1024), 0);
+    t = now_ms();
+    for (int i = 0; i < STUCK_LINES; i++)
+        log_event(LOG_WARN, "busy_line", "r", "seq", LOG_UINT, (uint64_t)i, "pad", LOG_STR, pad,
+                  LOG_END);
+    spent = now_ms() - t;
+    dropped = log_dropped_total() - before;
+    capture_read(&c);
+    flushed = log_flush(5000);
+    stopped = log_async_stop(5000);
+    out = capture_end(&c);
+    assert_true(spent < 2000);
+    assert_true(dropped > 0);
+    assert_int_equal(flushed, 0);
+    assert_int_equal(stopped, 0);
+    assert_true(whole_lines(out));
+    assert_true(count_event(out, "log_lines_dropped", "dropped", &said) >= 1);
+    /* Every line was written or counted, and every count was said. */
+    assert_int_equal((uint64_t)said, log_dropped_total() - before);
+    assert_int_equal(count_event(out, "busy_line", NULL, NULL) + dropped, STUCK_LINES);
+}
+
+/* The exit waits for a stuck stderr only so long; logging after it drops
+ * (counted) instead of blocking; once stderr moves again, the writer left
+ * behind finishes and lines are written directly again. */
+static void test_stop_bounded(void **state)
+{
+    struct capture c;
+    uint64_t t, spent, before;
+    int stopped, restarted = -1;
+
+    (void)state;
+    log_init(LOG_INFO, LOG_FORMAT_JSON);
+    capture_open(&c, 4096);
+    assert_int_equal(log_async_start(16 * 1024), 0);
+    for (int i = 0; i < 200; i++)
+        log_event(LOG_WARN, "busy_line", "r", "seq", LOG_UINT, (uint64_t)i, "pad", LOG_STR, pad,
+                  LOG_END);
+    t = now_ms();
+    stopped = log_async_stop(300);
+    spent = now_ms() - t;
+    before = log_dropped_total();
+    log_event(LOG_WARN, "after_stop", NULL, LOG_END);
+    assert_int_equal(log_dropped_total() - before, 1);
+    capture_read(&c);
+    for (int i = 0; i < 500 && restarted != 0; i++) {
+        restarted = log_async_start(16 * 1024);
+        if (restarted != 0)
+            usleep(10000);
+    }
+    if (restarted == 0)
+        log_async_stop(5000);
+    capture_end(&c);
+    assert_int_equal(stopped, -ETIMEDOUT);
+    assert_true(spent >= 290 && spent < 1500);
+    assert_int_equal(restarted, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -359,7 +540,8 @@ int main(void)
         cmocka_unit_test(test_no_route),     cmocka_unit_test(test_threshold),
         cmocka_unit_test(test_level_parse),  cmocka_unit_test(test_json_hostile),
         cmocka_unit_test(test_text_hostile), cmocka_unit_test(test_errno_kept),
-        cmocka_unit_test(test_concurrent),
+        cmocka_unit_test(test_concurrent),   cmocka_unit_test(test_rate_limit),
+        cmocka_unit_test(test_stuck_stderr_drops), cmocka_unit_test(test_stop_bounded),
     };
 
     return cmocka_run_group_tests(tests, NULL, capture_teardown);
