@@ -235,22 +235,8 @@ static void key_make(struct udp_key *k, const struct udp_slot *sl)
  * family is not the upstream's, or -errno. */
 static int sess_socket(struct udp_lsn *u, struct udp_sess *s, int own)
 {
-    struct sockaddr_storage src;
-    int family = s->up->addr.ss_family, fd;
-
-    if (u->rc->transparent) {
-        switch (own ? TRANSPARENT_OWN
-                    : transparent_source((const struct sockaddr *)&s->client, family, &src)) {
-        case 0:
-            return transparent_socket(SOCK_DGRAM, &src);
-        case TRANSPARENT_FAMILY:
-            return -EAFNOSUPPORT;
-        default:
-            break;
-        }
-    }
-    fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    return fd == -1 ? -errno : fd;
+    return transparent_open(SOCK_DGRAM, s->up->addr.ss_family, u->rc->transparent,
+                            own ? NULL : (const struct sockaddr *)&s->client);
 }
 
 /* Picks the session's upstream (balance=...) and connects a socket to it.
