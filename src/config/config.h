@@ -59,6 +59,8 @@ struct route_cfg {
     unsigned connect_timeout_ms; /* default 5000 */
     unsigned header_timeout_ms;  /* default 5000 */
     unsigned idle_timeout_ms;    /* default 3600000 (TCP) or 300000 (UDP) */
+    unsigned reply_timeout_ms;   /* UDP: a session never answered, quiet this long, closes;
+                                    default 30000 (never more than idle_timeout_ms) */
 };
 
 struct cfg {

@@ -72,8 +72,12 @@ void cfg_route_check(struct route_cfg *r, const struct place *at)
         if (cfg_keys[i].tcp_only && at->key_lines[i] != 0)
             late_problem(at, cfg_keys[i].name, "means nothing on a UDP route (TCP only)");
     }
+    if (r->proto == ROUTE_TCP && r->reply_timeout_ms != 0)
+        late_problem(at, "reply-timeout", "means nothing on a TCP route (UDP only)");
     if (r->idle_timeout_ms == 0)
         r->idle_timeout_ms = r->proto == ROUTE_UDP ? 300000 : 3600000;
+    if (r->proto == ROUTE_UDP && r->reply_timeout_ms == 0)
+        r->reply_timeout_ms = 30000; /* conntrack's timeout for unreplied UDP */
 }
 
 /* ---- overlapping addresses ------------------------------------------------ */

@@ -230,29 +230,15 @@ static void set_nodelay(int fd)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-/* The upstream socket: a plain one, or with transparent=on one bound to
- * the real client's address (transparent.c). Returns the fd or -errno;
- * -EAFNOSUPPORT when the client's family is not the upstream's. */
+/* The upstream socket (transparent.c); with transparent=on bound to the
+ * real client, or ppfwd's own address after a header without addresses
+ * (LOCAL, UNSPEC). */
 static int upstream_socket(struct conn *c, int family)
 {
-    struct sockaddr_storage src;
-    int fd, own;
+    int own = c->has_hdr && (c->hdr.command == PP2_CMD_LOCAL || c->hdr.src.sa.sa_family == AF_UNSPEC);
 
-    if (c->r->cfg->transparent) {
-        /* A header without addresses (LOCAL, UNSPEC): ppfwd's own. */
-        own = c->has_hdr && (c->hdr.command == PP2_CMD_LOCAL || c->hdr.src.sa.sa_family == AF_UNSPEC);
-        switch (own ? TRANSPARENT_OWN
-                    : transparent_source((const struct sockaddr *)&c->client, family, &src)) {
-        case 0:
-            return transparent_socket(SOCK_STREAM, &src);
-        case TRANSPARENT_FAMILY:
-            return -EAFNOSUPPORT;
-        default:
-            break;
-        }
-    }
-    fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    return fd == -1 ? -errno : fd;
+    return transparent_open(SOCK_STREAM, family, c->r->cfg->transparent,
+                            own ? NULL : (const struct sockaddr *)&c->client);
 }
 
 static void connect_upstream(struct conn *c)

@@ -213,6 +213,15 @@ enum admit route_admit_header(const struct route *r, ssize_t n, int trusted, int
     return trusted ? ADMIT_OK : ADMIT_UNTRUSTED;
 }
 
+enum admit route_admit_datagram(const struct route *r, ssize_t n, size_t len, int trusted)
+{
+    /* A datagram cannot grow: "a valid prefix, more to come" only means a
+     * header attempt when the whole signature is there. */
+    if (n == 0 && len < PP_V2_SIG_LEN)
+        n = -PP_EBADSIG;
+    return route_admit_header(r, n, trusted, 1);
+}
+
 enum admit route_admit_client(const struct route *r, const struct sockaddr *client)
 {
     const struct route_cfg *rc = r->cfg;

@@ -158,6 +158,16 @@ enum admit route_admit_peer(const struct route *r, const struct sockaddr *peer, 
  */
 enum admit route_admit_header(const struct route *r, ssize_t n, int trusted, int complete);
 
+/*
+ * The verdict on a datagram of len bytes (pp_parse gave n): as
+ * route_admit_header with complete set, except that a datagram that ends
+ * inside the v2 signature (shorter than PP_V2_SIG_LEN: a 2-byte "\r\n", an
+ * empty datagram) carries no header rather than a truncated one: it is
+ * data with `optional`, and "no PROXY header" with `required`. One that
+ * holds the whole signature and ends before its header does is truncated.
+ */
+enum admit route_admit_datagram(const struct route *r, ssize_t n, size_t len, int trusted);
+
 /* allow/deny on the real client: ADMIT_OK or ADMIT_DENIED. Addresses other
  * than IPv4/IPv6 (a Unix socket) are not filtered. */
 enum admit route_admit_client(const struct route *r, const struct sockaddr *client);

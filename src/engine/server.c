@@ -505,6 +505,7 @@ int server_run(struct cfg *cfg, const char *path, const struct sockaddr_storage 
     srv.nworkers = cfg->workers > 0 ? cfg->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (srv.nworkers < 1)
         srv.nworkers = 1;
+    udp_limits(max_fds, srv.nworkers);
     srv.workers = calloc((size_t)srv.nworkers, sizeof(*srv.workers));
     srv.control = control_new(&srv, path, cfg->docker != NULL);
     if (srv.workers == NULL || srv.control == NULL || routes_init(&srv, cfg) != 0)
