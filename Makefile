@@ -44,7 +44,7 @@ LIB_SRC := $(sort $(wildcard src/lib/*.c))
 # URLs, the command line), engine (routes, TCP, UDP, balancing, health,
 # metrics, the server), cmd (main and the commands check, decode, encode,
 # whoami). Sources include each other as "layer/file.h" from src/.
-DAEMON_DIRS := loop util config engine cmd
+DAEMON_DIRS := loop util config provider engine cmd
 DAEMON_SRC := $(sort $(foreach d,$(DAEMON_DIRS),$(wildcard src/$(d)/*.c)))
 TEST_SRC := $(sort $(wildcard tests/unit/test_*.c))
 # C integration tests: they start the ppfwd binary ($$PPFWD).
@@ -59,7 +59,7 @@ DAEMON_OBJ := $(DAEMON_SRC:%.c=$(B)/obj/%.o)
 DAEMON_OBJ_ASAN := $(DAEMON_SRC:%.c=$(B)/asan/obj/%.o)
 # Everything of the daemon but main(), for the unit tests of its modules.
 DAEMON_LIB_OBJ_ASAN := $(filter-out %/main.o,$(DAEMON_OBJ_ASAN))
-DAEMON_LIBS := -lyaml -pthread
+DAEMON_LIBS := -lyaml -lcurl -ljson-c -pthread
 COMMON_OBJ_ASAN := $(TEST_COMMON:%.c=$(B)/asan/obj/%.o)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(B)/asan/tests/%)
 ITEST_BIN := $(ITEST_SRC:tests/integration/%.c=$(B)/asan/itests/%)
@@ -215,7 +215,13 @@ MUSL_CC ?= musl-gcc
 CFLAGS_MUSL := $(CSTD) $(WARN) -Wno-sign-compare -O2 -Iinclude -Isrc \
 	-I$(STATIC_DIR)/libyaml/include -DYAML_DECLARE_STATIC -include src/compat/musl.h \
 	-idirafter $(STATIC_DIR)/kernel-include
-STATIC_OBJ := $(patsubst %.c,$(STATIC_DIR)/obj/%.o,$(LIB_SRC) $(DAEMON_SRC) src/compat/arc4random.c)
+# The container provider needs libcurl and json-c, which Debian ships for
+# glibc only: the static build has src/compat/docker_none.c in their place
+# (--docker says it is not built in).
+STATIC_DAEMON_SRC := $(filter-out src/provider/docker.c src/provider/docker_api.c \
+	src/provider/docker_json.c,$(DAEMON_SRC)) src/compat/docker_none.c
+STATIC_OBJ := $(patsubst %.c,$(STATIC_DIR)/obj/%.o,$(LIB_SRC) $(STATIC_DAEMON_SRC) \
+	src/compat/arc4random.c)
 
 static: deps-static
 	$(MAKE) $(STATIC_DIR)/ppfwd
@@ -270,7 +276,7 @@ install: lib $(B)/ppfwd $(B)/proxyproto.pc
 	install -m 644 docs/ppfwd.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 docs/proxyproto.3 $(DESTDIR)$(MANDIR)/man3/
 	install -m 644 docs/ppfwd.yaml.5 $(DESTDIR)$(MANDIR)/man5/
-	install -m 644 examples/*.yaml $(DESTDIR)$(DOCDIR)/examples/
+	install -m 644 examples/*.yaml examples/*.yml $(DESTDIR)$(DOCDIR)/examples/
 	sed 's|/usr/local/bin/ppfwd|$(BINDIR)/ppfwd|g' dist/ppfwd.service \
 	    > $(DESTDIR)$(SYSTEMDDIR)/ppfwd.service
 	chmod 644 $(DESTDIR)$(SYSTEMDDIR)/ppfwd.service

@@ -131,6 +131,14 @@ static int cmp_v4_port(const void *x, const void *y)
     return d != 0 ? d : cmp_index(a->i, b->i);
 }
 
+int cfg_route_overlap(const struct route_cfg *a, const struct route_cfg *b)
+{
+    if (a->bindlen == 0 || b->proto != a->proto)
+        return 0;
+    return (b->bindlen == a->bindlen && memcmp(&b->bind, &a->bind, a->bindlen) == 0) ||
+           (any_v4_port(a) != 0 && any_v4_port(a) == any_v4_port(b));
+}
+
 /* Sorts the n slots by cmp; in each run of equal keys, the first route
  * (smallest index) becomes first[] of the others when it is earlier than
  * what they have. */

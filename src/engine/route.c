@@ -25,6 +25,17 @@ struct route_cfgs *route_cfgs_new(struct cfg *c, int owned)
     return cs;
 }
 
+struct route_cfgs *route_cfgs_wrap(struct cfg *c, route_cfgs_release_cb *release, void *arg)
+{
+    struct route_cfgs *cs = route_cfgs_new(c, 0);
+
+    if (cs != NULL) {
+        cs->release = release;
+        cs->arg = arg;
+    }
+    return cs;
+}
+
 void route_cfgs_ref(struct route_cfgs *cs)
 {
     atomic_fetch_add_explicit(&cs->refs, 1, memory_order_relaxed);
@@ -39,6 +50,8 @@ void route_cfgs_unref(struct route_cfgs *cs)
     if (cs->owned) {
         cfg_free(cs->cfg);
         free(cs->cfg);
+    } else if (cs->release != NULL) {
+        cs->release(cs->arg);
     }
     free(cs);
 }

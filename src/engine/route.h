@@ -52,11 +52,16 @@ struct upstream_state {
     atomic_uint conns;           /* open connections through it (leastconn) */
 };
 
+/* Called with the last reference of a route_cfgs made by route_cfgs_wrap. */
+typedef void route_cfgs_release_cb(void *arg);
+
 /* A loaded config, shared by the routes made from it. */
 struct route_cfgs {
     atomic_uint refs;
     struct cfg *cfg;
     int owned; /* freed (cfg_free + free) with the last reference */
+    route_cfgs_release_cb *release; /* else this, with arg, frees it; or NULL */
+    void *arg;
 };
 
 struct route {
@@ -91,6 +96,9 @@ void route_transparent_no_reply(struct route *r, const char *upstream);
  * reference frees it (cfg_free + free); 0 for a config someone else frees
  * after every route is gone. Returns NULL on ENOMEM. */
 struct route_cfgs *route_cfgs_new(struct cfg *c, int owned);
+/* The same for a config that lives in something else (a container route
+ * set): the last reference calls release(arg), which frees it. */
+struct route_cfgs *route_cfgs_wrap(struct cfg *c, route_cfgs_release_cb *release, void *arg);
 void route_cfgs_ref(struct route_cfgs *cs);
 void route_cfgs_unref(struct route_cfgs *cs);
 

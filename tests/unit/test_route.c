@@ -387,6 +387,45 @@ static void test_lifetime(void **state)
     cfg_free(&c);
 }
 
+/* A config living in something else (a container route set): freed by its
+ * release callback with the last route, not before and not at all while a
+ * route of it lives. */
+struct holder {
+    struct cfg c;
+    int released;
+};
+
+static void release_holder(void *arg)
+{
+    struct holder *h = arg;
+
+    cfg_free(&h->c);
+    h->released++;
+}
+
+static void test_wrapped_release(void **state)
+{
+    struct holder h;
+    struct cfg_errors errs = {0};
+    char tcp[] = "tcp://127.0.0.1:1/127.0.0.1:2";
+    char *urls[1] = {tcp};
+    struct route_cfgs *cs;
+    struct route *a;
+
+    (void)state;
+    memset(&h, 0, sizeof(h));
+    assert_int_equal(cfg_from_urls(&h.c, urls, 1, &errs), 0);
+    cs = route_cfgs_wrap(&h.c, release_holder, &h);
+    assert_non_null(cs);
+    a = route_new(&h.c.routes[0], cs, 1);
+    assert_non_null(a);
+    route_cfgs_unref(cs); /* the server replaced the set: its route keeps it */
+    assert_int_equal(h.released, 0);
+    assert_string_equal(a->cfg->name, tcp);
+    route_unref(a); /* the last user: the set goes with it */
+    assert_int_equal(h.released, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -399,6 +438,7 @@ int main(void)
         cmocka_unit_test(test_header_v2_relayed),
         cmocka_unit_test(test_header_v2_drop_local_dgram),
         cmocka_unit_test(test_lifetime),
+        cmocka_unit_test(test_wrapped_release),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
