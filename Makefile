@@ -6,6 +6,10 @@
 #   make bench      PROXY header parse/build benchmark, side by side with Go peers
 #   make fuzz       run the libFuzzer targets for FUZZ_SECONDS each (default 300)
 #   make install    PREFIX=/usr/local DESTDIR=
+#   make static     a fully static ppfwd (musl) into build/static/ppfwd
+#   make image      the container image FROM scratch (Containerfile) with podman
+#   make deb        Debian packages ppfwd, libproxyproto0, libproxyproto-dev
+#                   into build/deb/ (dpkg-buildpackage in a copy of the tree)
 #
 # Everything is built out of tree in build/: build/ for the optimised
 # objects, build/asan/ for the sanitizer build the tests run against, and
@@ -30,7 +34,7 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes 
 	-Wpointer-arith -Wcast-qual -Wwrite-strings -Wformat=2 -Wvla
 CSTD := -std=c11 -D_DEFAULT_SOURCE
 OPT ?= -O2 -g
-CFLAGS_ALL := $(CSTD) $(WARN) $(OPT) -Iinclude -Isrc $(CFLAGS)
+CFLAGS_ALL := $(CSTD) $(WARN) $(OPT) -Iinclude -Isrc $(CPPFLAGS) $(CFLAGS)
 SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 CFLAGS_ASAN := $(CSTD) $(WARN) -O1 -g $(SAN) -Iinclude -Isrc $(CFLAGS)
 
@@ -40,7 +44,7 @@ LIB_SRC := $(sort $(wildcard src/lib/*.c))
 # URLs, the command line), engine (routes, TCP, UDP, balancing, health,
 # metrics, the server), cmd (main and the commands check, decode, encode,
 # whoami). Sources include each other as "layer/file.h" from src/.
-DAEMON_DIRS := loop util config engine cmd
+DAEMON_DIRS := loop util config provider engine cmd
 DAEMON_SRC := $(sort $(foreach d,$(DAEMON_DIRS),$(wildcard src/$(d)/*.c)))
 TEST_SRC := $(sort $(wildcard tests/unit/test_*.c))
 # C integration tests: they start the ppfwd binary ($$PPFWD).
@@ -55,7 +59,7 @@ DAEMON_OBJ := $(DAEMON_SRC:%.c=$(B)/obj/%.o)
 DAEMON_OBJ_ASAN := $(DAEMON_SRC:%.c=$(B)/asan/obj/%.o)
 # Everything of the daemon but main(), for the unit tests of its modules.
 DAEMON_LIB_OBJ_ASAN := $(filter-out %/main.o,$(DAEMON_OBJ_ASAN))
-DAEMON_LIBS := -lyaml -pthread
+DAEMON_LIBS := -lyaml -lcurl -ljson-c -pthread
 COMMON_OBJ_ASAN := $(TEST_COMMON:%.c=$(B)/asan/obj/%.o)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(B)/asan/tests/%)
 ITEST_BIN := $(ITEST_SRC:tests/integration/%.c=$(B)/asan/itests/%)
@@ -68,7 +72,8 @@ STATIC_ASAN := $(B)/asan/libproxyproto.a
 DAEMON_ASAN := $(B)/asan/libppfwd.a
 
 .PHONY: all lib ppfwd tests deps-build deps-run deps-test deps-fuzz deps-bench run test \
-	bench fuzz install uninstall clean format
+	bench fuzz deb deps-deb static deps-static image \
+	deps-image install uninstall clean format
 .DELETE_ON_ERROR:
 .SECONDARY: $(COMMON_OBJ_ASAN)
 
@@ -171,6 +176,12 @@ deps-fuzz:
 	@scripts/deps.sh fuzz
 deps-bench:
 	@scripts/deps.sh bench
+deps-deb:
+	@scripts/deps.sh deb
+deps-static:
+	@scripts/deps.sh static
+deps-image:
+	@scripts/deps.sh image
 
 run: deps-run
 	$(MAKE) lib $(B)/ppfwd
@@ -192,6 +203,61 @@ bench: deps-bench
 	$(MAKE) $(BENCH_BIN) $(B)/ppfwd
 	@bench/run.sh $(B)
 
+# A fully static ppfwd, for FROM-scratch images: musl (Debian's musl-tools),
+# whose resolver reads /etc/hosts and /etc/resolv.conf itself (no NSS
+# modules to load, unlike a static glibc), and libyaml built with musl-gcc
+# from Debian's source package (scripts/static-deps.sh). The daemon's
+# sources are compiled as they are, with src/compat/musl.h force-included;
+# -Wno-sign-compare because musl's struct msghdr has POSIX's int msg_iovlen
+# where glibc has size_t.
+STATIC_DIR := $(B)/static
+MUSL_CC ?= musl-gcc
+CFLAGS_MUSL := $(CSTD) $(WARN) -Wno-sign-compare -O2 -Iinclude -Isrc \
+	-I$(STATIC_DIR)/libyaml/include -DYAML_DECLARE_STATIC -include src/compat/musl.h \
+	-idirafter $(STATIC_DIR)/kernel-include
+# The container provider needs libcurl and json-c, which Debian ships for
+# glibc only: the static build has src/compat/docker_none.c in their place
+# (--docker says it is not built in).
+STATIC_DAEMON_SRC := $(filter-out src/provider/docker.c src/provider/docker_api.c \
+	src/provider/docker_json.c,$(DAEMON_SRC)) src/compat/docker_none.c
+STATIC_OBJ := $(patsubst %.c,$(STATIC_DIR)/obj/%.o,$(LIB_SRC) $(STATIC_DAEMON_SRC) \
+	src/compat/arc4random.c)
+
+static: deps-static
+	$(MAKE) $(STATIC_DIR)/ppfwd
+
+$(STATIC_DIR)/libyaml/lib/libyaml.a:
+	scripts/static-deps.sh $(STATIC_DIR)
+
+$(STATIC_DIR)/obj/%.o: %.c src/compat/musl.h | $(STATIC_DIR)/libyaml/lib/libyaml.a
+	@mkdir -p $(@D)
+	$(MUSL_CC) $(CFLAGS_MUSL) -MMD -MP -c $< -o $@
+
+$(STATIC_DIR)/ppfwd: $(STATIC_OBJ) $(STATIC_DIR)/libyaml/lib/libyaml.a
+	$(MUSL_CC) -static -s -o $@ $(STATIC_OBJ) $(STATIC_DIR)/libyaml/lib/libyaml.a -pthread
+
+# The container image (Containerfile): IMAGE_BIN=source compiles ppfwd in a
+# Debian 12 build stage, host takes build/static/ppfwd, auto (default) is
+# source when the base image can be had and host otherwise.
+IMAGE ?= localhost/ppfwd:$(VERSION)
+IMAGE_BIN ?= auto
+image: deps-image static
+	scripts/image.sh $(IMAGE) $(IMAGE_BIN)
+
+# Debian packages. dpkg-buildpackage runs in a copy of the tree under
+# build/deb/, because the package's clean step is `make clean` (which would
+# remove this build/) and it writes its output to the parent directory; the
+# .deb, .buildinfo and .changes files end up in build/deb/, then lintian
+# checks them (errors fail the target; warnings are printed).
+DEB_DIR := $(B)/deb
+deb: deps-deb
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/src/ppfwd-$(VERSION)
+	tar -c --exclude=./build --exclude=./.git . | tar -x -C $(DEB_DIR)/src/ppfwd-$(VERSION)
+	cd $(DEB_DIR)/src/ppfwd-$(VERSION) && dpkg-buildpackage -b -us -uc -jauto
+	mv $(DEB_DIR)/src/*.deb $(DEB_DIR)/src/*.buildinfo $(DEB_DIR)/src/*.changes $(DEB_DIR)/
+	rm -rf $(DEB_DIR)/src
+	lintian --fail-on error $(DEB_DIR)/*.changes
+
 # Operations files: examples, the systemd unit (its ExecStart follows BINDIR).
 install uninstall: DOCDIR ?= $(PREFIX)/share/doc/ppfwd
 install uninstall: SYSTEMDDIR ?= $(PREFIX)/lib/systemd/system
@@ -210,7 +276,7 @@ install: lib $(B)/ppfwd $(B)/proxyproto.pc
 	install -m 644 docs/ppfwd.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 docs/proxyproto.3 $(DESTDIR)$(MANDIR)/man3/
 	install -m 644 docs/ppfwd.yaml.5 $(DESTDIR)$(MANDIR)/man5/
-	install -m 644 examples/*.yaml $(DESTDIR)$(DOCDIR)/examples/
+	install -m 644 examples/*.yaml examples/*.yml $(DESTDIR)$(DOCDIR)/examples/
 	sed 's|/usr/local/bin/ppfwd|$(BINDIR)/ppfwd|g' dist/ppfwd.service \
 	    > $(DESTDIR)$(SYSTEMDDIR)/ppfwd.service
 	chmod 644 $(DESTDIR)$(SYSTEMDDIR)/ppfwd.service

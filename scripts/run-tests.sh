@@ -39,7 +39,7 @@ done
 # Daemon scenarios on loopback with real peers (HAProxy, nginx, curl,
 # go-mmproxy): Debian's python3, standard library only; each file prints
 # PASS/FAIL (or SKIP, with the reason) per scenario.
-for t in tests/integration/test_*.py; do
+for t in tests/integration/test_*.py tests/packaging/test_*.py; do
     [ -f "$t" ] || continue
     echo "== $t"
     timeout 300 /usr/bin/python3 "$t"

@@ -17,6 +17,7 @@
 
 #include "util/addr.h"
 #include "config/cli.h"
+#include "config/tlv_policy.h"
 #include "cmd/encode.h"
 
 #define CMD "encode"
@@ -190,59 +191,20 @@ static int encode_addrs(struct encode_args *a)
     return 0;
 }
 
-/* TYPE: decimal 0-255, 0x00-0xff, or a name pp_tlv_name() knows. */
+/* TYPE: decimal 0-255, 0x00-0xff, or a name pp_tlv_name() knows: the same
+ * spelling as a route's add-tlv (config/tlv_policy.c). */
 static int encode_tlv_type(const char *s, size_t n, uint8_t *type)
 {
-    unsigned v = 0, base = 10, d;
-    size_t i = 0;
-    const char *name;
+    char err[256];
 
-    if (n > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
-        base = 16;
-        i = 2;
-    }
-    for (; i < n && v <= 255; i++) {
-        if (s[i] >= '0' && s[i] <= '9')
-            d = (unsigned)(s[i] - '0');
-        else if (base == 16 && s[i] >= 'a' && s[i] <= 'f')
-            d = (unsigned)(s[i] - 'a' + 10);
-        else if (base == 16 && s[i] >= 'A' && s[i] <= 'F')
-            d = (unsigned)(s[i] - 'A' + 10);
-        else
-            break;
-        v = v * base + d;
-    }
-    if (n > 0 && i == n && v <= 255) {
-        *type = (uint8_t)v;
-        return 0;
-    }
-    for (v = 0; v <= 255; v++) {
-        name = pp_tlv_name((uint8_t)v, 0);
-        if (name != NULL && strlen(name) == n && memcmp(name, s, n) == 0) {
-            *type = (uint8_t)v;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
+    return tlv_type_parse(s, n, type, err, sizeof(err));
 }
 
 /* VALUE: "hex:" and an even number of hex digits (decoded into scratch, which
  * holds TLV_VALUE_MAX bytes), or text used as is. */
 static int encode_tlv_value(const char *s, uint8_t *scratch, const uint8_t **val, size_t *len)
 {
-    size_t n, i;
-    int hi, lo;
+    size_t n;
 
     if (strncmp(s, "hex:", 4) != 0) {
         *val = (const uint8_t *)s;
@@ -257,13 +219,8 @@ static int encode_tlv_value(const char *s, uint8_t *scratch, const uint8_t **val
         *len = n / 2;
         return 0;
     }
-    for (i = 0; i < n / 2; i++) {
-        hi = hexval(s[2 * i]);
-        lo = hexval(s[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return -1;
-        scratch[i] = (uint8_t)(hi << 4 | lo);
-    }
+    if (tlv_hex_decode(s, n, scratch) != 0)
+        return -1;
     *val = scratch;
     *len = n / 2;
     return 0;

@@ -5,11 +5,13 @@
 #define _GNU_SOURCE /* getopt_long */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include <proxyproto.h>
 
+#include "provider/docker_api.h"
 #include "util/addr.h"
 #include "cmd/check.h"
 #include "config/cli.h"
@@ -30,9 +32,12 @@ struct main_opts {
     const char *log_format;
     unsigned long workers;
     struct sockaddr_storage metrics;
+    int watch;
+    int docker_on;      /* --docker given */
+    const char *docker; /* its SOCKET, or NULL: the file's, else the default */
 };
 
-enum { OPT_LOG_FORMAT = 256, OPT_METRICS, OPT_RELAY };
+enum { OPT_LOG_FORMAT = 256, OPT_METRICS, OPT_RELAY, OPT_WATCH, OPT_DOCKER };
 
 /* One option per line reads as a table. */
 /* clang-format off */
@@ -43,6 +48,8 @@ static const struct option longopts[] = {
     {"workers", required_argument, NULL, 'w'},
     {"metrics", required_argument, NULL, OPT_METRICS},
     {"relay", required_argument, NULL, OPT_RELAY},
+    {"watch", no_argument, NULL, OPT_WATCH},
+    {"docker", optional_argument, NULL, OPT_DOCKER},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -55,6 +62,7 @@ static void main_help(void)
           "  ppfwd [OPTIONS] ROUTE...        run the routes given as URLs\n"
           "  ppfwd [OPTIONS] -c FILE         run the routes of a YAML config\n"
           "  ppfwd check -c FILE             validate a config file\n"
+          "  ppfwd check --docker[=SOCKET]   the routes the containers' labels give\n"
           "  ppfwd whoami [--udp] [--accept-proxy=optional|required|off] ADDR:PORT\n"
           "                                  test server answering in JSON\n"
           "  ppfwd decode [FILE]             parse the PROXY header at the start of FILE\n"
@@ -71,6 +79,10 @@ static void main_help(void)
           "  -w, --workers N                         (default: number of CPUs)\n"
           "      --metrics ADDR:PORT                 Prometheus text at /metrics\n"
           "      --relay splice|copy                 zero-copy splice(2) (default) or buffers\n"
+          "      --watch                             with -c: reload when the file changes\n"
+          "      --docker[=SOCKET]                   routes also from container labels\n"
+          "                                          ppfwd.route.NAME=ROUTE (default SOCKET\n"
+          "                                          unix:///var/run/docker.sock)\n"
           "\n"
           "ROUTE: PROTO://[BIND]:PORT/UPSTREAM[,UPSTREAM...][?KEY=VALUE&...]\n"
           "  e.g. 'tcp://:2222/127.0.0.1:22?send-proxy=v2'\n"
@@ -86,6 +98,16 @@ static int main_one_of(const char *opt, const char *val, const char *const *allo
         if (strcmp(val, *allowed) == 0)
             return 0;
     cli_error(NULL, "%s: bad value '%s'", opt, val);
+    return -1;
+}
+
+static int main_docker_socket(const char *what, const char *spec)
+{
+    char path[108];
+
+    if (docker_api_socket_path(spec, path, sizeof(path)) == 0)
+        return 0;
+    cli_error(NULL, "%s '%s': %s", what, spec, docker_strerror(-DOCKER_ESOCKET));
     return -1;
 }
 
@@ -114,6 +136,13 @@ static int main_option(struct main_opts *o, int c)
     case OPT_RELAY:
         relay_splice = strcmp(optarg, "splice") == 0;
         return main_one_of("--relay", optarg, relays);
+    case OPT_WATCH:
+        o->watch = 1;
+        return 0;
+    case OPT_DOCKER:
+        o->docker_on = 1;
+        o->docker = optarg;
+        return optarg ? main_docker_socket("--docker", optarg) : 0;
     case OPT_METRICS:
         rc = addr_parse(optarg, 0, &o->metrics);
         if (rc != 0)
@@ -177,8 +206,23 @@ static int main_run(const struct main_opts *o, int nurls, char **urls)
         cli_error(NULL, "give either ROUTE... or -c FILE, not both");
         return CLI_EXIT_FAIL;
     }
-    rc =
-        o->config ? cfg_load_file(&cfg, o->config, &errs) : cfg_from_urls(&cfg, urls, nurls, &errs);
+    if (o->watch && o->config == NULL) {
+        cli_error(NULL, "--watch: needs -c FILE (routes given as URLs have no file to watch)");
+        return CLI_EXIT_FAIL;
+    }
+    /* With --docker alone, every route comes from the containers. */
+    cfg.log_level = cfg.log_format = -1;
+    if (o->config != NULL)
+        rc = cfg_load_file(&cfg, o->config, &errs);
+    else
+        rc = nurls == 0 && o->docker_on ? 0 : cfg_from_urls(&cfg, urls, nurls, &errs);
+    if (rc == 0 && o->docker_on && (o->docker != NULL || cfg.docker == NULL)) {
+        free(cfg.docker);
+        if ((cfg.docker = strdup(o->docker ? o->docker : DOCKER_SOCKET_DEFAULT)) == NULL)
+            rc = -1;
+    }
+    if (rc == 0 && cfg.docker != NULL && main_docker_socket("docker", cfg.docker) != 0)
+        rc = -1;
     if (rc != 0) {
         for (size_t i = 0; i < errs.n; i++)
             cli_error(NULL, "%s", errs.msg[i]);
@@ -192,6 +236,7 @@ static int main_run(const struct main_opts *o, int nurls, char **urls)
         cfg.log_format = strcmp(o->log_format, "json") == 0 ? LOG_FORMAT_JSON : LOG_FORMAT_TEXT;
     if (o->workers)
         cfg.workers = (int)o->workers;
+    cfg.watch |= o->watch;
     log_init(cfg.log_level >= 0 ? cfg.log_level : LOG_INFO,
              cfg.log_format >= 0 ? cfg.log_format : LOG_FORMAT_AUTO);
     rc = server_run(&cfg, o->config, main_metrics(o, &cfg, &metrics));
@@ -218,7 +263,7 @@ int main(int argc, char **argv)
         return whoami_main(argc - optind, argv + optind);
     if (cmd != NULL && strcmp(cmd, "check") == 0)
         return check_main(argc - optind, argv + optind);
-    if (cmd != NULL || o.config != NULL)
+    if (cmd != NULL || o.config != NULL || o.docker_on)
         return main_run(&o, argc - optind, argv + optind);
     cli_error(NULL, "nothing to do: give ROUTE..., -c FILE or a subcommand");
     fprintf(stderr, "%s\n", USAGE_HINT);

@@ -89,6 +89,7 @@ void cfg_free(struct cfg *c)
     }
     free(c->routes);
     free(c->metrics);
+    free(c->docker);
     memset(c, 0, sizeof(*c));
 }
 

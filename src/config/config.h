@@ -59,6 +59,8 @@ struct route_cfg {
     unsigned connect_timeout_ms; /* default 5000 */
     unsigned header_timeout_ms;  /* default 5000 */
     unsigned idle_timeout_ms;    /* default 3600000 (TCP) or 300000 (UDP) */
+    unsigned reply_timeout_ms;   /* UDP: a session never answered, quiet this long, closes;
+                                    default 30000 (never more than idle_timeout_ms) */
 };
 
 struct cfg {
@@ -66,6 +68,8 @@ struct cfg {
     int log_format; /* enum log_format, or -1 (auto) when not set */
     int workers;    /* 0 when not set (then the CPU count) */
     char *metrics;  /* "ADDR:PORT" or NULL */
+    int watch;      /* YAML watch: true (or --watch): reload when the -c file changes */
+    char *docker;   /* the Docker Engine API socket (--docker, docker:), or NULL */
     struct route_cfg *routes;
     size_t nroutes;
 };
@@ -108,6 +112,11 @@ int cfg_parse_duration(const char *s, unsigned *ms);
 /* 1 if two routes are configured the same in every respect (a reload
  * keeps such a route running as it is), 0 otherwise. */
 int cfg_route_equal(const struct route_cfg *a, const struct route_cfg *b);
+
+/* 1 if a and b would take the same socket address (the same address and
+ * port, or 0.0.0.0:P beside a dual-stack [::]:P), which SO_REUSEPORT would
+ * let both bind and silently share; 0 otherwise. */
+int cfg_route_overlap(const struct route_cfg *a, const struct route_cfg *b);
 
 void cfg_free(struct cfg *c);
 void cfg_errors_free(struct cfg_errors *errs);

@@ -365,6 +365,7 @@ static const struct key table[] = {
     UINT("connect-timeout", set_timeout, connect_timeout_ms, 1),
     UINT("header-timeout", set_timeout, header_timeout_ms, 1),
     UINT("idle-timeout", set_timeout, idle_timeout_ms, 0),
+    UINT("reply-timeout", set_timeout, reply_timeout_ms, 0),
 };
 _Static_assert(sizeof(table) / sizeof(table[0]) == CFG_NKEYS, "CFG_NKEYS is the table's size");
 const struct key *const cfg_keys = table;

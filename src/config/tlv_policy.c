@@ -8,16 +8,6 @@
 
 #include "config/tlv_policy.h"
 
-static const struct {
-    const char *name;
-    uint8_t type;
-} names[] = {
-    {"alpn", PP2_TYPE_ALPN},   {"authority", PP2_TYPE_AUTHORITY}, {"crc32c", PP2_TYPE_CRC32C},
-    {"noop", PP2_TYPE_NOOP},   {"unique-id", PP2_TYPE_UNIQUE_ID}, {"ssl", PP2_TYPE_SSL},
-    {"netns", PP2_TYPE_NETNS}, {"aws", PP2_TYPE_AWS},             {"azure", PP2_TYPE_AZURE},
-    {"gcp", PP2_TYPE_GCP},
-};
-
 static int hexval(int c)
 {
     if (c >= '0' && c <= '9')
@@ -29,17 +19,32 @@ static int hexval(int c)
     return -1;
 }
 
+int tlv_hex_decode(const char *hex, size_t n, uint8_t *out)
+{
+    if (n % 2 != 0)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (hexval((unsigned char)hex[i]) < 0)
+            return -1;
+    for (size_t i = 0; i < n / 2; i++)
+        out[i] = (uint8_t)(hexval((unsigned char)hex[2 * i]) << 4 | hexval((unsigned char)hex[2 * i + 1]));
+    return 0;
+}
+
 int tlv_type_parse(const char *s, size_t len, uint8_t *type, char *err, size_t errlen)
 {
     unsigned long v = 0;
     size_t i = 0;
     int base = 10;
 
-    for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++)
-        if (strlen(names[k].name) == len && memcmp(names[k].name, s, len) == 0) {
-            *type = names[k].type;
+    /* The names are the library's (pp_tlv_name), as ppfwd decode prints them. */
+    for (unsigned t = 0; t <= 255; t++) {
+        const char *name = pp_tlv_name((uint8_t)t, 0);
+        if (name != NULL && strlen(name) == len && memcmp(name, s, len) == 0) {
+            *type = (uint8_t)t;
             return 0;
         }
+    }
     if (len > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
         base = 16;
         i = 2;
@@ -189,10 +194,10 @@ int tlv_block_add(struct tlv_block *b, const char *s, char *err, size_t errlen)
     nb[0] = type;
     nb[1] = (uint8_t)(vlen >> 8);
     nb[2] = (uint8_t)vlen;
-    for (size_t i = 0; i < vlen; i++)
-        nb[3 + i] = hex ? (uint8_t)(hexval((unsigned char)v[2 * i]) << 4 |
-                                    hexval((unsigned char)v[2 * i + 1]))
-                        : (uint8_t)v[i];
+    if (hex)
+        tlv_hex_decode(v, 2 * vlen, nb + 3); /* checked above */
+    else
+        memcpy(nb + 3, v, vlen);
     b->len += 3 + vlen;
     return 0;
 }

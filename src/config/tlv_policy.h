@@ -26,6 +26,12 @@ enum tlvs_mode { TLVS_PASS, TLVS_DROP, TLVS_KEEP, TLVS_STRIP };
 int tlv_type_parse(const char *s, size_t len, uint8_t *type, char *err, size_t errlen);
 
 /*
+ * Decodes n hex digits (either case; n even) into out[0..n/2). Returns 0,
+ * or -1 (an odd n or a character that is not a hex digit).
+ */
+int tlv_hex_decode(const char *hex, size_t n, uint8_t *out);
+
+/*
  * Parses a tlvs value: "pass", "drop", "keep:LIST" or "strip:LIST" (LIST:
  * comma-separated types as above, at least one). Sets *mode and, for keep
  * and strip, *set to the types listed. Returns 0, or -1 with a message.

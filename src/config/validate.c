@@ -72,8 +72,12 @@ void cfg_route_check(struct route_cfg *r, const struct place *at)
         if (cfg_keys[i].tcp_only && at->key_lines[i] != 0)
             late_problem(at, cfg_keys[i].name, "means nothing on a UDP route (TCP only)");
     }
+    if (r->proto == ROUTE_TCP && r->reply_timeout_ms != 0)
+        late_problem(at, "reply-timeout", "means nothing on a TCP route (UDP only)");
     if (r->idle_timeout_ms == 0)
         r->idle_timeout_ms = r->proto == ROUTE_UDP ? 300000 : 3600000;
+    if (r->proto == ROUTE_UDP && r->reply_timeout_ms == 0)
+        r->reply_timeout_ms = 30000; /* conntrack's timeout for unreplied UDP */
 }
 
 /* ---- overlapping addresses ------------------------------------------------ */
@@ -125,6 +129,14 @@ static int cmp_v4_port(const void *x, const void *y)
     if (d == 0)
         d = (int)any_v4_port(a->r) - (int)any_v4_port(b->r);
     return d != 0 ? d : cmp_index(a->i, b->i);
+}
+
+int cfg_route_overlap(const struct route_cfg *a, const struct route_cfg *b)
+{
+    if (a->bindlen == 0 || b->proto != a->proto)
+        return 0;
+    return (b->bindlen == a->bindlen && memcmp(&b->bind, &a->bind, a->bindlen) == 0) ||
+           (any_v4_port(a) != 0 && any_v4_port(a) == any_v4_port(b));
 }
 
 /* Sorts the n slots by cmp; in each run of equal keys, the first route

@@ -428,6 +428,16 @@ static void yaml_top(struct cfg *c, struct place *at, yaml_document_t *d, const 
             c->workers = (int)n;
     } else if (strcmp(k, "metrics") == 0) {
         yaml_metrics(c, at, s);
+    } else if (strcmp(k, "watch") == 0) {
+        if (s != NULL && (strcmp(s, "true") == 0 || strcmp(s, "on") == 0))
+            c->watch = 1;
+        else if (s == NULL || (strcmp(s, "false") != 0 && strcmp(s, "off") != 0))
+            cfg_problem(at, k, "bad value '%s' (expected true or false)", s ? s : "");
+    } else if (strcmp(k, "docker") == 0) {
+        free(c->docker);
+        c->docker = NULL;
+        if (s == NULL || *s == '\0' || (c->docker = strdup(s)) == NULL)
+            cfg_problem(at, k, "expected the API socket, e.g. unix:///var/run/docker.sock");
     } else if (strcmp(k, "routes") == 0) {
         at->routes_seen = 1;
         if (v->type == YAML_MAPPING_NODE)
@@ -435,7 +445,7 @@ static void yaml_top(struct cfg *c, struct place *at, yaml_document_t *d, const 
         else
             cfg_problem(at, k, "expected a mapping of named routes");
     } else {
-        cfg_problem(at, k, "unknown key (expected log, workers, metrics, routes)");
+        cfg_problem(at, k, "unknown key (expected log, workers, metrics, watch, docker, routes)");
     }
 }
 
@@ -500,7 +510,8 @@ int cfg_load_file(struct cfg *c, const char *path, struct cfg_errors *errs)
         cfg_check_overlaps(c, &at);
         at.line = 1;
         at.route = NULL;
-        if (c->nroutes == 0 && errs->n == 0)
+        /* With docker, the routes may all come from containers. */
+        if (c->nroutes == 0 && c->docker == NULL && errs->n == 0)
             cfg_problem(&at, "routes", at.routes_seen ? "no route defined" : "missing");
     }
     free(buf);

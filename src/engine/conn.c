@@ -371,29 +371,13 @@ static void set_nodelay(int fd)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-/* The upstream socket: a plain one, or with transparent=on one bound to
- * the real client's address (transparent.c). Returns the fd or -errno;
- * -EAFNOSUPPORT when the client's family is not the upstream's. */
+/* The upstream socket (transparent.c); with transparent=on bound to the
+ * real client, or ppfwd's own address after a header without addresses
+ * (LOCAL, UNSPEC). */
 static int upstream_socket(struct conn *c, int family)
 {
-    struct sockaddr_storage src;
-    int fd, own;
-
-    if (c->r->cfg->transparent) {
-        /* A header without addresses (LOCAL, UNSPEC): ppfwd's own. */
-        own = c->hdr_anon;
-        switch (own ? TRANSPARENT_OWN
-                    : transparent_source((const struct sockaddr *)&c->client, family, &src)) {
-        case 0:
-            return transparent_socket(SOCK_STREAM, &src);
-        case TRANSPARENT_FAMILY:
-            return -EAFNOSUPPORT;
-        default:
-            break;
-        }
-    }
-    fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    return fd == -1 ? -errno : fd;
+    return transparent_open(SOCK_STREAM, family, c->r->cfg->transparent,
+                            c->hdr_anon ? NULL : &c->client.sa);
 }
 
 static void connect_upstream(struct conn *c)

@@ -23,6 +23,7 @@
 
 #include "util/log.h"
 #include "engine/control.h"
+#include "engine/notify.h"
 #include "engine/server.h"
 
 enum ctl_phase { CTL_IDLE, CTL_LOADING, CTL_APPLYING, CTL_DONE };
@@ -30,6 +31,7 @@ enum ctl_phase { CTL_IDLE, CTL_LOADING, CTL_APPLYING, CTL_DONE };
 struct control {
     struct server *srv;
     const char *path;
+    int compose; /* a provider's routes join the file's or command line's */
     pthread_mutex_t mu;
     pthread_cond_t cv; /* a request or the stop (thread); APPLYING over (stop) */
     pthread_t thread;
@@ -62,7 +64,7 @@ enum server_state server_state(struct server *srv)
     return (enum server_state)atomic_load(&srv->control->state);
 }
 
-struct control *control_new(struct server *srv, const char *path)
+struct control *control_new(struct server *srv, const char *path, int compose)
 {
     struct control *ctl = calloc(1, sizeof(*ctl));
 
@@ -70,6 +72,7 @@ struct control *control_new(struct server *srv, const char *path)
         return NULL;
     ctl->srv = srv;
     ctl->path = path;
+    ctl->compose = compose;
     pthread_mutex_init(&ctl->mu, NULL);
     pthread_cond_init(&ctl->cv, NULL);
     atomic_init(&ctl->state, SERVER_STARTING);
@@ -88,15 +91,20 @@ static void control_destroy(struct control *ctl)
 static void reload_one(struct control *ctl)
 {
     const char *why = ctl->why;
-    struct route_cfgs *nc;
+    struct server_load *nc;
 
     ctl->pending = 0;
     ctl->phase = CTL_LOADING;
     pthread_mutex_unlock(&ctl->mu);
-    nc = server_reload_load(ctl->path);
-    pthread_mutex_lock(&ctl->mu);
-    if (nc == NULL)
+    /* systemd: RELOADING=1 now, READY=1 once the outcome is known. */
+    notify_reloading(ctl->srv);
+    nc = server_reload_load(ctl->path, ctl->compose);
+    if (nc == NULL) {
+        notify_ready(ctl->srv);
+        pthread_mutex_lock(&ctl->mu);
         return;
+    }
+    pthread_mutex_lock(&ctl->mu);
     if (ctl->stopping) {
         pthread_mutex_unlock(&ctl->mu);
         log_event(LOG_INFO, "reload_discarded", NULL, "file", LOG_STR, ctl->path, "trigger",
@@ -108,6 +116,7 @@ static void reload_one(struct control *ctl)
     ctl->phase = CTL_APPLYING;
     pthread_mutex_unlock(&ctl->mu);
     server_reload_apply(ctl->srv, nc, why);
+    notify_ready(ctl->srv);
     pthread_mutex_lock(&ctl->mu);
 }
 

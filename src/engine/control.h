@@ -5,7 +5,8 @@
  *
  * A reload runs in two halves, both in server.c: loading the file (slow: it
  * may take seconds, it touches nothing shared) and applying it (quick: the
- * route set is swapped under srv->lock and the workers are woken). The
+ * provider's routes join the file's, the route set is swapped under
+ * srv->lock and the workers are woken). The
  * control thread runs them one reload at a time; requests that come while
  * one runs are coalesced into one more. SIGTERM never waits for a load: a
  * reload still loading when the server stops is discarded when its load
@@ -16,7 +17,7 @@
 
 struct server;
 struct control;
-struct route_cfgs;
+struct server_load;
 
 /*
  * Asks for the config to be read again and applied, as SIGHUP does; why
@@ -38,9 +39,11 @@ enum server_state {
 /* Where srv is in its life; any thread (what /healthz reports). */
 enum server_state server_state(struct server *srv);
 
-/* Creates the control state for srv (path: -c FILE, or NULL), before any
- * other thread may look at it. Returns NULL when out of memory. */
-struct control *control_new(struct server *srv, const char *path);
+/* Creates the control state for srv (path: -c FILE, or NULL; compose: a
+ * provider's routes join the file's or command line's, so a reload without
+ * a file still has something to do), before any other thread may look at
+ * it. Returns NULL when out of memory. */
+struct control *control_new(struct server *srv, const char *path, int compose);
 
 /* Starts the control thread: srv serves from now on. Returns 0 or -errno. */
 int control_start(struct control *ctl);
@@ -57,17 +60,19 @@ void control_free(struct control *ctl);
 
 /* server.c: the two halves of a reload, called by the control thread. */
 
-/* Loads and checks path (NULL: routes came as URLs, nothing to reload).
- * Returns the new config with one reference for the caller, or NULL after
- * logging why (reload_error, reload_failed). Touches no server state. */
-struct route_cfgs *server_reload_load(const char *path);
+/* Loads and checks path. Without a file (routes came as URLs), there is
+ * nothing to load: with compose, the command line's routes are what the
+ * apply composes with the provider's; without, nothing to reload. Returns
+ * what to apply, or NULL after logging why (reload_error, reload_failed).
+ * Touches no server state. */
+struct server_load *server_reload_load(const char *path, int compose);
 
-/* Applies cs (taking the caller's reference) as the new route set; why is
- * the trigger, for the reload log line. Failures are logged and the
- * running set kept. */
-void server_reload_apply(struct server *srv, struct route_cfgs *cs, const char *why);
+/* Applies ld (taking it) as the new route set: its routes, then the
+ * provider's current ones that can join them; why is the trigger, for the
+ * reload log line. Failures are logged and the running set kept. */
+void server_reload_apply(struct server *srv, struct server_load *ld, const char *why);
 
-/* Drops a loaded config that will not be applied. */
-void server_reload_discard(struct route_cfgs *cs);
+/* Drops a load that will not be applied. */
+void server_reload_discard(struct server_load *ld);
 
 #endif /* PPFWD_CONTROL_H */

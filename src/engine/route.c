@@ -25,6 +25,17 @@ struct route_cfgs *route_cfgs_new(struct cfg *c, int owned)
     return cs;
 }
 
+struct route_cfgs *route_cfgs_wrap(struct cfg *c, route_cfgs_release_cb *release, void *arg)
+{
+    struct route_cfgs *cs = route_cfgs_new(c, 0);
+
+    if (cs != NULL) {
+        cs->release = release;
+        cs->arg = arg;
+    }
+    return cs;
+}
+
 void route_cfgs_ref(struct route_cfgs *cs)
 {
     atomic_fetch_add_explicit(&cs->refs, 1, memory_order_relaxed);
@@ -39,6 +50,8 @@ void route_cfgs_unref(struct route_cfgs *cs)
     if (cs->owned) {
         cfg_free(cs->cfg);
         free(cs->cfg);
+    } else if (cs->release != NULL) {
+        cs->release(cs->arg);
     }
     free(cs);
 }
@@ -198,6 +211,15 @@ enum admit route_admit_header(const struct route *r, ssize_t n, int trusted, int
     if (n < 0)
         return ADMIT_BAD_HEADER;
     return trusted ? ADMIT_OK : ADMIT_UNTRUSTED;
+}
+
+enum admit route_admit_datagram(const struct route *r, ssize_t n, size_t len, int trusted)
+{
+    /* A datagram cannot grow: "a valid prefix, more to come" only means a
+     * header attempt when the whole signature is there. */
+    if (n == 0 && len < PP_V2_SIG_LEN)
+        n = -PP_EBADSIG;
+    return route_admit_header(r, n, trusted, 1);
 }
 
 enum admit route_admit_client(const struct route *r, const struct sockaddr *client)

@@ -52,11 +52,16 @@ struct upstream_state {
     atomic_uint conns;           /* open connections through it (leastconn) */
 };
 
+/* Called with the last reference of a route_cfgs made by route_cfgs_wrap. */
+typedef void route_cfgs_release_cb(void *arg);
+
 /* A loaded config, shared by the routes made from it. */
 struct route_cfgs {
     atomic_uint refs;
     struct cfg *cfg;
     int owned; /* freed (cfg_free + free) with the last reference */
+    route_cfgs_release_cb *release; /* else this, with arg, frees it; or NULL */
+    void *arg;
 };
 
 struct route {
@@ -91,6 +96,9 @@ void route_transparent_no_reply(struct route *r, const char *upstream);
  * reference frees it (cfg_free + free); 0 for a config someone else frees
  * after every route is gone. Returns NULL on ENOMEM. */
 struct route_cfgs *route_cfgs_new(struct cfg *c, int owned);
+/* The same for a config that lives in something else (a container route
+ * set): the last reference calls release(arg), which frees it. */
+struct route_cfgs *route_cfgs_wrap(struct cfg *c, route_cfgs_release_cb *release, void *arg);
 void route_cfgs_ref(struct route_cfgs *cs);
 void route_cfgs_unref(struct route_cfgs *cs);
 
@@ -149,6 +157,16 @@ enum admit route_admit_peer(const struct route *r, const struct sockaddr *peer, 
  * !complete), or the refusal.
  */
 enum admit route_admit_header(const struct route *r, ssize_t n, int trusted, int complete);
+
+/*
+ * The verdict on a datagram of len bytes (pp_parse gave n): as
+ * route_admit_header with complete set, except that a datagram that ends
+ * inside the v2 signature (shorter than PP_V2_SIG_LEN: a 2-byte "\r\n", an
+ * empty datagram) carries no header rather than a truncated one: it is
+ * data with `optional`, and "no PROXY header" with `required`. One that
+ * holds the whole signature and ends before its header does is truncated.
+ */
+enum admit route_admit_datagram(const struct route *r, ssize_t n, size_t len, int trusted);
 
 /* allow/deny on the real client: ADMIT_OK or ADMIT_DENIED. Addresses other
  * than IPv4/IPv6 (a Unix socket) are not filtered. */

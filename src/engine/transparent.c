@@ -113,3 +113,22 @@ fail:
     close(fd);
     return -e;
 }
+
+int transparent_open(int type, int family, int transparent, const struct sockaddr *client)
+{
+    struct sockaddr_storage src;
+    int fd;
+
+    if (transparent) {
+        switch (client == NULL ? TRANSPARENT_OWN : transparent_source(client, family, &src)) {
+        case 0:
+            return transparent_socket(type, &src);
+        case TRANSPARENT_FAMILY:
+            return -EAFNOSUPPORT;
+        default:
+            break;
+        }
+    }
+    fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    return fd == -1 ? -errno : fd;
+}

@@ -46,4 +46,14 @@ int transparent_source(const struct sockaddr *client, int upfamily, struct socka
  */
 int transparent_socket(int type, const struct sockaddr_storage *src);
 
+/*
+ * The upstream socket of a connection or UDP session, of type SOCK_STREAM or
+ * SOCK_DGRAM and of the upstream's family: with transparent=on
+ * (transparent != 0) bound to client as above, unless client is NULL (the
+ * accepted header carried no address: ppfwd's own is used); otherwise a
+ * plain socket. Non-blocking, close-on-exec. Returns the fd,
+ * -EAFNOSUPPORT for a client of another family (refuse it), or -errno.
+ */
+int transparent_open(int type, int family, int transparent, const struct sockaddr *client);
+
 #endif /* PPFWD_ENGINE_TRANSPARENT_H */

@@ -20,6 +20,21 @@ struct route_cfg;
  */
 int udp_open_group(const struct route_cfg *rc, int n, int *fds);
 
+/*
+ * Sets the cap on UDP sessions from the descriptor limit (RLIMIT_NOFILE,
+ * after raising it): half of it, since a session holds one socket, shared
+ * evenly by the nworkers workers (the kernel spreads clients evenly over
+ * them); the other half stays for TCP connections (two sockets each, and
+ * their pipes), listeners and the rest, however many UDP clients come. At
+ * its share a worker gives a new client the place of its oldest session
+ * that never had a reply, of any route (udp_session.c). Main thread, before
+ * the workers start; without it there is no cap.
+ */
+void udp_limits(int max_fds, int nworkers);
+
+/* A worker's share of the cap udp_limits set (0: none). */
+unsigned udp_session_cap(void);
+
 /* Starts serving this worker's socket of the route's group (opened by
  * udp_open_group). Sets ls->fd. Returns 0, or -1 after logging why. */
 int udp_listen(struct worker *w, struct listener *ls);

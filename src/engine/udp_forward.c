@@ -31,6 +31,15 @@ static int slot_read(struct udp_lsn *u, struct udp_slot *sl, uint8_t *buf, size_
         udp_drop(u, DROP_TRUNC, NULL, peer, NULL);
         return -1;
     }
+    /* cidr.c and the rest take ::ffff:a.b.c.d for a.b.c.d: only a datagram
+     * that came as IPv4 may have that source. A native IPv6 one claiming it
+     * is forged (TCP never sees one: Linux drops such SYNs), whatever the
+     * route's accept-proxy: trusted, allow and the reply all hang on it. */
+    if (u->v6 && !sl->as_v4 &&
+        IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)&sl->peer)->sin6_addr)) {
+        udp_drop(u, DROP_FORGED, NULL, peer, NULL);
+        return -1;
+    }
     if (u->rc->accept_proxy == ACCEPT_PROXY_OFF)
         return 0;
     /* A source that may send no header, on a route that requires one: each
@@ -41,7 +50,7 @@ static int slot_read(struct udp_lsn *u, struct udp_slot *sl, uint8_t *buf, size_
     }
     /* Every datagram carries its own header (PROXY protocol, UDP). */
     n = pp_parse(buf, len, &sl->hdr, &opts);
-    a = route_admit_header(u->r, n, trusted, 1);
+    a = route_admit_datagram(u->r, n, len, trusted);
     if (a == ADMIT_DIRECT)
         return 0;
     if (a != ADMIT_OK) {
@@ -130,16 +139,26 @@ static void forward(struct udp_lsn *u, int n, const int *keep)
 }
 
 /* The address the datagram was sent to: the bound one, or on a wildcard
- * socket the one IP_PKTINFO/IPV6_PKTINFO names, with the bound port. */
+ * socket the one IP_PKTINFO/IPV6_PKTINFO names, with the bound port. On an
+ * IPv6 socket, whether it came as IPv4 (sl->as_v4): Linux gives an IPv4
+ * datagram an IPV6_PKTINFO with the IPv4-mapped destination (and the
+ * IP_PKTINFO asked for besides), a native IPv6 one its IPv6 destination
+ * only, which is never IPv4-mapped (no such address is local). */
 static void slot_local(const struct udp_lsn *u, struct udp_slot *sl, struct msghdr *mh)
 {
     uint16_t port = ((const struct sockaddr_in *)&u->local)->sin_port; /* same offset in sin6 */
 
     memcpy(&sl->local, &u->local, sizeof(sl->local));
-    for (struct cmsghdr *cm = u->wild ? CMSG_FIRSTHDR(mh) : NULL; cm; cm = CMSG_NXTHDR(mh, cm)) {
+    sl->as_v4 = u->local.ss_family == AF_INET;
+    for (struct cmsghdr *cm = mh->msg_control ? CMSG_FIRSTHDR(mh) : NULL; cm;
+         cm = CMSG_NXTHDR(mh, cm)) {
         if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO) {
             struct sockaddr_in *sin = (struct sockaddr_in *)&sl->local;
             struct in_pktinfo pi;
+
+            sl->as_v4 = 1;
+            if (!u->wild || u->v6)
+                continue; /* an IPv6 socket names it by IPV6_PKTINFO, v4-mapped */
             memcpy(&pi, CMSG_DATA(cm), sizeof(pi));
             memset(sin, 0, sizeof(*sin));
             sin->sin_family = AF_INET;
@@ -148,7 +167,12 @@ static void slot_local(const struct udp_lsn *u, struct udp_slot *sl, struct msgh
         } else if (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_PKTINFO) {
             struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&sl->local;
             struct in6_pktinfo pi;
+
             memcpy(&pi, CMSG_DATA(cm), sizeof(pi));
+            if (IN6_IS_ADDR_V4MAPPED(&pi.ipi6_addr))
+                sl->as_v4 = 1;
+            if (!u->wild)
+                continue;
             memset(sin6, 0, sizeof(*sin6));
             sin6->sin6_family = AF_INET6;
             sin6->sin6_addr = pi.ipi6_addr;
@@ -163,6 +187,7 @@ void udp_forward_cb(struct loop *l, int fd, void *arg, unsigned events)
     int n, keep[UDP_BATCH];
 
     (void)l, (void)events;
+    u->w->udp.batch++;
     for (int i = 0; i < UDP_BATCH; i++) {
         struct msghdr *mh = &u->rmsg[i].msg_hdr;
         u->riov[i] =
@@ -172,8 +197,8 @@ void udp_forward_cb(struct loop *l, int fd, void *arg, unsigned events)
         mh->msg_namelen = sizeof(u->slot[i].peer);
         mh->msg_iov = &u->riov[i];
         mh->msg_iovlen = 1;
-        mh->msg_control = u->wild ? u->ctrl[i] : NULL;
-        mh->msg_controllen = u->wild ? sizeof(u->ctrl[i]) : 0;
+        mh->msg_control = u->wild || u->v6 ? u->ctrl[i] : NULL;
+        mh->msg_controllen = u->wild || u->v6 ? sizeof(u->ctrl[i]) : 0;
     }
     n = recvmmsg(fd, u->rmsg, UDP_BATCH, MSG_DONTWAIT, NULL);
     if (n == -1) {

@@ -61,11 +61,17 @@ static int sock_open(const struct route_cfg *rc, const struct sock_fprog *prog, 
         set_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, rc->family == AF_INET6) == -1)
         goto fail;
     set_opt(fd, SOL_SOCKET, SO_RCVBUF, UDP_RCVBUF);
+    /* A wildcard socket needs each datagram's destination. An IPv6 socket,
+     * wildcard or not, needs to tell an IPv4 datagram (IP_PKTINFO, or an
+     * IPV6_PKTINFO with an IPv4-mapped destination) from a native IPv6 one
+     * forged from an IPv4-mapped source, which Linux delivers on UDP: see
+     * slot_local in udp_forward.c. IP_PKTINFO on an IPv6 socket is a help,
+     * not a need: IPV6_PKTINFO alone tells the two apart. */
     *what = "setsockopt PKTINFO";
-    if (is_any(sa) && (set_opt(fd, IPPROTO_IP, IP_PKTINFO, 1) == -1 && sa->sa_family == AF_INET))
+    if ((is_any(sa) || sa->sa_family == AF_INET6) &&
+        set_opt(fd, IPPROTO_IP, IP_PKTINFO, 1) == -1 && sa->sa_family == AF_INET)
         goto fail;
-    if (is_any(sa) && sa->sa_family == AF_INET6 &&
-        set_opt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1) == -1)
+    if (sa->sa_family == AF_INET6 && set_opt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1) == -1)
         goto fail;
     *what = "setsockopt SO_ATTACH_FILTER";
     if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, prog, sizeof(*prog)) == -1)
@@ -165,6 +171,7 @@ int udp_listen(struct worker *w, struct listener *ls)
     if (err == 0) {
         getsockname(ls->fd, (struct sockaddr *)&u->local, &len);
         u->wild = is_any((const struct sockaddr *)&u->local);
+        u->v6 = u->local.ss_family == AF_INET6;
         err = loop_add(w->loop, ls->fd, LOOP_READ, udp_forward_cb, u);
         what = "epoll";
     }

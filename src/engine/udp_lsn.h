@@ -35,8 +35,9 @@ struct listener;
  * header (at most PP_V2_DEFAULT_CAP in all) plus the route's own, which the
  * config keeps within PP_V2_DEFAULT_CAP too (TLV_ADDED_MAX). */
 #define UDP_HDR_CAP (2 * PP_V2_DEFAULT_CAP)
-/* Room for one IP_PKTINFO or IPV6_PKTINFO control message. */
-#define UDP_CTL_SIZE CMSG_SPACE(sizeof(struct in6_pktinfo))
+/* Room for the control messages of a datagram: IPV6_PKTINFO, and on an
+ * IPv6 socket an IPv4 datagram's IP_PKTINFO after it. */
+#define UDP_CTL_SIZE (CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo)))
 /* Room for a reply's IP(V6)_PKTINFO and the UDP_SEGMENT size after it. */
 #define UDP_OUT_CTL (UDP_CTL_SIZE + CMSG_SPACE(sizeof(uint16_t)))
 
@@ -49,6 +50,9 @@ enum udp_drop {
     DROP_SEND_UP,     /* sending upstream failed */
     DROP_SEND_CLIENT, /* sending a reply failed */
     DROP_UPSTREAM,    /* the upstream socket reported an error */
+    DROP_FORGED,      /* an IPv4-mapped source on a datagram that came as IPv6 */
+    DROP_CAP,         /* the worker's session cap reached, nothing to evict */
+    DROP_EVICTED,     /* not a drop: an unanswered session gave way at the cap */
     DROP_ADMIT,
     DROP_MAX = DROP_ADMIT + ADMIT_COUNT
 };
@@ -65,6 +69,7 @@ struct udp_slot {
     struct pp_header hdr; /* the accepted header, when has_hdr */
     uint8_t has_hdr;
     struct sockaddr_storage local; /* the address it was sent to */
+    uint8_t as_v4;                 /* came as IPv4 (PKTINFO says so; IPv6 socket) */
     uint8_t *data;                 /* payload after any header */
     size_t len;
 };
@@ -78,6 +83,7 @@ struct udp_lsn {
     struct udp_table table;
     struct sockaddr_storage local; /* the bound address: dst of a direct client */
     int wild;                      /* bound to every address: ask each datagram's (PKTINFO) */
+    int v6;                        /* an IPv6 socket: PKTINFO tells IPv4 datagrams apart */
     uint8_t *bufs;                 /* UDP_BATCH x UDP_BUF_SIZE, client datagrams */
     uint8_t *hbufs;                /* UDP_BATCH x UDP_HDR_CAP, headers sent upstream */
     struct udp_slot slot[UDP_BATCH];
@@ -131,6 +137,8 @@ struct udp_sess *udp_session_get(struct udp_lsn *u, const struct udp_slot *sl);
 void udp_session_release(struct udp_lsn *u, struct udp_sess *s, const char *reason);
 /* At a drain: the session's idle check runs now, with the drain's deadline. */
 void udp_session_drain(struct udp_lsn *u, struct udp_sess *s);
+/* The upstream answered the session: it leaves the unanswered list. */
+void udp_session_answered(struct udp_lsn *u, struct udp_sess *s);
 
 /* udp_reply.c: the session's upstream socket is readable. */
 void udp_reply_cb(struct loop *l, int fd, void *arg, unsigned events);

@@ -81,6 +81,7 @@ void udp_reply_cb(struct loop *l, int fd, void *arg, unsigned events)
         return;
     }
     s->active_ms = loop_now(l);
+    udp_session_answered(u, s);
     for (unsigned i = q; i < q + (unsigned)n; i++) {
         struct msghdr *mh = &u->qmsg[i].msg_hdr;
 

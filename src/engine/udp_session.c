@@ -17,22 +17,78 @@
 #include "util/log.h"
 #include "engine/balance.h"
 #include "engine/transparent.h"
+#include "engine/udp.h"
 #include "engine/udp_lsn.h"
 #include "engine/worker.h"
 
 /* At a drain, a session closes once quiet this long (or its idle-timeout). */
 #define UDP_DRAIN_QUIET_MS 1000
 
+/* A worker's share of the session cap (set once by udp_limits before the
+ * workers start; 0: none). Each worker counts its own sessions
+ * (worker_udp.n): no shared counter, no lock. */
+static unsigned udp_cap;
+
+void udp_limits(int max_fds, int nworkers)
+{
+    unsigned half = max_fds > 0 ? (unsigned)max_fds / 2 : 0;
+
+    udp_cap = nworkers > 0 ? half / (unsigned)nworkers : half;
+    if (udp_cap == 0)
+        udp_cap = 1;
+}
+
+unsigned udp_session_cap(void)
+{
+    return udp_cap;
+}
+
+/* ---- the unanswered list: oldest first ------------------------------------ */
+
+static void unans_add(struct worker_udp *wu, struct udp_sess *s)
+{
+    s->older = wu->unans_new;
+    s->newer = NULL;
+    if (wu->unans_new != NULL)
+        wu->unans_new->newer = s;
+    else
+        wu->unans_old = s;
+    wu->unans_new = s;
+}
+
+static void unans_del(struct worker_udp *wu, struct udp_sess *s)
+{
+    if (s->older != NULL)
+        s->older->newer = s->newer;
+    else
+        wu->unans_old = s->newer;
+    if (s->newer != NULL)
+        s->newer->older = s->older;
+    else
+        wu->unans_new = s->older;
+    s->older = s->newer = NULL;
+}
+
+void udp_session_answered(struct udp_lsn *u, struct udp_sess *s)
+{
+    if (s->answered)
+        return;
+    s->answered = 1;
+    unans_del(&u->w->udp, s);
+}
+
+/* ---- close ------------------------------------------------------------------ */
+
 static void sess_free(void *arg)
 {
     free(arg);
 }
 
-void udp_session_release(struct udp_lsn *u, struct udp_sess *s, const char *reason)
+static void release(struct udp_lsn *u, struct udp_sess *s, const char *reason, int level)
 {
     uint64_t now = loop_now(u->w->loop);
 
-    log_event(LOG_INFO, "udp_session_close", u->rc->name, "client", LOG_ADDR,
+    log_event(level, "udp_session_close", u->rc->name, "client", LOG_ADDR,
               (const struct sockaddr *)&s->client, "peer", LOG_ADDR,
               (const struct sockaddr *)&s->peer, "upstream", LOG_STR, s->up->name, "datagrams_in",
               LOG_UINT, s->dg_in, "datagrams_out", LOG_UINT, s->dg_out, "bytes_in", LOG_UINT,
@@ -44,33 +100,91 @@ void udp_session_release(struct udp_lsn *u, struct udp_sess *s, const char *reas
     route_leave(u->r);
     atomic_fetch_sub(&u->r->udp_sessions, 1);
     atomic_fetch_sub_explicit(&u->r->ups[s->up - u->rc->up].conns, 1, memory_order_relaxed);
+    u->w->udp.n--;
+    if (!s->answered)
+        unans_del(&u->w->udp, s);
 }
 
-static void sess_close(struct udp_lsn *u, struct udp_sess *s, const char *reason)
+void udp_session_release(struct udp_lsn *u, struct udp_sess *s, const char *reason)
 {
-    udp_session_release(u, s, reason);
+    release(u, s, reason, LOG_INFO);
+}
+
+/* The caller holds no pointer to s past this call, nor does anyone else but
+ * the loop's event batch (whose stale events the loop skips) and callers
+ * up the stack of this iteration: hence the deferred free, which cannot
+ * fail (struct loop_work). */
+static void sess_close(struct udp_lsn *u, struct udp_sess *s, const char *reason, int level)
+{
+    release(u, s, reason, level);
     udp_table_del(&u->table, s);
-    /* Other callbacks of this iteration may still hold s. */
     loop_defer(u->w->loop, &s->free_work, sess_free, s);
+}
+
+/* How long a session may stay quiet: idle-timeout, or reply-timeout while
+ * the upstream never answered, or the drain's second. */
+static uint64_t quiet_limit(const struct udp_lsn *u, const struct udp_sess *s, int *unanswered)
+{
+    uint64_t idle = u->rc->idle_timeout_ms, reply = u->rc->reply_timeout_ms;
+
+    *unanswered = !s->answered && reply != 0 && reply < idle;
+    if (*unanswered)
+        idle = reply;
+    if (u->draining && idle > UDP_DRAIN_QUIET_MS)
+        idle = UDP_DRAIN_QUIET_MS;
+    return idle;
 }
 
 static void idle_cb(struct loop *l, struct timer *t, void *arg)
 {
     struct udp_sess *s = arg;
     struct udp_lsn *u = s->u;
-    uint64_t idle = u->rc->idle_timeout_ms, quiet = loop_now(l) - s->active_ms;
+    uint64_t quiet = loop_now(l) - s->active_ms;
+    int unanswered;
+    uint64_t idle = quiet_limit(u, s, &unanswered);
 
-    if (u->draining && idle > UDP_DRAIN_QUIET_MS)
-        idle = UDP_DRAIN_QUIET_MS;
     /* The deadline moves with traffic lazily: re-arming a heap timer for
      * every datagram would cost more than this check once per period. */
     if (quiet < idle) {
         loop_timer_set(l, t, idle - quiet, idle_cb, s);
         return;
     }
-    sess_close(u, s, u->draining ? "drained" : "idle timeout");
+    sess_close(u, s, u->draining ? "drained" : unanswered ? "no reply" : "idle timeout", LOG_INFO);
     if (u->draining && u->table.n == 0)
         udp_listen_drained(u);
+}
+
+/*
+ * Takes a place under the worker's share of the session cap. At the cap,
+ * the worker's oldest session that never had a reply, of any route, gives
+ * way, as conntrack's early drop does: a flood from spoofed sources (never
+ * answered: the replies go nowhere) cannot keep a new client out. A
+ * session of the batch being forwarded is skipped (forward holds it; there
+ * are at most UDP_BATCH of them). Returns 0 (the place is taken: n counts
+ * it), or -1 when every session had a reply.
+ */
+static int cap_take(struct udp_lsn *u)
+{
+    struct worker_udp *wu = &u->w->udp;
+    struct udp_sess *s = wu->unans_old;
+    struct udp_lsn *su;
+
+    if (udp_cap != 0 && wu->n >= udp_cap) {
+        while (s != NULL && s->batch == wu->batch)
+            s = s->newer;
+        if (s == NULL)
+            return -1;
+        su = s->u;
+        udp_drop(su, DROP_EVICTED, NULL, (const struct sockaddr *)&s->peer,
+                 (const struct sockaddr *)&s->client);
+        /* Its close line is debug: a flood evicts one per datagram, and
+         * the rate-limited udp_session_evicted line counts them. */
+        sess_close(su, s, "evicted", LOG_DEBUG);
+        if (su->draining && su->table.n == 0)
+            udp_listen_drained(su);
+    }
+    wu->n++;
+    return 0;
 }
 
 /* The real client of a datagram (route_relayed): the accepted header's
@@ -118,22 +232,8 @@ static void key_make(struct udp_key *k, const struct udp_slot *sl)
  * family is not the upstream's, or -errno. */
 static int sess_socket(struct udp_lsn *u, struct udp_sess *s, int own)
 {
-    struct sockaddr_storage src;
-    int family = s->up->addr.ss_family, fd;
-
-    if (u->rc->transparent) {
-        switch (own ? TRANSPARENT_OWN
-                    : transparent_source((const struct sockaddr *)&s->client, family, &src)) {
-        case 0:
-            return transparent_socket(SOCK_DGRAM, &src);
-        case TRANSPARENT_FAMILY:
-            return -EAFNOSUPPORT;
-        default:
-            break;
-        }
-    }
-    fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    return fd == -1 ? -errno : fd;
+    return transparent_open(SOCK_DGRAM, s->up->addr.ss_family, u->rc->transparent,
+                            own ? NULL : (const struct sockaddr *)&s->client);
 }
 
 /* Picks the session's upstream (balance=...) and connects a socket to it.
@@ -215,10 +315,15 @@ static struct udp_sess *sess_open(struct udp_lsn *u, const struct udp_key *k, ui
     const struct sockaddr *client = slot_client(sl), *peer = (const struct sockaddr *)&sl->peer;
     struct udp_sess *s;
     enum admit a;
-    int err;
+    int err, unanswered;
 
     if ((a = route_admit_client(u->r, client)) != ADMIT_OK || (a = route_enter(u->r)) != ADMIT_OK) {
         udp_drop_admit(u, a, 0, peer, client);
+        return NULL;
+    }
+    if (cap_take(u) != 0) {
+        route_leave(u->r);
+        udp_drop(u, DROP_CAP, NULL, peer, client);
         return NULL;
     }
     s = calloc(1, sizeof(*s));
@@ -235,6 +340,7 @@ static struct udp_sess *sess_open(struct udp_lsn *u, const struct udp_key *k, ui
     if (err != 0) {
         free(s);
         route_leave(u->r);
+        u->w->udp.n--;
         udp_drop(u, err == -EHOSTUNREACH ? DROP_NO_UPSTREAM : DROP_SESSION,
                  err == -EAFNOSUPPORT
                      ? "transparent=on: the client's address family is not the upstream's"
@@ -244,7 +350,8 @@ static struct udp_sess *sess_open(struct udp_lsn *u, const struct udp_key *k, ui
     }
     atomic_fetch_add(&u->r->udp_sessions, 1);
     route_count(u->r, u->w->id, STAT_CONNS, 1);
-    loop_timer_set(u->w->loop, &s->timer, rc->idle_timeout_ms, idle_cb, s);
+    unans_add(&u->w->udp, s);
+    loop_timer_set(u->w->loop, &s->timer, quiet_limit(u, s, &unanswered), idle_cb, s);
     log_event(LOG_DEBUG, "udp_session_open", rc->name, "client", LOG_ADDR, client, "peer", LOG_ADDR,
               peer, "upstream", LOG_STR, s->up->name, LOG_END);
     return s;
@@ -259,7 +366,11 @@ struct udp_sess *udp_session_get(struct udp_lsn *u, const struct udp_slot *sl)
     key_make(&k, sl);
     h = udp_table_hash(&u->table, &k);
     s = udp_table_find(&u->table, &k, h);
-    return s != NULL ? s : sess_open(u, &k, h, sl);
+    if (s == NULL)
+        s = sess_open(u, &k, h, sl);
+    if (s != NULL)
+        s->batch = u->w->udp.batch;
+    return s;
 }
 
 void udp_session_drain(struct udp_lsn *u, struct udp_sess *s)

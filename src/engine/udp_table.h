@@ -45,6 +45,12 @@ struct udp_sess {
     uint8_t ctl[64];
     size_t ctllen;
     uint64_t dg_in, dg_out, bytes_in, bytes_out;
+    /* Until the upstream first answers, the session is in its listener's
+     * list of unanswered sessions, oldest first: they end after
+     * reply-timeout, and the oldest gives way at the session cap. */
+    struct udp_sess *older, *newer;
+    uint8_t answered;
+    uint64_t batch; /* the worker's batch that last used it (worker_udp.batch) */
 };
 
 struct udp_table {

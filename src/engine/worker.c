@@ -97,6 +97,7 @@ static void worker_wake(struct loop *l, void *arg)
         pthread_mutex_lock(&w->srv->lock);
         worker_sync(w);
         pthread_mutex_unlock(&w->srv->lock);
+        atomic_fetch_add(&w->synced, 1);
     }
     if (req & WAKE_DRAIN)
         drain_start(w);

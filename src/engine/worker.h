@@ -8,6 +8,7 @@
 
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <pthread.h>
 
 #include "loop/loop.h"
@@ -17,6 +18,16 @@ struct server;
 struct route;
 struct conn;
 struct health;
+struct udp_sess;
+
+/* A worker's UDP sessions, every route (udp_session.c): how many, those
+ * never answered (oldest first: they give way at the cap), and the number
+ * of the batch being forwarded (its sessions are not evicted). */
+struct worker_udp {
+    unsigned n;
+    struct udp_sess *unans_old, *unans_new;
+    uint64_t batch;
+};
 
 /* One route's listening socket in one worker. It holds a reference to its
  * route (route.h) until it is freed. */
@@ -35,6 +46,7 @@ struct worker {
     struct listener **ls; /* one per current route, same order; NULL if it failed */
     size_t nls;
     atomic_int wake;           /* WAKE_* requests from the main thread */
+    atomic_uint synced;        /* WAKE_SYNCs done (notify.c waits for a reload's) */
     struct timer accept_pause; /* accepting paused after EMFILE/ENFILE (listen.c) */
     struct timer drain_timer;  /* the drain deadline (SIGTERM/SIGINT) */
     int draining;
@@ -42,6 +54,7 @@ struct worker {
     struct conn *conns;          /* all of them, to close what a drain leaves */
     struct listener **udp_drain; /* UDP listeners whose sessions finish (udp_drain) */
     size_t nudp_drain;
+    struct worker_udp udp;
     struct health *health; /* worker 0: the health checks it runs (health.c) */
     struct relay_pool pool;
 };

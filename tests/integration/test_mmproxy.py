@@ -25,12 +25,11 @@ import os
 import shutil
 import socket
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import (Fail, Ppfwd, Skip, check, eq, fmt_addr, on_cleanup, read_log,  # noqa: E402
+from harness import (UdpRecorder, Fail, Ppfwd, Skip, check, eq, fmt_addr, on_cleanup, read_log,  # noqa: E402
                      run, scenario, spawn, stop, tail, tmpdir, wait_for)
 from netns import (IP, bound_udp, lo_up, own_netns, sh, sockets_in_netns,  # noqa: E402
                    udp_port, veth_netns)
@@ -72,47 +71,6 @@ def setup_server_netns():
         READY[fam] = why
 
 
-class RecordingEcho:
-    """UDP backend on a thread: records (payload, source) of every datagram
-    and answers b"echo:" + payload to its source."""
-
-    def __init__(self, host):
-        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.s = socket.socket(fam, socket.SOCK_DGRAM)
-        self.s.bind((host, 0))
-        self.s.settimeout(0.2)
-        self.port = self.s.getsockname()[1]
-        self.seen = []
-        self.lock = threading.Lock()
-        self.stopped = False
-        self.t = threading.Thread(target=self._run, daemon=True)
-        self.t.start()
-        on_cleanup(self.close)
-
-    def _run(self):
-        while not self.stopped:
-            try:
-                d, a = self.s.recvfrom(65535)
-            except OSError:
-                continue
-            with self.lock:
-                self.seen.append((d, a[:2]))
-            try:
-                self.s.sendto(b"echo:" + d, a)
-            except OSError:
-                pass
-
-    def sources_of(self, payload):
-        with self.lock:
-            return [a for d, a in self.seen if d == payload]
-
-    def close(self):
-        if not self.stopped:
-            self.stopped = True
-            self.t.join(2)
-            self.s.close()
-
-
 def mmproxy_interop(fam):
     if READY[fam]:
         raise Skip(READY[fam])
@@ -121,7 +79,7 @@ def mmproxy_interop(fam):
     holder, _, _ = veth_netns(fam, ("mms", "mmc"), [server], clients, plen,
                               "the client namespace")
 
-    backend = RecordingEcho(lo)
+    backend = UdpRecorder(lo)
     mp = udp_port(lo)
     d = tmpdir()
     allowed = os.path.join(d, "allowed-subnets.txt")

@@ -125,12 +125,23 @@ def udp_roundtrip(sock, port, msg):
     return False
 
 
+def free_udp_port():
+    """A port free for UDP on 127.0.0.1 a moment ago (free_port checks TCP,
+    and a TCP-free port can be bound for UDP: "Address already in use")."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.bind((V4, 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
 @scenario
 def rss_flat_over_600_reloads():
     binary = plain_binary()
     echo, uecho = EchoServer(), UdpEcho()
     path = os.path.join(tmpdir(), "ppfwd.yaml")
-    ports = {"a": free_port(), "u": free_port(), "x": free_port(), "y": free_port(),
+    ports = {"a": free_port(), "u": free_udp_port(), "x": free_port(), "y": free_udp_port(),
              "echo": echo.port, "uecho": uecho.port}
     write_config(path, ports, False)
     saved, harness.PPFWD = harness.PPFWD, binary
@@ -152,7 +163,7 @@ def rss_flat_over_600_reloads():
             # Fresh ports: the workers close a removed route's sockets after
             # the reload is logged, so its port may still be bound for a
             # moment, and re-adding it could then not listen.
-            ports["x"], ports["y"] = free_port(), free_port()
+            ports["x"], ports["y"] = free_port(), free_udp_port()
         write_config(path, ports, extra)
         d.p.send_signal(signal.SIGHUP)
         wait_for(lambda: log.count() >= n or None, 10, "reload %d logged" % n, step=0.002)

@@ -32,7 +32,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import (PPFWD, V2_SIG, V4, V6, Fail, Ppfwd, Server, Skip, check, eq,  # noqa: E402
+from harness import (UdpRecorder, PPFWD, V2_SIG, V4, V6, Fail, Ppfwd, Server, Skip, check, eq,  # noqa: E402
                      expect_closed, free_port, hostport, on_cleanup, rand_bytes, read_log,
                      run, scenario, spawn, stop, tail, tmpdir, v1, v2, wait_for, wait_listen)
 from netns import IP, lo_up, own_netns, sh, tcp_socket_in_netns, veth_netns  # noqa: E402
@@ -101,43 +101,6 @@ class Backend:
         wait_for(lambda: len(self.peers) >= n, timeout, "%d connections at the backend" % n)
         with self.lock:
             return list(self.peers)
-
-
-class UdpBackend:
-    """A plain UDP backend: records (payload, source) and answers
-    b"echo:" + payload to the source."""
-
-    def __init__(self, host):
-        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.s = socket.socket(fam, socket.SOCK_DGRAM)
-        self.s.bind((host, 0))
-        self.s.settimeout(0.2)
-        self.port = self.s.getsockname()[1]
-        self.seen = []
-        self.lock = threading.Lock()
-        self.stopped = False
-        self.t = threading.Thread(target=self._run, daemon=True)
-        self.t.start()
-        on_cleanup(self.close)
-
-    def _run(self):
-        while not self.stopped:
-            try:
-                d, a = self.s.recvfrom(65535)
-            except OSError:
-                continue
-            with self.lock:
-                self.seen.append((d, a[:2]))
-            try:
-                self.s.sendto(b"echo:" + d, a)
-            except OSError:
-                pass
-
-    def close(self):
-        if not self.stopped:
-            self.stopped = True
-            self.t.join(2)
-            self.s.close()
 
 
 def v2_udp(src, dst):
@@ -327,7 +290,7 @@ def udp_through(fam):
     one; its replies come back through ppfwd to the sender, in order."""
     need_netns()
     lo = LOOP[fam]
-    backend = UdpBackend(lo)
+    backend = UdpRecorder(lo)
     port = free_port(lo)
     d = Ppfwd(["udp://%s/%s?accept-proxy=required&trusted=%s&transparent=on" % (
         hostport(lo, port), hostport(lo, backend.port), "127.0.0.0/8" if fam == 4 else "::1/128")])

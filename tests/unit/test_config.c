@@ -91,6 +91,27 @@ static void test_url_defaults(void **state)
     cfg_free(&c);
 }
 
+/* reply-timeout (UDP only): 30 s by default, never later than idle-timeout's
+ * own close; refused on TCP, naming the key. */
+static void test_reply_timeout(void **state)
+{
+    struct cfg c;
+    struct cfg_errors e;
+
+    (void)state;
+    assert_int_equal(load_url("udp://127.0.0.1:5353/127.0.0.1:53", &c, &e), 0);
+    assert_int_equal(c.routes[0].reply_timeout_ms, 30000);
+    cfg_free(&c);
+    assert_int_equal(load_url("udp://127.0.0.1:5353/127.0.0.1:53?reply-timeout=2s", &c, &e), 0);
+    assert_int_equal(c.routes[0].reply_timeout_ms, 2000);
+    cfg_free(&c);
+    assert_int_equal(load_url("tcp://127.0.0.1:1/127.0.0.1:2", &c, &e), 0);
+    assert_int_equal(c.routes[0].reply_timeout_ms, 0);
+    cfg_free(&c);
+    refused("tcp://127.0.0.1:1/127.0.0.1:2?reply-timeout=2s", "key reply-timeout", "UDP only");
+    refused("udp://127.0.0.1:1/127.0.0.1:2?reply-timeout=0", "key reply-timeout", "duration");
+}
+
 static void test_url_every_key(void **state)
 {
     struct cfg c;
@@ -334,6 +355,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_url_defaults), cmocka_unit_test(test_url_every_key),
+        cmocka_unit_test(test_reply_timeout),
         cmocka_unit_test(test_url_errors),   cmocka_unit_test(test_durations),
         cmocka_unit_test(test_cidr),         cmocka_unit_test(test_yaml),
         cmocka_unit_test(test_yaml_errors),  cmocka_unit_test(test_duplicates),

@@ -21,7 +21,8 @@
 #include "config/internal.h"
 
 /* Two values of each key that are stored differently, both valid on the
- * base route below (TCP, send-proxy v2). URL spelling. */
+ * base route below (TCP, send-proxy v2; UDP for the keys of udp_only).
+ * URL spelling. */
 static const struct {
     const char *key, *a, *b;
 } samples[] = {
@@ -44,7 +45,21 @@ static const struct {
     {"connect-timeout", "1s", "1500ms"},
     {"header-timeout", "1s", "2s"},
     {"idle-timeout", "1m", "1h"},
+    {"reply-timeout", "1s", "2s"},
 };
+
+/* Keys refused on a TCP route: their samples load on this one. */
+static const char *const udp_only[] = {"reply-timeout"};
+static const char udp_listen[] = "udp://127.0.0.1:7000";
+
+static int is_udp_only(const char *key)
+{
+    for (size_t i = 0; key != NULL && i < sizeof(udp_only) / sizeof(udp_only[0]); i++) {
+        if (strcmp(udp_only[i], key) == 0)
+            return 1;
+    }
+    return 0;
+}
 
 /* The base route's keys; a key under test replaces its base value. */
 static const struct {
@@ -80,9 +95,13 @@ static const struct route_cfg *load(struct cfg *c, const char *key, const char *
     size_t n = (size_t)snprintf(text, sizeof(text), "routes:\n  r:\n");
 
     for (size_t i = 0; i < sizeof(base) / sizeof(base[0]); i++) {
+        const char *v = base[i].value;
+
+        if (is_udp_only(key) && strcmp(base[i].key, "listen") == 0)
+            v = udp_listen;
         if (key == NULL || strcmp(base[i].key, key) != 0)
             n += (size_t)snprintf(text + n, sizeof(text) - n, "    %s: %s\n",
-                                  yaml_name(base[i].key, name, sizeof(name)), base[i].value);
+                                  yaml_name(base[i].key, name, sizeof(name)), v);
     }
     if (key != NULL)
         n += (size_t)snprintf(text + n, sizeof(text) - n, "    %s: %s\n",

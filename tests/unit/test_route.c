@@ -126,6 +126,39 @@ static void test_admit_header(void **state)
     route_unref(opt);
 }
 
+/* A datagram cannot grow: one that ends inside the v2 signature is no
+ * header (data with optional), one with the whole signature is truncated. */
+static void test_admit_datagram(void **state)
+{
+    struct route *req = mkroute("udp://127.0.0.1:1/127.0.0.1:2?accept-proxy=required");
+    struct route *opt = mkroute("udp://127.0.0.1:1/127.0.0.1:2?accept-proxy=optional");
+    const struct pp_parse_opts o = {.flags = PP_PARSE_NO_V1};
+    const uint8_t sig[] = PP_V2_SIG "\x21\x11\x00";
+    struct pp_header h;
+
+    (void)state;
+    for (size_t len = 0; len < PP_V2_SIG_LEN; len++) {
+        ssize_t n = pp_parse(sig, len, &h, &o);
+
+        assert_int_equal(n, 0); /* a valid prefix, as pp_parse sees it */
+        assert_int_equal(route_admit_datagram(opt, n, len, 1), ADMIT_DIRECT);
+        assert_int_equal(route_admit_datagram(opt, n, len, 0), ADMIT_DIRECT);
+        assert_int_equal(route_admit_datagram(req, n, len, 1), ADMIT_NO_HEADER);
+    }
+    for (size_t len = PP_V2_SIG_LEN; len < sizeof(sig) - 1; len++) {
+        ssize_t n = pp_parse(sig, len, &h, &o);
+
+        assert_int_equal(n, 0);
+        assert_int_equal(route_admit_datagram(opt, n, len, 1), ADMIT_TRUNCATED);
+        assert_int_equal(route_admit_datagram(req, n, len, 1), ADMIT_TRUNCATED);
+    }
+    assert_int_equal(route_admit_datagram(opt, -PP_EBADSIG, 5, 1), ADMIT_DIRECT);
+    assert_int_equal(route_admit_datagram(req, 28, 40, 1), ADMIT_OK);
+    assert_int_equal(route_admit_datagram(opt, 28, 40, 0), ADMIT_UNTRUSTED);
+    route_unref(req);
+    route_unref(opt);
+}
+
 static void test_admit_client(void **state)
 {
     struct route *r = mkroute("tcp://127.0.0.1:1/127.0.0.1:2?allow=10.0.0.0/8,2001:db8::/32"
@@ -354,17 +387,58 @@ static void test_lifetime(void **state)
     cfg_free(&c);
 }
 
+/* A config living in something else (a container route set): freed by its
+ * release callback with the last route, not before and not at all while a
+ * route of it lives. */
+struct holder {
+    struct cfg c;
+    int released;
+};
+
+static void release_holder(void *arg)
+{
+    struct holder *h = arg;
+
+    cfg_free(&h->c);
+    h->released++;
+}
+
+static void test_wrapped_release(void **state)
+{
+    struct holder h;
+    struct cfg_errors errs = {0};
+    char tcp[] = "tcp://127.0.0.1:1/127.0.0.1:2";
+    char *urls[1] = {tcp};
+    struct route_cfgs *cs;
+    struct route *a;
+
+    (void)state;
+    memset(&h, 0, sizeof(h));
+    assert_int_equal(cfg_from_urls(&h.c, urls, 1, &errs), 0);
+    cs = route_cfgs_wrap(&h.c, release_holder, &h);
+    assert_non_null(cs);
+    a = route_new(&h.c.routes[0], cs, 1);
+    assert_non_null(a);
+    route_cfgs_unref(cs); /* the server replaced the set: its route keeps it */
+    assert_int_equal(h.released, 0);
+    assert_string_equal(a->cfg->name, tcp);
+    route_unref(a); /* the last user: the set goes with it */
+    assert_int_equal(h.released, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_admit_peer),
         cmocka_unit_test(test_admit_header),
+        cmocka_unit_test(test_admit_datagram),
         cmocka_unit_test(test_admit_client),
         cmocka_unit_test(test_max_conns),
         cmocka_unit_test(test_header_v1),
         cmocka_unit_test(test_header_v2_relayed),
         cmocka_unit_test(test_header_v2_drop_local_dgram),
         cmocka_unit_test(test_lifetime),
+        cmocka_unit_test(test_wrapped_release),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
