@@ -11,9 +11,9 @@
  * instead of forever. After 0.5 s of warm-up, answers are counted for SECS
  * (3) seconds; prints "RESULT dps=N lost=N all=N" (all: every answer,
  * warm-up included, what bench/cost.sh divides a whole run's cost by).
- * --probe: one datagram, exit 0 when it comes back within a second. -2 puts a PROXY v2 header (UDP4) in
- * front of every datagram, as a proxy in front of a route with
- * accept-proxy=required would: source 198.51.100.7 and the client socket's
+ * --probe: one datagram, exit 0 when it comes back within a second. -2 puts
+ * a PROXY v2 header (UDP4) in front of every datagram, as a proxy in front
+ * of a route with accept-proxy=required would: source 198.51.100.7 and the client socket's
  * own port (one client address per socket), destination 127.0.0.1:PORT.
  * Answers are counted, not compared, so they may come back without it.
  */
