@@ -25,6 +25,7 @@ struct whoami_conn {
     int fd;
     enum whoami_state st;
     struct timer timer;
+    struct loop_work free_work; /* wconn_free_cb, at the end of the iteration */
     uint64_t start; /* loop_now() at accept */
     struct sockaddr_storage peer, local;
     char *out; /* the answer, while it is being written */
@@ -57,8 +58,7 @@ static void wconn_close(struct whoami_conn *c)
     if (c->next != NULL)
         c->next->prev = c->prev;
     /* Other callbacks of this iteration may still hold c. */
-    if (loop_defer(w->loop, wconn_free_cb, c) != 0)
-        wconn_free_cb(c);
+    loop_defer(w->loop, &c->free_work, wconn_free_cb, c);
 }
 
 static void wconn_timeout(struct loop *l, struct timer *t, void *arg);

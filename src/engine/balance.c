@@ -3,6 +3,12 @@
  * connections, or the source address with rendezvous hashing, among the
  * upstreams that are live: not failed by the health check, and not within
  * the short pause that follows a failed connect (the passive check).
+ *
+ * The pause never leaves a route with nothing to try: when every upstream
+ * the health check passes is paused (a lone upstream after one failed
+ * connect, say), they are all tried again, as nginx marks its peers live
+ * again "for quick recovery". Only the health check's verdict keeps an
+ * upstream out for good.
  */
 #include <string.h>
 #include <netinet/in.h>
@@ -19,6 +25,17 @@ int balance_live(const struct route *r, size_t i, uint64_t now)
 
     return atomic_load_explicit(&u->checked_up, memory_order_relaxed) &&
            now >= atomic_load_explicit(&u->down_until, memory_order_relaxed);
+}
+
+/* What a pick may take: the live upstreams, or, when none is live, those
+ * only paused (now is then UINT64_MAX: every pause is over). */
+static uint64_t pick_time(const struct route *r, uint64_t now)
+{
+    for (size_t i = 0; i < r->cfg->nup; i++) {
+        if (balance_live(r, i, now))
+            return now;
+    }
+    return UINT64_MAX;
 }
 
 void balance_result(struct route *r, size_t i, int err, uint64_t now)
@@ -109,6 +126,7 @@ static int pick_source(struct route *r, const struct sockaddr *client, uint64_t 
 /* Returns the index of the upstream for this client, or -1 if none is live. */
 int balance_pick(struct route *r, const struct sockaddr *client, uint64_t now)
 {
+    now = pick_time(r, now);
     switch (r->cfg->balance) {
     case BALANCE_LEASTCONN:
         return pick_leastconn(r, now);

@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "util/log.h"
 #include "engine/balance.h"
@@ -24,6 +25,64 @@
 #include "engine/transparent.h"
 #include "engine/worker.h"
 
+/* ---- the header buffer ---------------------------------------------------- */
+
+/* Back to the inline buffer, empty; a heap buffer is freed. */
+static void hbuf_reset(struct conn *c)
+{
+    if (c->hbuf != c->hin)
+        free(c->hbuf);
+    c->hbuf = c->hin;
+    c->hcap = HEADER_INLINE;
+    c->hlen = c->hoff = 0;
+}
+
+/* Moves the hlen bytes read so far to a heap buffer of cap bytes (more
+ * than hcap, at most HEADER_MAX). Returns 0 or -ENOMEM (c unchanged). */
+static int hbuf_grow(struct conn *c, size_t cap)
+{
+    uint8_t *p = malloc(cap);
+
+    if (p == NULL)
+        return -ENOMEM;
+    memcpy(p, c->hbuf, c->hlen);
+    if (c->hbuf != c->hin)
+        free(c->hbuf);
+    c->hbuf = p;
+    c->hcap = (uint32_t)cap;
+    return 0;
+}
+
+/*
+ * Reads what the client sent into hbuf in one readv: the buffer first, then
+ * a scratch area on the stack up to HEADER_MAX in all, so a header with the
+ * client's first request costs one syscall as before, while a connection
+ * waiting for its header holds only the inline buffer. What lands in the
+ * scratch area (a big v2 header, or early bytes) is kept on the heap, sized
+ * to it. Returns what readv returns (-1 with errno, or -1 with ENOMEM).
+ */
+static ssize_t hbuf_read(struct conn *c, int fd)
+{
+    uint8_t spill[HEADER_MAX];
+    struct iovec iov[2] = {{c->hbuf + c->hlen, c->hcap - c->hlen}, {spill, HEADER_MAX - c->hcap}};
+    ssize_t n = readv(fd, iov, iov[1].iov_len > 0 ? 2 : 1);
+    size_t extra;
+
+    if (n <= 0)
+        return n;
+    extra = (size_t)n > iov[0].iov_len ? (size_t)n - iov[0].iov_len : 0;
+    c->hlen += (uint32_t)n - (uint32_t)extra;
+    if (extra > 0) {
+        if (hbuf_grow(c, c->hlen + extra) != 0) {
+            errno = ENOMEM;
+            return -1;
+        }
+        memcpy(c->hbuf + c->hlen, spill, extra);
+        c->hlen += (uint32_t)extra;
+    }
+    return n;
+}
+
 /* ---- closing -------------------------------------------------------------- */
 
 static void conn_free(void *arg)
@@ -31,7 +90,7 @@ static void conn_free(void *arg)
     struct conn *c = arg;
 
     route_unref(c->r);
-    free(c->hbuf);
+    hbuf_reset(c);
     free(c);
 }
 
@@ -69,8 +128,7 @@ static void conn_close(struct conn *c, const char *error)
         c->next->prev = c->prev;
     worker_drained(w);
     /* Other callbacks of this iteration may still hold c (and its route). */
-    if (loop_defer(w->loop, conn_free, c) != 0)
-        conn_free(c);
+    loop_defer(w->loop, &c->free_work, conn_free, c);
 }
 
 void conn_close_all(struct worker *w, const char *error)
@@ -107,12 +165,89 @@ static void fail(struct conn *c, int err)
 
 /* ---- relaying --------------------------------------------------------------- */
 
+/*
+ * A client served as direct because it said nothing for header-timeout
+ * (accept-proxy=optional, server-speaks-first) may not open with a PROXY
+ * header later: from an untrusted source that is the header the contract
+ * closes the connection for, and from a trusted one it is a header that
+ * missed its deadline (HAProxy and nginx close a connection whose header
+ * is late; it must never reach the upstream as data). So its first bytes
+ * are read here, not by the relay: a prefix of a header is held until it
+ * is decided (at 16 bytes at most), then anything else goes on as data.
+ * Returns 1 when decided as data (queued in c2u), 0 while undecided (what
+ * came is held; nothing else of the client is read), -1 when c was closed.
+ */
+static int late_check(struct conn *c)
+{
+    struct pp_header hdr;
+    enum admit a;
+    uint8_t *buf;
+
+    for (;;) {
+        ssize_t n = read(c->rl.cfd, c->hbuf + c->hlen, c->hcap - c->hlen);
+
+        if (n == -1 && errno == EINTR)
+            continue;
+        if (n == -1 && errno == EAGAIN)
+            return 0;
+        if (n == -1) {
+            fail(c, errno);
+            return -1;
+        }
+        if (n == 0)
+            break; /* what came can no longer become a header */
+        c->hlen += (uint32_t)n;
+        n = pp_parse(c->hbuf, c->hlen, &hdr, NULL);
+        a = route_admit_header(c->r, n, c->trusted, 0);
+        if (a == ADMIT_DIRECT)
+            break;
+        if (a == ADMIT_MORE && c->hlen < PP_V2_HDR_LEN)
+            continue;
+        if (a == ADMIT_BAD_HEADER)
+            refuse(c, a, n);
+        else if (c->trusted)
+            refuse_with(c, STAT_HDR_TIMEOUT, "proxy_header_refused",
+                        "PROXY header after header-timeout");
+        else
+            refuse(c, ADMIT_UNTRUSTED, 0);
+        return -1;
+    }
+    c->silent = 0;
+    c->rl.c2u.hold = 0;
+    if (c->hlen > 0) {
+        /* After the header sent upstream if that is still queued. */
+        if ((buf = relay_queue_buf(&c->rl)) == NULL) {
+            fail(c, ENOMEM);
+            return -1;
+        }
+        memcpy(buf + c->rl.c2u.off + c->rl.c2u.len, c->hbuf, c->hlen);
+        c->rl.c2u.len += c->hlen;
+        c->rl.c2u.bytes += c->hlen;
+        route_count(c->r, c->w->id, STAT_BYTES_IN, c->hlen);
+        c->hlen = 0;
+    }
+    return 1;
+}
+
 static void relay_cb(struct loop *l, int fd, void *arg, unsigned events)
 {
     struct conn *c = arg;
-    int rc = relay_event(&c->rl, fd, events);
+    int rc;
 
     (void)l;
+    if (c->silent && fd == c->rl.cfd && (events & (LOOP_READ | LOOP_ERROR))) {
+        rc = late_check(c);
+        if (rc < 0)
+            return;
+        if (rc == 0) {
+            /* Undecided: the client is not read further now; the upstream
+             * may still be written to it. */
+            events &= LOOP_WRITE;
+            if (events == 0)
+                return;
+        }
+    }
+    rc = relay_event(&c->rl, fd, events);
     if (rc < 0)
         fail(c, -rc);
     else if (rc > 0)
@@ -137,23 +272,31 @@ static void idle_cb(struct loop *l, struct timer *t, void *arg)
  * They go out in one write, the header first (spec: before any data). */
 static void established(struct conn *c)
 {
-    const struct pp_header *acc = c->has_hdr ? &c->hdr : NULL;
-    struct route_hdr h = {.src = (const struct sockaddr *)&c->client,
-                          .dst = (const struct sockaddr *)&c->dst,
-                          .accepted = acc,
-                          .socktype = acc && acc->socktype ? acc->socktype : SOCK_STREAM};
+    struct pp_header hdr;
+    struct route_hdr h = {.src = &c->client.sa, .dst = &c->dst.sa, .socktype = SOCK_STREAM};
     uint32_t early = c->hlen - c->hoff;
     uint8_t *buf;
     ssize_t n;
     int rc;
 
     loop_timer_cancel(c->w->loop, &c->timer);
+    /* The accepted header is parsed again rather than kept (256 bytes per
+     * connection while connecting): the same bytes give the same result. */
+    if (c->has_hdr) {
+        if (pp_parse(c->hbuf, c->hoff, &hdr, NULL) != (ssize_t)c->hoff) {
+            fail(c, EPROTO);
+            return;
+        }
+        h.accepted = &hdr;
+        if (hdr.socktype != 0)
+            h.socktype = hdr.socktype;
+    }
     if (c->r->cfg->send_proxy != SEND_PROXY_OFF || early > 0) {
         if ((buf = relay_queue_buf(&c->rl)) == NULL) {
             fail(c, ENOMEM);
             return;
         }
-        n = route_header(c->r, &h, buf, RELAY_BUF_SIZE - HEADER_BUF_SIZE);
+        n = route_header(c->r, &h, buf, RELAY_BUF_SIZE - HEADER_MAX);
         if (n < 0) {
             conn_close(c, pp_strerror((int)n));
             return;
@@ -164,9 +307,7 @@ static void established(struct conn *c)
         c->rl.c2u.bytes = early;
         route_count(c->r, c->w->id, STAT_BYTES_IN, early);
     }
-    free(c->hbuf);
-    c->hbuf = NULL;
-    c->hdr.tlv = NULL;
+    hbuf_reset(c); /* the inline buffer serves late_check */
     c->state = CONN_RELAY;
     loop_timer_set(c->w->loop, &c->timer, c->r->cfg->idle_timeout_ms, idle_cb, c);
     rc = relay_start(&c->rl, relay_cb, c, c->r->cfg->accept_proxy != ACCEPT_PROXY_OFF);
@@ -235,10 +376,8 @@ static void set_nodelay(int fd)
  * (LOCAL, UNSPEC). */
 static int upstream_socket(struct conn *c, int family)
 {
-    int own = c->has_hdr && (c->hdr.command == PP2_CMD_LOCAL || c->hdr.src.sa.sa_family == AF_UNSPEC);
-
     return transparent_open(SOCK_STREAM, family, c->r->cfg->transparent,
-                            own ? NULL : (const struct sockaddr *)&c->client);
+                            c->hdr_anon ? NULL : &c->client.sa);
 }
 
 static void connect_upstream(struct conn *c)
@@ -305,39 +444,59 @@ static void client_known(struct conn *c)
  * relay wants READ then anyway, so the two epoll_ctl that turning it off
  * and on again would cost are spared. header_cb turns it off only if the
  * client does send more meanwhile (level-triggered, it would spin). */
-static void header_done(struct conn *c, size_t consumed)
+static void header_done(struct conn *c, size_t consumed, const struct pp_header *hdr)
 {
     const struct sockaddr *src, *dst;
 
     loop_timer_cancel(c->w->loop, &c->timer);
     c->hoff = (uint32_t)consumed;
-    if (c->has_hdr) {
-        route_relayed(&c->hdr, (const struct sockaddr *)&c->peer,
-                      (const struct sockaddr *)&c->local, &src, &dst);
-        if (src != (const struct sockaddr *)&c->peer) {
-            memcpy(&c->client, &c->hdr.src, sizeof(c->hdr.src));
-            memcpy(&c->dst, &c->hdr.dst, sizeof(c->hdr.dst));
+    if (hdr != NULL) {
+        c->hdr_anon = hdr->command == PP2_CMD_LOCAL || hdr->src.sa.sa_family == AF_UNSPEC;
+        route_relayed(hdr, &c->peer.sa, &c->local.sa, &src, &dst);
+        /* Only IPv4/IPv6 addresses are relayed: they fit a conn_addr. */
+        if (src != &c->peer.sa) {
+            memcpy(&c->client, src, sizeof(c->client));
+            memcpy(&c->dst, dst, sizeof(c->dst));
         }
     }
     client_known(c);
 }
 
+/* The length a v2 header whose 16 fixed bytes are in hbuf declares. */
+static size_t v2_declared(const struct conn *c)
+{
+    return PP_V2_HDR_LEN + ((size_t)c->hbuf[14] << 8 | c->hbuf[15]);
+}
+
 /* Decides on the bytes read so far; 0 while more are needed. */
 static int header_decide(struct conn *c)
 {
-    ssize_t n = pp_parse(c->hbuf, c->hlen, &c->hdr, NULL);
+    struct pp_header hdr;
+    ssize_t n = pp_parse(c->hbuf, c->hlen, &hdr, NULL);
     enum admit a = route_admit_header(c->r, n, c->trusted, 0);
 
     switch (a) {
     case ADMIT_MORE:
+        /* A v2 header declares its length in its 16 fixed bytes (which
+         * pp_parse checked, the cap included): the buffer grows to it
+         * once, rather than holding HEADER_MAX for every connection. */
+        if (c->hlen >= PP_V2_HDR_LEN && c->hbuf[0] == '\r' && v2_declared(c) > c->hcap &&
+            hbuf_grow(c, v2_declared(c)) != 0) {
+            fail(c, ENOMEM);
+            return 1;
+        }
+        if (c->hlen == HEADER_MAX) {
+            refuse(c, ADMIT_BAD_HEADER, -PP_ETOOLONG);
+            return 1;
+        }
         return 0;
     case ADMIT_DIRECT:
-        header_done(c, 0); /* a direct client: all of it is data */
+        header_done(c, 0, NULL); /* a direct client: all of it is data */
         return 1;
     case ADMIT_OK:
         c->has_hdr = 1;
         route_count(c->r, c->w->id, STAT_HDR_OK, 1);
-        header_done(c, (size_t)n);
+        header_done(c, (size_t)n, &hdr);
         return 1;
     default:
         refuse(c, a, n);
@@ -360,22 +519,20 @@ static void header_cb(struct loop *l, int fd, void *arg, unsigned events)
             fail(c, -rc);
         return;
     }
-    n = read(fd, c->hbuf + c->hlen, HEADER_BUF_SIZE - c->hlen);
+    n = hbuf_read(c, fd);
     if (n == -1 && (errno == EAGAIN || errno == EINTR))
         return;
     if (n == 0 && c->r->cfg->accept_proxy == ACCEPT_PROXY_OPTIONAL) {
         /* What came can no longer become a header: a direct client's data,
          * to relay before its EOF. */
-        header_done(c, 0);
+        header_done(c, 0, NULL);
         return;
     }
     if (n <= 0) {
         conn_close(c, n == 0 ? "client closed before the header" : strerror(errno));
         return;
     }
-    c->hlen += (uint32_t)n;
-    if (header_decide(c) == 0 && c->hlen == HEADER_BUF_SIZE)
-        refuse(c, ADMIT_BAD_HEADER, -PP_ETOOLONG);
+    header_decide(c);
 }
 
 static void header_timeout_cb(struct loop *l, struct timer *t, void *arg)
@@ -385,7 +542,9 @@ static void header_timeout_cb(struct loop *l, struct timer *t, void *arg)
     (void)l, (void)t;
     /* optional: a silent client is a direct one (server-speaks-first). */
     if (c->r->cfg->accept_proxy == ACCEPT_PROXY_OPTIONAL && c->hlen == 0) {
-        header_done(c, 0);
+        c->silent = 1;
+        c->rl.c2u.hold = 1; /* its first bytes go to late_check */
+        header_done(c, 0, NULL);
         return;
     }
     refuse_with(c, STAT_HDR_TIMEOUT, "proxy_header_refused", "PROXY header timeout");
@@ -399,11 +558,6 @@ static void start_header(struct conn *c)
 
     if (a != ADMIT_OK) {
         refuse(c, a, 0);
-        return;
-    }
-    c->hbuf = malloc(HEADER_BUF_SIZE);
-    if (c->hbuf == NULL) {
-        fail(c, ENOMEM);
         return;
     }
     c->state = CONN_HEADER;
@@ -456,13 +610,14 @@ void conn_start(struct worker *w, struct route *r, int fd, const struct sockaddr
     c->rl.count_in = &r->stats[w->id][STAT_BYTES_IN];
     c->rl.count_out = &r->stats[w->id][STAT_BYTES_OUT];
     c->start_ms = loop_now(w->loop);
+    hbuf_reset(c);
     w->nconns++;
-    memcpy(&c->peer, peer, peerlen);
+    /* A TCP peer is IPv4 or IPv6: it fits. */
+    memcpy(&c->peer, peer, peerlen < sizeof(c->peer) ? peerlen : sizeof(c->peer));
     /* The local address is only sent on (send-proxy): spare the syscall. */
     len = sizeof(c->local);
-    if (r->cfg->send_proxy == SEND_PROXY_OFF ||
-        getsockname(fd, (struct sockaddr *)&c->local, &len) == -1)
-        c->local.ss_family = AF_UNSPEC;
+    if (r->cfg->send_proxy == SEND_PROXY_OFF || getsockname(fd, &c->local.sa, &len) == -1)
+        c->local.sa.sa_family = AF_UNSPEC;
     c->client = c->peer;
     c->dst = c->local;
     /* TCP_NODELAY came from the listener (listen_open). */

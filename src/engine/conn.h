@@ -8,6 +8,7 @@
 
 #include <stdint.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
 
 #include <proxyproto.h>
 
@@ -18,8 +19,24 @@ struct worker;
 struct route;
 struct upstream_cfg;
 
-/* Room for an accepted header plus the client bytes that came with it. */
-#define HEADER_BUF_SIZE PP_V2_DEFAULT_CAP
+/*
+ * The header phase's buffer. It starts as HEADER_INLINE bytes inside struct
+ * conn: a v1 line (107 bytes at most) or a v2 header with a few TLVs, and
+ * the client bytes that came with it, so a connection waiting for its
+ * header costs no allocation. Only a v2 header that declares more, or early
+ * bytes beyond it, move it to the heap: exactly what is needed, never more
+ * than HEADER_MAX (the largest v2 header accepted, PP_V2_DEFAULT_CAP),
+ * which is also the room the relay's first buffer keeps for early bytes.
+ */
+#define HEADER_INLINE 232
+#define HEADER_MAX PP_V2_DEFAULT_CAP
+
+/* A TCP endpoint: IPv4 or IPv6 (28 bytes, not a sockaddr_storage's 128). */
+union conn_addr {
+    struct sockaddr sa;
+    struct sockaddr_in sin;
+    struct sockaddr_in6 sin6;
+};
 
 enum conn_state { CONN_HEADER, CONN_CONNECT, CONN_RELAY };
 
@@ -28,17 +45,21 @@ struct conn {
     struct worker *w;
     struct route *r; /* a reference, dropped when c is freed */
     enum conn_state state;
-    struct timer timer; /* header, connect or idle deadline */
+    struct timer timer;         /* header, connect or idle deadline */
+    struct loop_work free_work; /* conn_free, at the end of the iteration */
     uint64_t start_ms;
-    struct sockaddr_storage peer, local; /* socket endpoints */
-    struct sockaddr_storage client, dst; /* real client and its destination */
+    union conn_addr peer, local; /* socket endpoints */
+    union conn_addr client, dst; /* real client and its destination */
     const struct upstream_cfg *up;
-    uint8_t *hbuf;        /* header phase input; freed once relaying */
-    uint32_t hlen, hoff;  /* bytes read; header bytes consumed */
-    int trusted;          /* the peer may send a header */
-    struct pp_header hdr; /* accepted header, valid when has_hdr */
-    uint8_t has_hdr;
-    struct relay rl; /* the client and upstream sockets, and the bytes between them */
+    uint8_t *hbuf;             /* header phase input: hin, or the heap */
+    uint32_t hcap, hlen, hoff; /* its size; bytes read; header bytes consumed */
+    int trusted;               /* the peer may send a header */
+    uint8_t has_hdr;           /* hbuf[0..hoff) is an accepted header */
+    uint8_t hdr_anon;          /* ... without addresses (LOCAL, UNSPEC) */
+    uint8_t silent;            /* direct after header-timeout's silence: its first bytes
+                                * are checked once they come (late_check) */
+    struct relay rl;           /* the client and upstream sockets, and the bytes between them */
+    uint8_t hin[HEADER_INLINE];
 };
 
 /* Takes the accepted socket fd of route r (max-conns, then the header phase

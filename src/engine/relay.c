@@ -182,6 +182,41 @@ static void got_bytes(struct relay *rl, struct half *h, size_t n)
     rl->active_ms = loop_now(rl->loop);
 }
 
+/* h's direction is over: what it borrowed goes back at once, not at the
+ * connection's close, so a half-closed connection (the other way may stay
+ * open for the idle timeout) holds no buffer and no pipe for it. */
+static int half_done(struct relay *rl, struct half *h)
+{
+    release_if_empty(rl->pool, h);
+    pipe_put(rl->pool, h->pipe);
+    return half_shut(rl, h);
+}
+
+/* Fills h's empty buffer: first with what a splice left in its pipe (the
+ * connection fell back to copying with bytes in it: they go before any
+ * newer byte of the source, and were counted when spliced in), then from
+ * the source. Returns what read() returns; 0 only for the source's EOF. */
+static ssize_t fill(struct relay *rl, struct half *h)
+{
+    ssize_t n;
+
+    if (h->in_pipe > 0) {
+        n = read(h->pipe[0], h->buf, h->in_pipe < RELAY_BUF_SIZE ? h->in_pipe : RELAY_BUF_SIZE);
+        if (n > 0) {
+            h->in_pipe -= (uint32_t)n;
+            if (h->in_pipe == 0)
+                pipe_put(rl->pool, h->pipe);
+        }
+        return n;
+    }
+    n = read(h->from, h->buf, RELAY_BUF_SIZE);
+    if (n >= 0) {
+        h->eof = n == 0;
+        got_bytes(rl, h, (size_t)n);
+    }
+    return n;
+}
+
 /*
  * The buffered path: moves what it can from h->from to h->to through a
  * borrowed buffer without blocking; with read_more 0 it only flushes what
@@ -201,25 +236,25 @@ static int pump_copy(struct relay *rl, struct half *h, int read_more)
     for (int i = 0; i < PUMP_ROUNDS; i++) {
         ssize_t n;
 
-        if (h->len == 0 && !h->eof) {
+        if (h->len == 0 && (h->in_pipe > 0 || !h->eof)) {
+            int from_pipe = h->in_pipe > 0;
+
             if (!read_more)
                 break;
             if (h->buf == NULL && (h->buf = buf_get(rl->pool)) == NULL)
                 return -ENOMEM;
-            n = read(h->from, h->buf, RELAY_BUF_SIZE);
+            n = fill(rl, h);
             if (n == -1 && errno == EINTR)
                 continue;
             if (n == -1 && errno == EAGAIN)
                 break;
             if (n == -1)
                 return -errno;
-            h->eof = n == 0;
             h->off = 0;
             h->len = (uint32_t)n;
-            got_bytes(rl, h, (size_t)n);
             if (n == RELAY_BUF_SIZE)
                 h->bulk = 1;
-            else if (n > 0 && !h->hup)
+            else if (n > 0 && !h->hup && !from_pipe)
                 read_more = 0; /* drained: send this, then back to the loop */
         }
         if (h->len > 0) {
@@ -235,38 +270,44 @@ static int pump_copy(struct relay *rl, struct half *h, int read_more)
             if (h->len > 0 || (h->bulk && relay_splice && !rl->no_splice))
                 break; /* the next readiness event splices */
         }
-        if (h->eof && h->len == 0)
-            return half_shut(rl, h);
+        if (h->eof && h->len == 0 && h->in_pipe == 0)
+            return half_done(rl, h);
     }
     release_if_empty(rl->pool, h);
     return 0;
 }
 
+/* pump_splice's answer when this connection cannot splice: no pipe to be
+ * had (out of fds: EMFILE, ENFILE, or pipe-user-pages-soft reached), or
+ * splice refused (EINVAL, ENOSYS). It copies from then on instead. */
+#define SPLICE_REFUSED 1
+
 /*
  * The zero-copy path: socket -> pipe -> socket with SPLICE_F_MOVE. A pipe
  * is borrowed only while bytes sit in it. The source is read only when the
  * pipe is empty, so EAGAIN from the first splice means "source empty", and
- * from the second "sink full". Returns 0, a negative errno to close, or
- * -EINVAL/-ENOSYS when this kernel or socket refuses splice.
+ * from the second "sink full". Returns 0, SPLICE_REFUSED, or a negative
+ * errno to close.
  */
 static int pump_splice(struct relay *rl, struct half *h)
 {
     const unsigned flags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
-    int rc;
 
     for (int i = 0; i < PUMP_ROUNDS; i++) {
         ssize_t n;
 
         if (h->in_pipe == 0 && !h->eof) {
-            if (h->pipe[0] == -1 && (rc = pipe_get(rl->pool, h->pipe)) != 0)
-                return rc;
+            /* Any failure, not only EMFILE: a pipe is an optimisation, and
+             * the connection does without it rather than close. */
+            if (h->pipe[0] == -1 && pipe_get(rl->pool, h->pipe) != 0)
+                return SPLICE_REFUSED;
             n = splice(h->from, NULL, h->pipe[1], NULL, PIPE_SIZE, flags);
             if (n == -1 && errno == EINTR)
                 continue;
             if (n == -1 && errno == EAGAIN)
                 break;
             if (n == -1)
-                return -errno;
+                return errno == EINVAL || errno == ENOSYS ? SPLICE_REFUSED : -errno;
             h->eof = n == 0;
             h->in_pipe = (uint32_t)n;
             got_bytes(rl, h, (size_t)n);
@@ -277,14 +318,16 @@ static int pump_splice(struct relay *rl, struct half *h)
                 continue;
             if (n == -1 && errno == EAGAIN)
                 break;
+            /* Refused with bytes in the pipe: the copy path sends them
+             * first (fill), so nothing is lost or reordered. */
             if (n == -1)
-                return -errno;
+                return errno == EINVAL || errno == ENOSYS ? SPLICE_REFUSED : -errno;
             h->in_pipe -= (uint32_t)n;
             if (h->in_pipe > 0)
                 break;
         }
         if (h->eof && h->in_pipe == 0)
-            return half_shut(rl, h);
+            return half_done(rl, h);
     }
     if (h->in_pipe == 0)
         pipe_put(rl->pool, h->pipe);
@@ -295,10 +338,14 @@ static int relay_pump(struct relay *rl, struct half *h)
 {
     int rc;
 
+    if (h->hold)
+        return pump_copy(rl, h, 0);
+
     /* Small exchanges cost fewer syscalls through a buffer (read + send)
      * than through a pipe (two splices each way): a half switches to splice
      * once a read fills the buffer, i.e. when bulk data flows (HAProxy's
-     * splice-auto). */
+     * splice-auto). A half still draining its pipe into the buffer (after
+     * a fallback) copies until the pipe is empty. */
     if (!relay_splice || rl->no_splice || !h->bulk)
         return pump_copy(rl, h, 1);
     /* Bytes queued before relaying (the header, early client data) go
@@ -309,8 +356,9 @@ static int relay_pump(struct relay *rl, struct half *h)
             return rc;
     }
     rc = pump_splice(rl, h);
-    if (rc == -EINVAL || rc == -ENOSYS) {
-        /* Nothing moved: fall back to copying for this connection. */
+    if (rc == SPLICE_REFUSED) {
+        /* For this connection, both ways: whatever refused splice would
+         * refuse it again. */
         rl->no_splice = 1;
         return pump_copy(rl, h, 1);
     }

@@ -41,6 +41,9 @@ struct half {
     uint8_t shut; /* write side shut down */
     uint8_t bulk; /* a read filled the buffer: splice from now on */
     uint8_t hup;  /* the source's FIN has arrived (LOOP_RDHUP or LOOP_ERROR seen) */
+    uint8_t hold; /* set by the owner: it reads the source itself for now, the
+                   * relay only sends what is queued (the source's READ
+                   * events still reach the owner's callback) */
 };
 
 struct relay {

@@ -105,6 +105,7 @@ struct udp_lsn {
     uint8_t qctl[UDP_BATCH][UDP_CTL_SIZE];
     unsigned nq;
     int flush_queued; /* a flush is deferred to the end of the iteration */
+    struct loop_work flush_work;
     int draining;     /* udp_drain: sessions finishing, clients no longer read */
     int dead;         /* stopped while a flush was deferred: the flush frees it */
     struct udp_warn warn[DROP_MAX];

@@ -103,9 +103,7 @@ void udp_reply_cb(struct loop *l, int fd, void *arg, unsigned events)
     s->bytes_out += bytes;
     route_count(u->r, u->w->id, STAT_BYTES_OUT, bytes);
     if (u->nq > 0 && !u->flush_queued) {
-        if (loop_defer(l, replies_flush_cb, u) == 0)
-            u->flush_queued = 1;
-        else
-            udp_reply_flush(u);
+        loop_defer(l, &u->flush_work, replies_flush_cb, u);
+        u->flush_queued = 1;
     }
 }

@@ -112,16 +112,13 @@ void udp_session_release(struct udp_lsn *u, struct udp_sess *s, const char *reas
 
 /* The caller holds no pointer to s past this call, nor does anyone else but
  * the loop's event batch (whose stale events the loop skips) and callers
- * up the stack of this iteration: hence the deferred free. If the defer
- * cannot be queued (no memory), s is freed now: every caller of sess_close
- * is safe with that (idle_cb uses only u after it; an evicted session is
- * never one of the batch being forwarded, see cap_take). */
+ * up the stack of this iteration: hence the deferred free, which cannot
+ * fail (struct loop_work). */
 static void sess_close(struct udp_lsn *u, struct udp_sess *s, const char *reason, int level)
 {
     release(u, s, reason, level);
     udp_table_del(&u->table, s);
-    if (loop_defer(u->w->loop, sess_free, s) != 0)
-        sess_free(s);
+    loop_defer(u->w->loop, &s->free_work, sess_free, s);
 }
 
 /* How long a session may stay quiet: idle-timeout, or reply-timeout while

@@ -34,6 +34,7 @@ struct udp_sess {
     struct udp_lsn *u;
     int fd; /* connected to the upstream */
     struct timer timer;
+    struct loop_work free_work; /* sess_free, at the end of the iteration */
     uint64_t start_ms, active_ms;
     struct sockaddr_storage peer; /* where replies go: the client or its front proxy */
     socklen_t peerlen;

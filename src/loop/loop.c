@@ -23,7 +23,6 @@
  * ready (level-triggered) and come back on the next call. */
 #define LOOP_MAX_EVENTS 1024
 #define LOOP_TIMERS_MIN 64
-#define LOOP_DEFER_MIN 64
 
 struct loop_fd {
     loop_fd_cb *cb;
@@ -34,11 +33,6 @@ struct loop_fd {
      * that iteration's batch are stale even if the fd number was registered
      * again (a new connection accepted into a just-closed fd number). */
     uint64_t removed_iter;
-};
-
-struct loop_defer {
-    loop_defer_cb *fn;
-    void *arg;
 };
 
 struct loop {
@@ -54,8 +48,7 @@ struct loop {
     int nevents;
     struct timer **heap; /* heap[i]->idx == i + 1 */
     size_t ntimers, timers_cap;
-    struct loop_defer *defer;
-    size_t ndefer, defer_cap;
+    struct loop_work *defer, *defer_tail; /* deferred work, in order */
     void (*wake_cb)(struct loop *l, void *arg);
     void *wake_arg;
 };
@@ -136,14 +129,18 @@ fail:
 
 static void loop_run_deferred(struct loop *l)
 {
-    /* Indexed rather than through a pointer: fn may call loop_defer(), which
-     * may move l->defer; work it adds runs in this same drain. */
-    for (size_t i = 0; i < l->ndefer; i++) {
-        struct loop_defer d = l->defer[i];
+    struct loop_work *w;
 
-        d.fn(d.arg);
+    /* Unlinked before the call: fn may free w's memory, or defer more
+     * work, which lands at the tail and runs in this same drain. */
+    while ((w = l->defer) != NULL) {
+        l->defer = w->next;
+        if (l->defer == NULL)
+            l->defer_tail = NULL;
+        w->next = NULL;
+        w->queued = 0;
+        w->fn(w->arg);
     }
-    l->ndefer = 0;
 }
 
 void loop_free(struct loop *l)
@@ -155,7 +152,6 @@ void loop_free(struct loop *l)
      * which the deferred work above may just have freed. */
     close(l->wakefd);
     close(l->epfd);
-    free(l->defer);
     free(l->heap);
     free(l->events);
     free(l->fds);
@@ -472,7 +468,7 @@ static int loop_timeout(const struct loop *l)
 {
     uint64_t d;
 
-    if (l->ndefer > 0)
+    if (l->defer != NULL)
         return 0;
     if (l->ntimers == 0)
         return -1;
@@ -549,19 +545,17 @@ uint64_t loop_now(const struct loop *l)
     return l->now;
 }
 
-int loop_defer(struct loop *l, loop_defer_cb *fn, void *arg)
+void loop_defer(struct loop *l, struct loop_work *w, loop_defer_cb *fn, void *arg)
 {
-    if (l->ndefer == l->defer_cap) {
-        size_t cap = l->defer_cap ? l->defer_cap * 2 : LOOP_DEFER_MIN;
-        struct loop_defer *d = realloc(l->defer, cap * sizeof(*d));
-
-        if (d == NULL)
-            return -ENOMEM;
-        l->defer = d;
-        l->defer_cap = cap;
-    }
-    l->defer[l->ndefer].fn = fn;
-    l->defer[l->ndefer].arg = arg;
-    l->ndefer++;
-    return 0;
+    if (w->queued)
+        return;
+    w->fn = fn;
+    w->arg = arg;
+    w->next = NULL;
+    w->queued = 1;
+    if (l->defer_tail != NULL)
+        l->defer_tail->next = w;
+    else
+        l->defer = w;
+    l->defer_tail = w;
 }

@@ -106,9 +106,23 @@ static inline int loop_timer_armed(const struct timer *t)
     return t->idx != 0;
 }
 
+/* Deferred work lives inside the caller's own struct, as a timer does:
+ * deferring never allocates, so it cannot fail. (It could: a connection
+ * then freed at once, because the queue could not grow, left the other
+ * callbacks of the iteration holding freed memory.) Zero-initialise it
+ * before first use. */
+struct loop_work {
+    struct loop_work *next;
+    loop_defer_cb *fn;
+    void *arg;
+    int queued;
+};
+
 /* Runs fn(arg) at the end of the current iteration, after every callback:
  * how a connection frees its memory while other callbacks of the same
- * iteration may still hold a pointer to it. Returns 0 or -ENOMEM. */
-int loop_defer(struct loop *l, loop_defer_cb *fn, void *arg);
+ * iteration may still hold a pointer to it. Work deferred from deferred
+ * work runs in the same drain, in order. A w already queued stays queued
+ * once, with its first fn and arg. fn may free the memory w lives in. */
+void loop_defer(struct loop *l, struct loop_work *w, loop_defer_cb *fn, void *arg);
 
 #endif /* PPFWD_LOOP_H */

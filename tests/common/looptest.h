@@ -21,6 +21,7 @@ struct lt_fix {
     unsigned events[16];
     char log[64];
     size_t nlog;
+    struct loop_work wd, we; /* test_defer_order's deferred work */
 };
 
 int lt_setup(void **state);

@@ -3,8 +3,9 @@
  * built from a URL, no daemon: round robin in turn and past down upstreams,
  * least connections with ties shared, source hashing that keeps a client on
  * its upstream and moves only the clients of one that goes down (and back
- * when it returns), the passive pause after a failed connect, and -1 when
- * nothing is live.
+ * when it returns), the passive pause after a failed connect, which never
+ * leaves nothing to try (a lone upstream, all of them paused), and -1 only
+ * when the health check fails every upstream.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -25,7 +26,7 @@
 
 #define T0 100000 /* a loop_now() value, in ms */
 
-static struct route *mkroute(const char *balance)
+static struct route *mkroute_ups(const char *ups, const char *balance)
 {
     struct cfg *c = calloc(1, sizeof(*c));
     struct cfg_errors errs = {0};
@@ -34,14 +35,18 @@ static struct route *mkroute(const char *balance)
     struct route *r;
 
     assert_non_null(c);
-    snprintf(url, sizeof(url),
-             "tcp://127.0.0.1:1/127.0.0.1:11,127.0.0.1:12,127.0.0.1:13?balance=%s", balance);
+    snprintf(url, sizeof(url), "tcp://127.0.0.1:1/%s?balance=%s", ups, balance);
     assert_int_equal(cfg_from_urls(c, urls, 1, &errs), 0);
     cs = route_cfgs_new(c, 1);
     r = route_new(&c->routes[0], cs, 1);
     assert_non_null(r);
     route_cfgs_unref(cs);
     return r;
+}
+
+static struct route *mkroute(const char *balance)
+{
+    return mkroute_ups("127.0.0.1:11,127.0.0.1:12,127.0.0.1:13", balance);
 }
 
 static struct sockaddr_storage client(uint32_t i)
@@ -151,12 +156,62 @@ static void test_source(void **state)
     route_unref(r);
 }
 
+/* The passive pause never leaves nothing to try (issue 10, item 11): a lone
+ * upstream is always tried, and when every upstream the health check passes
+ * is paused, they are all tried again; only the check keeps one out. */
+static void test_pause_leaves_something(void **state)
+{
+    static const char *const modes[] = {"roundrobin", "leastconn", "source"};
+    struct sockaddr_storage c = client(3);
+    struct route *r = mkroute_ups("127.0.0.1:11", "roundrobin");
+    int seen[3];
+
+    (void)state;
+    balance_result(r, 0, ECONNREFUSED, T0);
+    assert_false(balance_live(r, 0, T0 + 1));            /* paused: ppfwd_upstream_up says 0 */
+    assert_int_equal(balance_pick(r, SA(c), T0 + 1), 0); /* but still tried */
+    atomic_store(&r->ups[0].checked_up, 0);
+    assert_int_equal(balance_pick(r, SA(c), T0 + 1), -1); /* the check's verdict holds */
+    route_unref(r);
+
+    for (size_t m = 0; m < 3; m++) {
+        r = mkroute(modes[m]);
+        for (size_t i = 0; i < 3; i++)
+            balance_result(r, i, ETIMEDOUT, T0);
+        memset(seen, 0, sizeof(seen));
+        for (int k = 0; k < 30; k++) {
+            struct sockaddr_storage ck = client((uint32_t)k);
+            int i = balance_pick(r, SA(ck), T0 + 1);
+
+            assert_in_range(i, 0, 2);
+            seen[i]++;
+        }
+        for (size_t i = 0; i < 3; i++)
+            assert_true(seen[i] > 0); /* all of them tried again, spread as usual */
+        /* one back from its pause: only it, the others stay paused */
+        atomic_store(&r->ups[1].down_until, 0);
+        for (int k = 0; k < 6; k++)
+            assert_int_equal(balance_pick(r, SA(c), T0 + 1), 1);
+        /* failed by the check: never tried, paused or not */
+        atomic_store(&r->ups[1].checked_up, 0);
+        for (int k = 0; k < 6; k++)
+            assert_int_not_equal(balance_pick(r, SA(c), T0 + 1), 1);
+        atomic_store(&r->ups[0].checked_up, 0);
+        for (int k = 0; k < 6; k++)
+            assert_int_equal(balance_pick(r, SA(c), T0 + 1), 2);
+        atomic_store(&r->ups[2].checked_up, 0);
+        assert_int_equal(balance_pick(r, SA(c), T0 + 1), -1);
+        route_unref(r);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundrobin),
         cmocka_unit_test(test_leastconn),
         cmocka_unit_test(test_source),
+        cmocka_unit_test(test_pause_leaves_something),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,286 @@
+/*
+ * test_relay.c - the relay (src/engine/relay.c) between two loopback TCP
+ * connections, no daemon, with splice(2) and pipe2(2) replaced by versions
+ * that can fail on demand:
+ *  - splice refused (EINVAL) with bytes already in the pipe: the copy path
+ *    sends those bytes first, nothing lost or reordered (issue 10, item 13);
+ *  - no pipe to be had (EMFILE from pipe2) once the connection went bulk:
+ *    it copies instead of closing (item 5);
+ *  - a direction that is done gives its pipe and buffer back at once, while
+ *    the other direction stays open (item 6).
+ * Each moves 1 MiB of a known pattern and compares every byte.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+
+#include "engine/relay.h"
+#include "loop/loop.h"
+
+#define TOTAL (1024 * 1024)
+
+/* ---- splice and pipe2, failing on demand ------------------------------------ */
+
+static int einval_from_pipe; /* the next splice out of a pipe fails with EINVAL */
+static int einval_done;      /* ... and it did, with this many bytes in the pipe */
+static int pipe2_fails;      /* pipe2 fails with EMFILE */
+static unsigned nsplice, npipe2_failed;
+
+/* Defined here, these replace libc's for relay.c (linked into this program). */
+ssize_t splice(int fd_in, loff_t *off_in, int fd_out, loff_t *off_out, size_t len,
+               unsigned int flags)
+{
+    struct stat st;
+
+    nsplice++;
+    if (einval_from_pipe && fstat(fd_in, &st) == 0 && S_ISFIFO(st.st_mode)) {
+        einval_from_pipe = 0;
+        einval_done = (int)len;
+        errno = EINVAL;
+        return -1;
+    }
+    return syscall(SYS_splice, fd_in, off_in, fd_out, off_out, len, flags);
+}
+
+int pipe2(int fds[2], int flags)
+{
+    if (pipe2_fails) {
+        npipe2_failed++;
+        errno = EMFILE;
+        return -1;
+    }
+    return (int)syscall(SYS_pipe2, fds, flags);
+}
+
+/* ---- two loopback connections and a relay between them ---------------------- */
+
+struct fixture {
+    struct loop *l;
+    struct relay_pool pool;
+    struct relay rl;
+    _Atomic uint64_t in, out;
+    int a, b;      /* the test's ends: a is the client, b the upstream */
+    int stop_c2u;  /* stop the loop once c2u is shut (b keeps u2c open) */
+    int done, err; /* relay_event said done / the errno it failed with */
+    uint8_t *got;  /* what b received */
+    size_t ngot;
+    struct timer deadline;
+};
+
+static uint8_t pattern(size_t i)
+{
+    return (uint8_t)(i * 7 + (i >> 11));
+}
+
+/* A connected pair over 127.0.0.1: *near (non-blocking, for the relay) and
+ * *far (blocking, for the test's thread). */
+static void tcp_pair(int *near, int *far)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    socklen_t len = sizeof(sa);
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_true(lfd >= 0);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(lfd, 1), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &len), 0);
+    *far = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(*far >= 0);
+    assert_int_equal(connect(*far, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    *near = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    assert_true(*near >= 0);
+    close(lfd);
+}
+
+static void relay_cb(struct loop *l, int fd, void *arg, unsigned events)
+{
+    struct fixture *f = arg;
+    int rc = relay_event(&f->rl, fd, events);
+
+    if (rc < 0)
+        f->err = -rc;
+    if (rc > 0)
+        f->done = 1;
+    if (rc != 0 || (f->stop_c2u && f->rl.c2u.shut))
+        loop_stop(l);
+}
+
+static void deadline_cb(struct loop *l, struct timer *t, void *arg)
+{
+    struct fixture *f = arg;
+
+    (void)t;
+    f->err = ETIMEDOUT;
+    loop_stop(l);
+}
+
+static void *writer(void *arg)
+{
+    struct fixture *f = arg;
+    uint8_t *buf = malloc(TOTAL);
+
+    for (size_t i = 0; i < TOTAL; i++)
+        buf[i] = pattern(i);
+    for (size_t off = 0; off < TOTAL;) {
+        ssize_t n = send(f->a, buf + off, TOTAL - off, MSG_NOSIGNAL);
+        if (n <= 0)
+            break;
+        off += (size_t)n;
+    }
+    shutdown(f->a, SHUT_WR);
+    free(buf);
+    return NULL;
+}
+
+/* Reads b to its EOF; then closes b's way too unless the test keeps it. */
+static void *reader(void *arg)
+{
+    struct fixture *f = arg;
+
+    for (;;) {
+        ssize_t n = recv(f->b, f->got + f->ngot, TOTAL + 1 - f->ngot, 0);
+        if (n <= 0)
+            break;
+        f->ngot += (size_t)n;
+    }
+    if (!f->stop_c2u)
+        shutdown(f->b, SHUT_WR);
+    return NULL;
+}
+
+static void run_relay(struct fixture *f, int stop_c2u)
+{
+    struct timeval tv = {.tv_sec = 10};
+    pthread_t tw, tr;
+    int cfd, ufd;
+
+    memset(f, 0, sizeof(*f));
+    f->stop_c2u = stop_c2u;
+    f->got = malloc(TOTAL + 1);
+    assert_non_null(f->got);
+    assert_non_null(f->l = loop_new(4096));
+    assert_int_equal(relay_pool_init(&f->pool), 0);
+    tcp_pair(&cfd, &f->a);
+    tcp_pair(&ufd, &f->b);
+    setsockopt(f->b, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    relay_init(&f->rl, f->l, &f->pool, cfd);
+    f->rl.ufd = ufd;
+    f->rl.count_in = &f->in;
+    f->rl.count_out = &f->out;
+    assert_int_equal(pthread_create(&tw, NULL, writer, f), 0);
+    assert_int_equal(pthread_create(&tr, NULL, reader, f), 0);
+    loop_timer_set(f->l, &f->deadline, 10000, deadline_cb, f);
+    assert_int_equal(relay_start(&f->rl, relay_cb, f, 0), 0);
+    assert_int_equal(loop_run(f->l), 0);
+    loop_timer_cancel(f->l, &f->deadline);
+    /* With stop_c2u the reader ends at the EOF the relay passed on and
+     * leaves b's way open. */
+    pthread_join(tr, NULL);
+    pthread_join(tw, NULL);
+}
+
+static void end_relay(struct fixture *f)
+{
+    loop_close(f->l, f->rl.cfd);
+    loop_close(f->l, f->rl.ufd);
+    relay_end(&f->rl);
+    relay_pool_free(&f->pool);
+    loop_free(f->l);
+    close(f->a);
+    close(f->b);
+    free(f->got);
+}
+
+static void assert_intact(const struct fixture *f)
+{
+    assert_int_equal(f->ngot, TOTAL);
+    for (size_t i = 0; i < TOTAL; i++) {
+        if (f->got[i] != pattern(i))
+            fail_msg("byte %zu: got %u, want %u", i, f->got[i], pattern(i));
+    }
+    assert_int_equal(f->in, TOTAL);
+}
+
+/* ---- the tests ----------------------------------------------------------------- */
+
+static void test_einval_with_bytes_in_pipe(void **state)
+{
+    struct fixture f;
+
+    (void)state;
+    einval_from_pipe = 1;
+    einval_done = 0;
+    relay_splice = 1;
+    run_relay(&f, 0);
+    assert_int_equal(f.err, 0);
+    assert_true(f.done);
+    assert_true(einval_done > 0); /* refused with bytes in the pipe */
+    assert_true(f.rl.no_splice);
+    assert_intact(&f);
+    end_relay(&f);
+}
+
+static void test_pipe_failure_copies(void **state)
+{
+    struct fixture f;
+
+    (void)state;
+    pipe2_fails = 1;
+    npipe2_failed = 0;
+    relay_splice = 1;
+    run_relay(&f, 0);
+    pipe2_fails = 0;
+    assert_int_equal(f.err, 0);
+    assert_true(f.done);
+    assert_true(npipe2_failed > 0); /* it did go bulk and ask for a pipe */
+    assert_true(f.rl.no_splice);
+    assert_intact(&f);
+    end_relay(&f);
+}
+
+static void test_done_half_gives_back(void **state)
+{
+    struct fixture f;
+
+    (void)state;
+    nsplice = 0;
+    relay_splice = 1;
+    run_relay(&f, 1);
+    assert_int_equal(f.err, 0);
+    assert_true(nsplice > 0); /* the finished way went through a pipe */
+    assert_true(f.rl.c2u.shut);
+    assert_false(f.rl.u2c.shut); /* the other way is still open */
+    assert_int_equal(f.rl.c2u.pipe[0], -1);
+    assert_int_equal(f.rl.c2u.pipe[1], -1);
+    assert_null(f.rl.c2u.buf);
+    assert_true(f.pool.npipe_free >= 1); /* back in the worker's cache */
+    assert_intact(&f);
+    end_relay(&f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_einval_with_bytes_in_pipe),
+        cmocka_unit_test(test_pipe_failure_copies),
+        cmocka_unit_test(test_done_half_gives_back),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
