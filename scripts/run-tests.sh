@@ -15,14 +15,21 @@ export PP_VECTORS="tests/vectors"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 
+# Seconds since the previous record (each file's run time in the PASS line,
+# so a slow one stands out: CI keeps the whole suite under 10 minutes).
+t_last=$(date +%s)
 record() {
+    local now dt
+    now=$(date +%s)
+    dt=$((now - t_last))
+    t_last=$now
     if [ "$2" -eq 0 ]; then
         passed=$((passed + 1))
-        echo "PASS: $1"
+        echo "PASS: $1 (${dt}s)"
     else
         failed=$((failed + 1))
         failures="$failures $1"
-        echo "FAIL: $1 (exit $2)"
+        echo "FAIL: $1 (exit $2, ${dt}s)"
     fi
 }
 

@@ -485,6 +485,10 @@ int log_async_start(size_t cap)
         pthread_mutex_unlock(&R.mu);
         return -ENOMEM;
     }
+    /* Touched now, so its pages are resident from the start: otherwise RSS
+     * creeps up by the ring's size over the first lines logged, which looks
+     * like a leak to anyone watching it (test_reload_memory did). */
+    memset(R.buf, 0, cap);
     R.cap = cap;
     R.head = R.tail = 0;
     R.stop = 0;
