@@ -35,6 +35,12 @@ for f in "$OLD" "$NEW" "$TLOAD" "$TECHO" "$ULOAD" "$UECHO"; do
     [ -x "$f" ] || { echo "bench/ab.sh: $f is missing (make bench builds the tools)" >&2; exit 2; }
 done
 
+# The tools bind with SO_REUSEPORT: a port some other process holds would be
+# shared with it, silently, and part of the load would measure that process.
+busy=$(ss -Htlnu 2>/dev/null | awk -v lo="$BASE" -v hi=$((BASE + 30)) '
+    { n = split($5, a, ":"); p = a[n] + 0; if (p >= lo && p <= hi) print p }' | sort -u | tr '\n' ' ')
+[ -z "$busy" ] || { echo "bench/ab.sh: ports in use: $busy(set BENCH_AB_PORT)" >&2; exit 2; }
+
 E_TCP=$BASE          # TCP echo
 E_TCP_PP=$((BASE + 1)) # TCP echo that skips a PROXY header
 E_UDP=$((BASE + 2))

@@ -9,10 +9,11 @@
  * datagram per answer. A socket that gets no answer for 200 ms counts its
  * window as lost and sends it again, so a drop stalls the measure briefly
  * instead of forever. After 0.5 s of warm-up, answers are counted for SECS
- * (3) seconds; prints "RESULT dps=N lost=N". --probe: one datagram, exit 0
- * when it comes back within a second. -2 puts a PROXY v2 header (UDP4) in
- * front of every datagram, as a proxy in front of a route with
- * accept-proxy=required would: source 198.51.100.7 and the client socket's
+ * (3) seconds; prints "RESULT dps=N lost=N all=N" (all: every answer,
+ * warm-up included, what bench/cost.sh divides a whole run's cost by).
+ * --probe: one datagram, exit 0 when it comes back within a second. -2 puts
+ * a PROXY v2 header (UDP4) in front of every datagram, as a proxy in front
+ * of a route with accept-proxy=required would: source 198.51.100.7 and the client socket's
  * own port (one client address per socket), destination 127.0.0.1:PORT.
  * Answers are counted, not compared, so they may come back without it.
  */
@@ -131,7 +132,7 @@ int main(int argc, char **argv)
     static char msgs[MAXC][65536 + 64];
     int port = 0, size = 64, window = 32, nc = 4, opt, v2 = 0, do_probe = 0;
     double secs = 3, start, t0 = 0, last[MAXC];
-    unsigned long got = 0, lost = 0;
+    unsigned long got = 0, lost = 0, all = 0;
     struct pollfd p[MAXC];
     size_t len[MAXC];
 
@@ -193,6 +194,7 @@ int main(int argc, char **argv)
             int n = drain(p[c].fd);
             if (n > 0) {
                 got += (unsigned long)n;
+                all += (unsigned long)n;
                 last[c] = t;
                 burst(p[c].fd, msgs[c], len[c], n);
             } else if ((t - last[c]) * 1000 > STALL_MS) {
@@ -203,6 +205,6 @@ int main(int argc, char **argv)
             }
         }
     }
-    printf("RESULT dps=%.0f lost=%lu\n", (double)got / (now_s() - t0), lost);
+    printf("RESULT dps=%.0f lost=%lu all=%lu\n", (double)got / (now_s() - t0), lost, all);
     return 0;
 }

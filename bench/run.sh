@@ -14,7 +14,11 @@
 # exit status is 1 when bench_parse found a wrong parse or build result.
 #
 # Then it runs bench/tcp.sh BUILD_DIR, the TCP proxy benchmark (see there;
-# BENCH_TCP=0 skips it); its exit status is 2 when it could not run.
+# BENCH_TCP=0 skips it), bench/udp.sh, bench/production.sh, bench/cost.sh
+# (the cost model: syscalls and instructions per connection and datagram;
+# BENCH_COST=0 skips it), bench/memory.sh (RSS per connection and phase;
+# BENCH_MEM=0 skips it) and bench/transparent.sh; the exit status is 2 when
+# one could not run.
 set -eu
 
 [ $# -eq 1 ] || { echo "usage: bench/run.sh BUILD_DIR" >&2; exit 2; }
@@ -182,6 +186,10 @@ fi
 [ "${BENCH_UDP:-1}" != 0 ] && { echo; "$ROOT/bench/udp.sh" "$B" || tstatus=$?; } # UDP (bench/udp.sh)
 # What balancing with health checks and /metrics scraping cost (bench/production.sh).
 [ "${BENCH_PROD:-1}" != 0 ] && { echo; "$ROOT/bench/production.sh" "$B" || tstatus=$?; }
+# The cost model: syscalls and instructions per connection and datagram (bench/cost.sh).
+[ "${BENCH_COST:-1}" != 0 ] && { echo; "$ROOT/bench/cost.sh" "$B" || tstatus=$?; }
+# Memory per TCP connection in each phase (bench/memory.sh).
+[ "${BENCH_MEM:-1}" != 0 ] && { echo; "$ROOT/bench/memory.sh" "$B" || tstatus=$?; }
 # transparent=on against HAProxy -> go-mmproxy (bench/transparent.sh; root, its own netns).
 [ "${BENCH_TP:-1}" != 0 ] && { echo; "$ROOT/bench/transparent.sh" "$B" || tstatus=$?; }
 [ "$cstatus" -ne 0 ] && exit "$cstatus"

@@ -583,11 +583,29 @@ static void refuse_early(struct worker *w, struct route *r, int fd, const char *
     close(fd);
 }
 
+/* The address a connection was accepted on, for send-proxy: the listener's
+ * own when it is bound to one address (no getsockname, a syscall per
+ * connection), else asked. AF_UNSPEC when it cannot be had. */
+static void local_addr(struct conn *c, const struct route_cfg *rc, int fd)
+{
+    const struct sockaddr_in *b4 = (const struct sockaddr_in *)&rc->bind;
+    const struct sockaddr_in6 *b6 = (const struct sockaddr_in6 *)&rc->bind;
+    socklen_t len = sizeof(c->local);
+
+    if (rc->bind.ss_family == AF_INET && b4->sin_addr.s_addr != htonl(INADDR_ANY) &&
+        b4->sin_port != 0)
+        c->local.sin = *b4;
+    else if (rc->bind.ss_family == AF_INET6 && !IN6_IS_ADDR_UNSPECIFIED(&b6->sin6_addr) &&
+             b6->sin6_port != 0)
+        c->local.sin6 = *b6;
+    else if (getsockname(fd, &c->local.sa, &len) == -1)
+        c->local.sa.sa_family = AF_UNSPEC;
+}
+
 void conn_start(struct worker *w, struct route *r, int fd, const struct sockaddr_storage *peer,
                 socklen_t peerlen)
 {
     struct conn *c;
-    socklen_t len;
 
     if (route_enter(r) != ADMIT_OK) {
         refuse_early(w, r, fd, route_admit_reason(ADMIT_FULL, 0));
@@ -614,10 +632,11 @@ void conn_start(struct worker *w, struct route *r, int fd, const struct sockaddr
     w->nconns++;
     /* A TCP peer is IPv4 or IPv6: it fits. */
     memcpy(&c->peer, peer, peerlen < sizeof(c->peer) ? peerlen : sizeof(c->peer));
-    /* The local address is only sent on (send-proxy): spare the syscall. */
-    len = sizeof(c->local);
-    if (r->cfg->send_proxy == SEND_PROXY_OFF || getsockname(fd, &c->local.sa, &len) == -1)
+    /* The local address is only sent on (send-proxy). */
+    if (r->cfg->send_proxy == SEND_PROXY_OFF)
         c->local.sa.sa_family = AF_UNSPEC;
+    else
+        local_addr(c, r->cfg, fd);
     c->client = c->peer;
     c->dst = c->local;
     /* TCP_NODELAY came from the listener (listen_open). */

@@ -21,7 +21,8 @@ import harness  # noqa: E402
 from harness import (ROOT, V4, EchoServer, Fail, check, connect, eq, on_cleanup,  # noqa: E402
                      recv_all, run, scenario, start_ppfwd, v1, wait_for)
 
-OPT = os.path.join(ROOT, "build", "ppfwd")
+# The optimised build; bench/memory.sh points PPFWD_OPT at the build it measures.
+OPT = os.environ.get("PPFWD_OPT") or os.path.join(ROOT, "build", "ppfwd")
 N = 2000
 LIMIT = 1024  # bytes of RSS per connection, in every phase
 

@@ -368,6 +368,31 @@ def ipv6_upstream_and_mixed_families():
            "header and data upstream")
 
 
+@scenario
+def send_proxy_destination_is_local_address():
+    """send-proxy without a header phase: the header's destination is the
+    address the client connected to, whether the listener is bound to that
+    address (taken from the bind, no getsockname) or to every address (asked
+    of the socket), IPv4 and IPv6."""
+    cap = Server(capture_handler)
+    d, ports = start_ppfwd(lambda ps: [
+        "tcp://127.0.0.1:%d/127.0.0.1:%d?send-proxy=v2" % (ps[0], cap.port),
+        "tcp://[::1]:%d/127.0.0.1:%d?send-proxy=v2" % (ps[1], cap.port),
+        "tcp://:%d/127.0.0.1:%d?send-proxy=v1" % (ps[2], cap.port)], 3, hosts=[V4, V6, V4])
+    for host, port in ((V4, ports[0]), (V6, ports[1]), (V4, ports[2]), (V6, ports[2])):
+        s = connect(host, port)
+        s.sendall(b"data\n")
+        eq(recv_all(s, 5), b"ok\n", "answer")
+        local = s.getsockname()
+        s.close()
+        wait_for(lambda: cap.results, 5, "the capture")
+        h, n = parse_header(cap.results.pop())
+        # "tcp://:PORT" is one dual-stack socket: IPv4 clients are mapped.
+        mapped = "::ffff:" if port == ports[2] and host == V4 else ""
+        eq(h["dst"], (mapped + host, port), "destination via %s:%d" % (host, port))
+        eq(h["src"], (mapped + local[0], local[1]), "source via %s:%d" % (host, port))
+
+
 def _copy_variant(fn):
     def variant():
         RELAY[:] = ["--relay", "copy"]

@@ -8,7 +8,9 @@
  *    it copies instead of closing (item 5);
  *  - a direction that is done gives its pipe and buffer back at once, while
  *    the other direction stays open (item 6).
- * Each moves 1 MiB of a known pattern and compares every byte.
+ * Each moves 1 MiB of a known pattern and compares every byte. And, over
+ * SOCK_SEQPACKET pairs (which keep each send a message of its own): a queued
+ * header and what the client sent meanwhile leave in one send (issue 14).
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -274,12 +276,65 @@ static void test_done_half_gives_back(void **state)
     end_relay(&f);
 }
 
+/* send-proxy without a header phase: relay_start finds the header queued
+ * and the client's first bytes waiting; both must leave in one send. On
+ * SEQPACKET pairs a send is a message, so b sees one message, not two. A
+ * client that sent nothing yet gets the header alone, and stays readable. */
+static void first_send(const char *early, const char *want, uint32_t want_in)
+{
+    struct relay_pool pool;
+    struct relay rl;
+    struct loop *l;
+    _Atomic uint64_t in = 0, out = 0;
+    int c[2], u[2];
+    char got[64];
+    uint8_t *buf;
+
+    assert_non_null(l = loop_new(64));
+    assert_int_equal(relay_pool_init(&pool), 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, c), 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, u), 0);
+    relay_init(&rl, l, &pool, c[0]);
+    rl.ufd = u[0];
+    rl.count_in = &in;
+    rl.count_out = &out;
+    assert_non_null(buf = relay_queue_buf(&rl));
+    memcpy(buf, "HDR", 3);
+    rl.c2u.len = 3;
+    if (*early)
+        assert_int_equal(send(c[1], early, strlen(early), 0), (ssize_t)strlen(early));
+    assert_int_equal(relay_start(&rl, relay_cb, NULL, 0), 0);
+    assert_int_equal(recv(u[1], got, sizeof(got), MSG_DONTWAIT), (ssize_t)strlen(want));
+    assert_memory_equal(got, want, strlen(want));
+    assert_int_equal(recv(u[1], got, sizeof(got), MSG_DONTWAIT), -1); /* nothing more */
+    assert_int_equal(errno, EAGAIN);
+    assert_int_equal(in, want_in);
+    assert_int_equal(rl.c2u.bytes, want_in);
+    assert_false(rl.c2u.eof);
+    assert_true(loop_mask(l, c[0]) & LOOP_READ); /* the client is read on */
+    loop_close(l, rl.cfd);
+    loop_close(l, rl.ufd);
+    relay_end(&rl);
+    relay_pool_free(&pool);
+    loop_free(l);
+    close(c[1]);
+    close(u[1]);
+}
+
+static void test_header_and_first_bytes_one_send(void **state)
+{
+    (void)state;
+    first_send("GET / HTTP/1.0\r\n", "HDRGET / HTTP/1.0\r\n", 16);
+    first_send("", "HDR", 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_einval_with_bytes_in_pipe),
         cmocka_unit_test(test_pipe_failure_copies),
         cmocka_unit_test(test_done_half_gives_back),
+        cmocka_unit_test(test_header_and_first_bytes_one_send),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
