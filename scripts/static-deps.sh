@@ -7,7 +7,7 @@
 #       musl. Nothing of it is committed here; it is built at build time.
 #   OUT/kernel-include/{linux,asm,asm-generic}
 #       the kernel's UAPI headers (linux-libc-dev), which musl-gcc does not
-#       search by itself (udp.c needs linux/filter.h).
+#       search by itself (udp_listen.c needs linux/filter.h).
 # Usage: scripts/static-deps.sh OUT
 set -eu
 

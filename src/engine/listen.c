@@ -210,7 +210,7 @@ void listen_close(struct worker *w, struct listener *ls)
         return;
     if (ls->r->cfg->proto == ROUTE_UDP) {
         if (w->draining && udp_drain(w, ls))
-            return; /* udp.c frees it once its sessions are done */
+            return; /* udp_listen.c frees it once its sessions are done */
         udp_stop(w, ls);
     } else if (ls->fd != -1) {
         /* Closing a listener resets what waits in its backlog: take those

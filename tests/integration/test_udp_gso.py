@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""UDP GSO in ppfwd (src/engine/udp.c send_run/gso_run) with real traffic.
+"""UDP GSO in ppfwd (src/engine/udp_send.c udp_send/gso_run) with real traffic.
 
 ppfwd sends a session's run of equal-size datagrams as one UDP GSO send
 (UDP_SEGMENT), queues the replies of all sessions and sends them at the end
