@@ -30,6 +30,8 @@ TECHO=$B/bench/bench_tcp_echo
 ULOAD=$B/bench/bench_udp_load
 UECHO=$B/bench/bench_udp_echo
 HZ=$(getconf CLK_TCK)
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 for f in "$OLD" "$NEW" "$TLOAD" "$TECHO" "$ULOAD" "$UECHO"; do
     [ -x "$f" ] || { echo "bench/ab.sh: $f is missing (make bench builds the tools)" >&2; exit 2; }
@@ -37,9 +39,7 @@ done
 
 # The tools bind with SO_REUSEPORT: a port some other process holds would be
 # shared with it, silently, and part of the load would measure that process.
-busy=$(ss -Htlnu 2>/dev/null | awk -v lo="$BASE" -v hi=$((BASE + 30)) '
-    { n = split($5, a, ":"); p = a[n] + 0; if (p >= lo && p <= hi) print p }' | sort -u | tr '\n' ' ')
-[ -z "$busy" ] || { echo "bench/ab.sh: ports in use: $busy(set BENCH_AB_PORT)" >&2; exit 2; }
+ports_free "bench/ab.sh (set BENCH_AB_PORT)" "$BASE" $((BASE + 30))
 
 E_TCP=$BASE          # TCP echo
 E_TCP_PP=$((BASE + 1)) # TCP echo that skips a PROXY header
@@ -47,26 +47,7 @@ E_UDP=$((BASE + 2))
 E_UDP_PP=$((BASE + 3))
 P=$((BASE + 10)) # the routes: P+0..P+4
 
-tmp=$(mktemp -d /tmp/ppfwd-bench-ab.XXXXXX)
-PIDS=""
-cleanup() {
-    trap - EXIT INT TERM
-    for p in $PIDS; do kill -TERM "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-spawn() {
-    local logf=$1
-    shift
-    "$@" >"$logf" 2>&1 &
-    LAST_PID=$!
-    PIDS="$PIDS $LAST_PID"
-}
-
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+bench_init ab
 
 spawn "$tmp/e1.log" "$TECHO" -p "$E_TCP"
 spawn "$tmp/e2.log" "$TECHO" -p "$E_TCP_PP" -P
@@ -101,7 +82,7 @@ stop() {
 # measure NAME WHICH ROUND: one figure, appended to results.
 measure() {
     local name=$1 which=$2 r=$3 line rate t0 t1
-    t0=$(ticks "$PPID_T")
+    t0=$(cpu_ticks "$PPID_T")
     case $name in
     tcp-plain) line=$("$TLOAD" rate -p "$P" -c 64 -t "$SECS" | grep '^RESULT') ;;
     tcp-sendv2) line=$("$TLOAD" rate -p "$((P + 1))" -c 64 -t "$SECS" | grep '^RESULT') ;;
@@ -110,7 +91,7 @@ measure() {
     udp-1400) line=$("$ULOAD" -p "$((P + 3))" -s 1400 -t "$SECS" | grep '^RESULT') ;;
     udp-v2-64) line=$("$ULOAD" -p "$((P + 4))" -s 64 -t "$SECS" | grep '^RESULT') ;;
     esac
-    t1=$(ticks "$PPID_T")
+    t1=$(cpu_ticks "$PPID_T")
     rate=$(echo "$line" | sed -n 's/.* cps=\([0-9.]*\).*/\1/p; s/.*dps=\([0-9.]*\).*/\1/p' | head -n 1)
     [ -n "$rate" ] || { echo "bench/ab.sh: $name ($which) gave no result: $line" >&2; return; }
     echo "$r $name $which $rate $(awk -v c=$((t1 - t0)) -v hz="$HZ" -v n="$rate" -v s="$SECS" \

@@ -34,6 +34,8 @@ PPFWD=${2:-$B/ppfwd}
 SECS=${BENCH_COST_SECS:-2}
 BASE=${BENCH_COST_PORT:-28500}
 DETAIL=${BENCH_COST_DETAIL:-0}
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 TLOAD=$B/bench/bench_tcp_load
 TECHO=$B/bench/bench_tcp_echo
 ULOAD=$B/bench/bench_udp_load
@@ -46,11 +48,7 @@ have_cg=0
 command -v strace >/dev/null 2>&1 && strace -f -c -o /dev/null true 2>/dev/null && have_strace=1
 command -v valgrind >/dev/null 2>&1 && command -v callgrind_control >/dev/null 2>&1 && have_cg=1
 
-# The tools bind with SO_REUSEPORT: a port some other process holds would be
-# shared with it, silently, and half the load would measure that process.
-busy=$(ss -Htlnu 2>/dev/null | awk -v lo="$BASE" -v hi=$((BASE + 15)) '
-    { n = split($5, a, ":"); p = a[n] + 0; if (p >= lo && p <= hi) print p }' | sort -u | tr '\n' ' ')
-[ -z "$busy" ] || { echo "bench/cost.sh: ports in use: $busy(set BENCH_COST_PORT)" >&2; exit 2; }
+ports_free "bench/cost.sh (set BENCH_COST_PORT)" "$BASE" $((BASE + 15))
 
 E_TCP=$BASE
 E_TCP_PP=$((BASE + 1))
@@ -58,24 +56,7 @@ E_UDP=$((BASE + 2))
 E_UDP_PP=$((BASE + 3))
 P=$((BASE + 10))
 
-tmp=$(mktemp -d /tmp/ppfwd-bench-cost.XXXXXX)
-PIDS=""
-cleanup() {
-    trap - EXIT INT TERM
-    for p in $PIDS; do kill -TERM "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-spawn() {
-    local logf=$1
-    shift
-    "$@" >"$logf" 2>&1 &
-    LAST_PID=$!
-    PIDS="$PIDS $LAST_PID"
-}
+bench_init cost
 
 spawn "$tmp/e1.log" "$TECHO" -p "$E_TCP"
 spawn "$tmp/e2.log" "$TECHO" -p "$E_TCP_PP" -P

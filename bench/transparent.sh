@@ -39,6 +39,8 @@ ULOAD=$B/bench/bench_udp_load
 UECHO=$B/bench/bench_udp_echo
 
 log() { echo "bench transparent: $*" >&2; }
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 for f in "$PPFWD" "$TLOAD" "$TECHO" "$ULOAD" "$UECHO"; do
     [ -x "$f" ] || { log "$f is missing; run 'make bench'"; exit 2; }
@@ -77,8 +79,7 @@ MMP_TCP=29230
 MMP_UDP=29231
 TRUST="accept-proxy=required&trusted=127.0.0.1/32"
 
-tmp=$(mktemp -d /tmp/ppfwd-bench-tp.XXXXXX)
-PIDS=""
+bench_init tp
 TARGET_PIDS=""
 HZ=$(getconf CLK_TCK)
 
@@ -98,32 +99,6 @@ stop_pids() {
         case " $* " in *" $p "*) ;; *) keep="$keep $p" ;; esac
     done
     PIDS=$keep
-}
-
-cleanup() {
-    trap - EXIT INT TERM
-    # shellcheck disable=SC2086
-    [ -n "$PIDS" ] && stop_pids $PIDS
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-spawn() {
-    local logf=$1
-    shift
-    "$@" >"$logf" 2>&1 &
-    LAST_PID=$!
-    PIDS="$PIDS $LAST_PID"
-}
-
-# CPU ticks (user + system) of the processes $@ so far.
-cpu_ticks() {
-    local p sum=0
-    for p in "$@"; do
-        sum=$((sum + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
-    done
-    echo "$sum"
 }
 
 ready() {
