@@ -11,9 +11,11 @@
 # machine's 2 cores), and measures datagrams/s with bench_udp_load: a window
 # of 32 datagrams in flight over 4 client sockets, 64-byte and 1,400-byte
 # payloads, BENCH_UDP_SECS each. It prints the medians over the rounds, the
-# ratios to nginx and to direct, and whether ppfwd meets issue 4's targets
-# (>= 2x nginx at 64 bytes; send-proxy=v2 at most 10% slower than plain),
-# each judged on the median of its per-round ratios.
+# ratios to nginx and to direct, the CPU per datagram of the proxy, the
+# backend and the load generator (from /proc and time(1)), and whether ppfwd
+# meets issue 4's targets (>= 2x nginx at 64 bytes; send-proxy=v2 at most 10%
+# slower than plain) and issue 14's (>= 0.6x direct; proxy CPU per datagram
+# <= 0.5x nginx's), each judged on the median of its per-round ratios.
 #
 # Knobs: BENCH_UDP_ROUNDS (5), BENCH_UDP_SECS (3), BENCH_UDP_PORT (28100: uses
 # 28100-28160), BENCH_UDP_TARGETS (all: "direct nginx socat ppfwd ppfwd-v2"),
@@ -85,6 +87,21 @@ spawn() {
     "$@" >"$logf" 2>&1 &
     LAST_PID=$!
     PIDS="$PIDS $LAST_PID"
+}
+
+HZ=$(getconf CLK_TCK)
+
+# User + system clock ticks of the processes and their children (nginx's
+# workers, socat's forks) so far.
+cpu_ticks() {
+    local p kids sum=0 t
+    for p in "$@"; do
+        kids=$(pgrep -P "$p" 2>/dev/null | tr '\n' ' ')
+        for t in $p $kids; do
+            sum=$((sum + $(awk '{ print $14 + $15 }' "/proc/$t/stat" 2>/dev/null || echo 0)))
+        done
+    done
+    echo "$sum"
 }
 
 # Waits (up to 5 s) until PORT answers a datagram.
@@ -164,7 +181,9 @@ stop_target() {
 }
 
 spawn "$tmp/echo.log" "$ECHO_BIN" -p "$E_PLAIN"
+ECHO_PID=$LAST_PID
 spawn "$tmp/echo-pp.log" "$ECHO_BIN" -p "$E_PP" -P
+ECHO_PP_PID=$LAST_PID
 wait_ready "$E_PLAIN" || { log "the echo backend does not answer"; exit 2; }
 
 avail=""
@@ -192,14 +211,29 @@ while [ "$r" -le "$ROUNDS" ]; do
             continue
         fi
         line=""
+        be=$ECHO_PID
+        [ "$t" = ppfwd-v2 ] && be=$ECHO_PP_PID
         for size in 64 1400; do
-            out=$(timeout $((SECS + 20)) "$LOAD" -p "$(tport "$t")" -s "$size" -w 32 -c 4 \
-                -t "$SECS" | grep '^RESULT')
+            px0=$(cpu_ticks $TARGET_PIDS)
+            be0=$(cpu_ticks "$be")
+            out=$( { TIMEFORMAT='LOADCPU %U %S'; time timeout $((SECS + 20)) "$LOAD" -p "$(tport "$t")" \
+                -s "$size" -w 32 -c 4 -t "$SECS"; } 2>&1 | grep '^RESULT\|^LOADCPU')
+            px1=$(cpu_ticks $TARGET_PIDS)
+            be1=$(cpu_ticks "$be")
             dps=$(echo "$out" | sed -n 's/.*dps=\([0-9]*\).*/\1/p')
             lost=$(echo "$out" | sed -n 's/.*lost=\([0-9]*\).*/\1/p')
-            [ -n "$dps" ] && printf '%s\t%s\t%s\t%s\t%s\n' "$r" "$t" "$size" "$dps" "$lost" \
+            all=$(echo "$out" | sed -n 's/.*all=\([0-9]*\).*/\1/p')
+            ld=$(echo "$out" | awk '/^LOADCPU/ { print $2 + $3 }')
+            # CPU per answered datagram (user + system, us), over the whole
+            # run (warm-up included, as "all" counts): proxy, backend, load.
+            cpu=$(awk -v n="${all:-0}" -v hz="$HZ" -v px=$((px1 - px0)) -v be=$((be1 - be0)) \
+                -v ld="${ld:-0}" -v direct=$([ "$t" = direct ] && echo 1 || echo 0) 'BEGIN {
+                    if (n <= 0) { print "-\t-\t-"; exit }
+                    printf "%s\t%.2f\t%.2f\n", direct ? "-" : sprintf("%.2f", px / hz * 1e6 / n),
+                        be / hz * 1e6 / n, ld * 1e6 / n }')
+            [ -n "$dps" ] && printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$t" "$size" "$dps" "$lost" "$cpu" \
                 >>"$tmp/results.tsv"
-            line="$line ${size}B ${dps:-?}/s (lost ${lost:-?});"
+            line="$line ${size}B ${dps:-?}/s (lost ${lost:-?}; CPU us/dgm proxy/backend/load $(echo "$cpu" | tr '\t' /));"
         done
         log "round $r/$ROUNDS: $t:$line"
         stop_target
@@ -243,6 +277,15 @@ FILENAME ~ /results/ {
     val[k, cnt[k]] = $4
     rv[k, $1] = $4
     lost[k] += $5
+    # CPU per datagram: proxy (px), backend (be), load generator (ld).
+    split("px be ld", cn, " ")
+    for (c = 1; c <= 3; c++)
+        if ($(5 + c) != "" && $(5 + c) != "-") {
+            kc = $2 " " cn[c] " " $3
+            cnt[kc]++
+            val[kc, cnt[kc]] = $(5 + c)
+            rv[kc, $1] = $(5 + c)
+        }
 }
 FILENAME ~ /skipped/ { skip[$1] = $2 }
 END {
@@ -259,6 +302,36 @@ END {
         printf "%-9s | %10s %8s %9s %6s | %10s %8s %9s %6s\n", t,
             (a in cnt) ? sprintf("%.0f", median(a)) : "n/a", ratio(a, "nginx 64"), ratio(a, "direct 64"), lost[a] + 0,
             (b in cnt) ? sprintf("%.0f", median(b)) : "n/a", ratio(b, "nginx 1400"), ratio(b, "direct 1400"), lost[b] + 0
+    }
+    print ""
+    print "CPU per answered datagram (user + system, us; medians; whole run over every answer):"
+    printf "%-9s | %7s %7s %7s %7s | %7s %7s %7s %7s\n", "target", "proxy", "backend", "load", "total", "proxy", "backend", "load", "total"
+    printf "%-9s | %31s | %31s\n", "", "64 B", "1400 B"
+    for (i = 1; i <= nt; i++) {
+        t = tl[i]
+        if (!((t " be 64") in cnt))
+            continue
+        line = sprintf("%-9s |", t)
+        for (s = 0; s < 2; s++) {
+            z = s ? "1400" : "64"
+            px = ((t " px " z) in cnt) ? median(t " px " z) : 0
+            be = ((t " be " z) in cnt) ? median(t " be " z) : 0
+            ld = ((t " ld " z) in cnt) ? median(t " ld " z) : 0
+            line = line sprintf(" %7s %7.2f %7.2f %7.2f %s", px > 0 ? sprintf("%.2f", px) : "-", be, ld, px + be + ld, s ? "" : "|")
+        }
+        print line
+    }
+    print ""
+    print "Targets of issue 14 (median of per-round ratios; the ratio of the medians in brackets):"
+    for (s = 0; s < 2; s++) {
+        z = s ? "1400" : "64"
+        for (v = 0; v < 2; v++) {
+            t = v ? "ppfwd-v2" : "ppfwd"
+            if ((q = pmed(t " " z, "direct " z)) > 0)
+                printf "target %-8s >= 0.6x direct at %4s B: %s (%.2fx; %s)\n", t, z, (q >= 0.6 ? "met" : "NOT met"), q, ratio(t " " z, "direct " z)
+            if ((q = pmed(t " px " z, "nginx px " z)) > 0)
+                printf "target %-8s CPU/datagram <= 0.5x nginx at %4s B: %s (%.2fx; %.2f vs %.2f us)\n", t, z, (q <= 0.5 ? "met" : "NOT met"), q, median(t " px " z), median("nginx px " z)
+        }
     }
     print ""
     print "Targets, each as the median of the per-round ratios (the two figures of a ratio are"
