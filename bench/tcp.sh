@@ -24,8 +24,10 @@
 #     reads the proxy's VmRSS (summed over nginx's workers), makes one echo on
 #     each and reads it again: (RSS - RSS before) / connections.
 # It prints the median of the rounds of each figure and its ratio to HAProxy
-# (the better of its two modes) and to direct, and whether ppfwd meets the
-# targets of issue 3.
+# (the better of its two modes) and to direct, the CPU per connection of the
+# proxy, the backend and the load generator in each mode, and whether ppfwd
+# meets the targets of issue 3 and of issue 14 (proxy CPU <= backend + load;
+# conn/s >= 1.0x and p99 <= the better HAProxy mode, in every mode).
 #
 # Knobs: BENCH_TCP_ROUNDS (3), BENCH_TCP_SECS (3, of which 0.5 warm-up),
 # BENCH_TCP_IPERF_SECS (5), BENCH_TCP_HOLD (9000), BENCH_TCP_CLIENT_THREADS (1:
@@ -334,17 +336,18 @@ cpu_ticks() {
 }
 
 # measure_rate TARGET VARIANT PORT [-2]
-# For the plain variant it also records the CPU time per connection of the
-# proxy, the backend and the load generator (µs, user + system).
+# It also records the CPU time per connection of the proxy, the backend (both
+# echo backends: the one not used idles) and the load generator (µs, user +
+# system), for every variant.
 measure_rate() {
     local t=$1 v=$2 port=$3 line cps p99 err px0 px1 be0 be1 ld
     shift 3
     px0=$(cpu_ticks $TARGET_PIDS)
-    be0=$(cpu_ticks "$ECHO_PID")
+    be0=$(cpu_ticks "$ECHO_PID" "$ECHO_PP_PID")
     line=$( { TIMEFORMAT='LOADCPU %U %S'; time timeout $((${SECS%.*} + 20)) "$LOAD" rate -p "$port" -c 64 \
         -j "$CLIENT_THREADS" -t "$SECS" "$@"; } 2>&1 | grep '^RESULT\|^LOADCPU')
     px1=$(cpu_ticks $TARGET_PIDS)
-    be1=$(cpu_ticks "$ECHO_PID")
+    be1=$(cpu_ticks "$ECHO_PID" "$ECHO_PP_PID")
     ld=$(echo "$line" | awk '/^LOADCPU/ { print $2 + $3 }')
     line=$(echo "$line" | grep '^RESULT')
     cps=$(echo "$line" | sed -n 's/.* cps=\([0-9.]*\).*/\1/p')
@@ -356,13 +359,13 @@ measure_rate() {
     fi
     record "$t" "cps_$v" "$cps"
     record "$t" "p99_$v" "$p99"
-    if [ "$v" = plain ] && [ -n "$ld" ]; then
+    if [ -n "$ld" ]; then
         # Connections made over the whole run, warm-up included, at the rate measured.
         awk -v cps="$cps" -v secs="$SECS" -v hz="$HZ" -v px=$((px1 - px0)) -v be=$((be1 - be0)) \
-            -v ld="$ld" -v direct=$([ "$t" = direct ] && echo 1 || echo 0) 'BEGIN {
+            -v ld="$ld" -v v="$v" -v direct=$([ "$t" = direct ] && echo 1 || echo 0) 'BEGIN {
                 n = cps * secs; if (n <= 0) exit
-                if (!direct) printf "cpu_px\t%.1f\n", px / hz * 1e6 / n
-                printf "cpu_be\t%.1f\ncpu_ld\t%.1f\n", be / hz * 1e6 / n, ld * 1e6 / n
+                if (!direct) printf "cpu_px_%s\t%.1f\n", v, px / hz * 1e6 / n
+                printf "cpu_be_%s\t%.1f\ncpu_ld_%s\t%.1f\n", v, be / hz * 1e6 / n, v, ld * 1e6 / n
             }' | while IFS=$'\t' read -r k x; do record "$t" "$k" "$x"; done
     fi
     [ "$err" = "0+0" ] || record "$t" "err_$v" "$err"
@@ -515,6 +518,7 @@ done
 spawn "$tmp/echo.log" "$ECHO_BIN" -p "$E_PLAIN"
 ECHO_PID=$LAST_PID
 spawn "$tmp/echo-pp.log" "$ECHO_BIN" -p "$E_PP" -P
+ECHO_PP_PID=$LAST_PID
 if ! wait_ready -p "$E_PLAIN" || ! wait_ready -p "$E_PP" -2; then
     echo "bench/tcp.sh: the echo backends did not start" >&2
     exit 2
@@ -720,20 +724,39 @@ END {
     if (notes != "")
         printf "\n%s", notes
     print ""
-    if (has("haproxy cpu_px") || has("ppfwd cpu_px")) {
-        print "CPU per connection (plain conn/s run, user + system, µs; medians):"
-        printf "%-15s| %8s %8s %8s %8s\n", "target", "proxy", "backend", "load", "total"
+    if (has("haproxy cpu_px_plain") || has("ppfwd cpu_px_plain")) {
+        print "CPU per connection (conn/s runs, user + system, µs; medians):"
+        printf "%-15s| %8s %8s %8s %8s %9s | %8s %8s %8s %9s | %8s %8s %8s %9s\n", "", "plain", "", "", "", "",
+            "sendpv2", "", "", "", "acceptp", "", "", ""
+        printf "%-15s| %8s %8s %8s %8s %9s | %8s %8s %8s %9s | %8s %8s %8s %9s\n", "target", "proxy", "backend", "load", "total",
+            "px/(b+l)", "proxy", "backend", "load", "px/(b+l)", "proxy", "backend", "load", "px/(b+l)"
         n = split(order, ts, " ")
         for (i = 1; i <= n; i++) {
             t = ts[i]
-            if (!has(t " cpu_be"))
+            if (!has(t " cpu_be_plain"))
                 continue
-            px = has(t " cpu_px") ? median(t " cpu_px") : 0
-            be = median(t " cpu_be"); ld = median(t " cpu_ld")
-            printf "%-15s| %8s %8.1f %8.1f %8.1f\n", t, has(t " cpu_px") ? sprintf("%.1f", px) : "-", be, ld, px + be + ld
+            line = sprintf("%-15s|", t)
+            split("plain sp ap", ms, " ")
+            for (j = 1; j <= 3; j++) {
+                m = ms[j]
+                if (!has(t " cpu_be_" m)) {
+                    line = line sprintf(" %8s %8s %8s %9s", "-", "-", "-", "-") (j == 1 ? sprintf(" %8s |", "-") : (j < 3 ? " |" : ""))
+                    continue
+                }
+                px = has(t " cpu_px_" m) ? median(t " cpu_px_" m) : 0
+                be = median(t " cpu_be_" m); ld = median(t " cpu_ld_" m)
+                line = line sprintf(" %8s %8.1f %8.1f", px > 0 ? sprintf("%.1f", px) : "-", be, ld)
+                if (j == 1)
+                    line = line sprintf(" %8.1f", px + be + ld)
+                line = line sprintf(" %9s", px > 0 && be + ld > 0 ? sprintf("%.2fx", px / (be + ld)) : "-") (j < 3 ? " |" : "")
+            }
+            print line
+            px = has(t " cpu_px_plain") ? median(t " cpu_px_plain") : 0
+            be = median(t " cpu_be_plain"); ld = median(t " cpu_ld_plain")
             if (t != "direct" && t != "socat") { sb += be + ld; nb++ }
         }
-        hx = has("haproxy cpu_px") ? median("haproxy cpu_px") : 0
+        print "px/(b+l): proxy CPU over backend plus load generator CPU, in the same run."
+        hx = has("haproxy cpu_px_plain") ? median("haproxy cpu_px_plain") : 0
         if (nb > 0 && hx > 0) {
             sb /= nb
             print "The two cores are saturated through a proxy, so conn/s goes as 1 / total. A proxy"
@@ -776,5 +799,29 @@ END {
         q = vmed(w, n)
         printf "  conn/s send-proxy=v2 + TLV policy within 3%% of send-proxy=v2: %s (%.3fx; %s vs %s/s)\n", yn(q >= 0.97), q, f("ppfwd cps_tlv", "%.0f"), f("ppfwd cps_sp", "%.0f")
         print "  (TLV policy: tlvs=keep:authority&add-tlv=0xe0=zone-a&add-tlv=0xe1=hex:0102030405060708)"
+    }
+    # Issue 14: per mode, the proxy CPU per connection against the backend
+    # plus the load generator of the same run (the floor of a proxy doing
+    # both sides), and conn/s and p99 against the better HAProxy mode.
+    print ""
+    print "Targets of issue 14 (medians of per-round ratios; CPU in µs per connection, same run):"
+    for (j = 1; j <= 3; j++) {
+        m = vs[j]
+        n = 0
+        for (rr = 1; rr <= rounds; rr++)
+            if ((("ppfwd cpu_px_" m, rr) in rv) && (("ppfwd cpu_be_" m, rr) in rv) && (("ppfwd cpu_ld_" m, rr) in rv) &&
+                rv["ppfwd cpu_be_" m, rr] + rv["ppfwd cpu_ld_" m, rr] > 0)
+                w2[++n] = rv["ppfwd cpu_px_" m, rr] / (rv["ppfwd cpu_be_" m, rr] + rv["ppfwd cpu_ld_" m, rr])
+        if (n > 0) {
+            q = vmed(w2, n)
+            hx = hbest("cpu_px_" m, 0)
+            printf "  proxy CPU <= 1.0x backend + load, %-24s %s (%.2fx; ppfwd %s, backend %s, load %s; HAProxy %s)\n", names[j] ":",
+                yn(q <= 1.0), q, f("ppfwd cpu_px_" m, "%.1f"), f("ppfwd cpu_be_" m, "%.1f"), f("ppfwd cpu_ld_" m, "%.1f"),
+                hx != "" ? sprintf("%.1f", hx) : "-"
+        }
+        split("", w2)
+        q = pbest("cps_" m); qp = pbest_p99(m)
+        if (q > 0)
+            printf "  conn/s >= 1.0x, p99 <= better HAProxy, %-24s %s (%.2fx, p99 %.2fx)\n", names[j] ":", yn(q >= 1.0 && qp > 0 && qp <= 1), q, qp
     }
 }' "$tmp/results.tsv"
