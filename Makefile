@@ -164,6 +164,15 @@ $(B)/bench/%: bench/%.c $(STATIC)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LDFLAGS)
 
+# The echo backends also have an io_uring loop (-u, compared with their epoll
+# one by bench/uring.sh) when liburing is there (liburing-dev: scripts/deps.sh
+# bench); without it they are built without -u, which then says so.
+URING_LIBS := $(shell pkg-config --libs liburing 2>/dev/null)
+URING_BENCH := $(B)/bench/bench_tcp_echo $(B)/bench/bench_udp_echo
+$(URING_BENCH): $(B)/bench/%: bench/%.c bench/bench_uring.h $(STATIC)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) $(if $(URING_LIBS),-DHAVE_URING) -o $@ $< $(STATIC) $(URING_LIBS) $(LDFLAGS)
+
 # ---- front-door targets -----------------------------------------------------
 
 deps-build:

@@ -1,7 +1,7 @@
 /*
  * bench_tcp_echo.c - the echo backend of the TCP proxy benchmark (bench/tcp.sh).
  *
- *   bench_tcp_echo -p PORT [-P] [-t THREADS]
+ *   bench_tcp_echo -p PORT [-P] [-t THREADS] [-u]
  *
  * Listens on 127.0.0.1:PORT and writes every byte it reads back to the same
  * connection; closes when the peer does. One epoll loop per thread, each with
@@ -12,6 +12,10 @@
  * a proxy with send-proxy; it is parsed with pp_parse (partial headers are
  * buffered until complete), skipped, and only the bytes after it are echoed.
  * A connection whose header is invalid is closed.
+ *
+ * -u: the same behaviour driven by io_uring instead of epoll (multishot
+ * accept, multishot recv into provided buffers, batched submissions: see
+ * "-u" below); bench/uring.sh compares the two. Needs a build with liburing.
  *
  * On SIGTERM or SIGINT it prints one line of counters to stderr and exits.
  */
@@ -48,6 +52,17 @@ struct conn {
     uint32_t plen;  /* bytes in pend */
     uint32_t poff;  /* bytes of pend already written */
     uint8_t in_hdr; /* -P: still waiting for the header */
+#ifdef HAVE_URING
+    /* -u: buffers to write back, in order (buffer ids chained through the
+     * worker's next[], -1 when empty); the one at qhead is being sent. */
+    int32_t qhead, qtail;
+    int32_t next_starved; /* the worker's list of connections out of buffers */
+    uint8_t recv_armed;   /* the multishot recv may still post completions */
+    uint8_t sending;      /* a send of qhead is in flight */
+    uint8_t starved;      /* the recv stopped for want of buffers: re-armed later */
+    uint8_t cancelling;   /* a cancel of the recv was submitted */
+    uint8_t eof, dead;    /* the peer closed / an error: close when nothing is in flight */
+#endif
 };
 
 struct worker {
@@ -135,7 +150,8 @@ static int echo_out(int ep, int fd, const uint8_t *data, size_t len)
 
 /* -P: consumes the header at the start of the connection. On return 1, data
  * and len are moved to the application bytes after the header; 0 means more
- * header bytes are needed; -1 means the connection was closed. */
+ * header bytes are needed; -1 means the header is invalid (counted; the
+ * caller closes the connection). */
 static int eat_header(int fd, const uint8_t **data, size_t *len)
 {
     struct conn *c = &conns[fd];
@@ -179,7 +195,6 @@ static int eat_header(int fd, const uint8_t **data, size_t *len)
     return 1;
 bad:
     atomic_fetch_add_explicit(&n_bad_hdr, 1, memory_order_relaxed);
-    conn_close(fd);
     return -1;
 }
 
@@ -199,6 +214,8 @@ static void on_readable(int ep, int fd, uint8_t *buf)
         size_t len = (size_t)r;
         if (conns[fd].in_hdr) {
             int e = eat_header(fd, &data, &len);
+            if (e < 0)
+                conn_close(fd);
             if (e <= 0)
                 return;
         }
@@ -286,17 +303,266 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+#ifdef HAVE_URING
+/* ---- -u: the same echo driven by io_uring -----------------------------------
+ * One ring per thread: a multishot accept on the listener; per connection a
+ * multishot recv into a provided buffer ring (a buffer goes back to the ring
+ * once its bytes are written back, so nothing is copied), one send in flight
+ * (so the bytes go back in order), and the close through the ring. What the
+ * completions of one wait ask for goes in with the next
+ * io_uring_submit_and_wait: one system call per loop, however many
+ * connections it served. */
+#include "bench_uring.h"
+
+#define U_ENTRIES 1024
+#define U_NBUF 256
+#define U_BUFSZ 16384
+#define U_BGID 0
+
+struct uworker {
+    struct io_uring ring;
+    struct io_uring_buf_ring *br;
+    uint8_t *bufs;
+    uint32_t off[U_NBUF], len[U_NBUF]; /* per buffer: the bytes still to write back */
+    int32_t next[U_NBUF];              /* per buffer: the next one of its connection */
+    int nfree;                         /* buffers the kernel may fill */
+    int ngiven;                        /* given back since the last advance */
+    int starved;                       /* connections out of buffers, -1: none */
+    int lfd;
+};
+
+static void u_give_back(struct uworker *u, int bid)
+{
+    io_uring_buf_ring_add(u->br, u->bufs + (size_t)bid * U_BUFSZ, U_BUFSZ, (unsigned short)bid,
+                          io_uring_buf_ring_mask(U_NBUF), u->ngiven++);
+    u->nfree++;
+}
+
+static void u_arm_accept(struct uworker *u)
+{
+    struct io_uring_sqe *sqe = uring_sqe(&u->ring);
+    io_uring_prep_multishot_accept(sqe, u->lfd, NULL, NULL, SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, URING_UD(URING_ACCEPT, u->lfd));
+}
+
+static void u_arm_recv(struct uworker *u, int fd)
+{
+    struct io_uring_sqe *sqe = uring_sqe(&u->ring);
+    io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = U_BGID;
+    io_uring_sqe_set_data64(sqe, URING_UD(URING_RECV, fd));
+    conns[fd].recv_armed = 1;
+}
+
+static void u_send_head(struct uworker *u, int fd)
+{
+    struct conn *c = &conns[fd];
+    int bid = c->qhead;
+    struct io_uring_sqe *sqe = uring_sqe(&u->ring);
+    io_uring_prep_send(sqe, fd, u->bufs + (size_t)bid * U_BUFSZ + u->off[bid], u->len[bid],
+                       MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, URING_UD(URING_SEND, fd));
+    c->sending = 1;
+}
+
+/* After EOF or an error: cancels the recv if it is still armed, and closes
+ * the connection once nothing is in flight on it (so no completion can name
+ * the fd after it is reused). */
+static void u_settle(struct uworker *u, int fd)
+{
+    struct conn *c = &conns[fd];
+    if (!c->eof && !c->dead)
+        return;
+    if (c->dead && c->recv_armed && !c->cancelling) {
+        struct io_uring_sqe *sqe = uring_sqe(&u->ring);
+        io_uring_prep_cancel64(sqe, URING_UD(URING_RECV, fd), 0);
+        io_uring_sqe_set_data64(sqe, URING_UD(URING_CANCEL, fd));
+        c->cancelling = 1;
+    }
+    if (c->recv_armed || c->sending || c->starved)
+        return;
+    for (int bid = c->qhead; bid >= 0; bid = u->next[bid])
+        u_give_back(u, bid);
+    free(c->hdr);
+    memset(c, 0, sizeof(*c));
+    struct io_uring_sqe *sqe = uring_sqe(&u->ring);
+    io_uring_prep_close(sqe, fd);
+    io_uring_sqe_set_data64(sqe, URING_UD(URING_CLOSE, fd));
+}
+
+static void u_on_accept(struct uworker *u, int res, unsigned flags)
+{
+    if (!(flags & IORING_CQE_F_MORE))
+        u_arm_accept(u);
+    if (res < 0) {
+        if (res == -EMFILE || res == -ENFILE)
+            fprintf(stderr, "bench_tcp_echo: accept: %s\n", strerror(-res));
+        return;
+    }
+    if (res >= nconns) {
+        close(res);
+        return;
+    }
+    atomic_fetch_add_explicit(&n_accepted, 1, memory_order_relaxed);
+    struct conn *c = &conns[res];
+    c->in_hdr = (uint8_t)want_proxy;
+    c->qhead = c->qtail = -1;
+    u_arm_recv(u, res);
+}
+
+static void u_on_recv(struct uworker *u, int fd, int res, unsigned flags)
+{
+    struct conn *c = &conns[fd];
+    if (!(flags & IORING_CQE_F_MORE))
+        c->recv_armed = 0;
+    if (res > 0 && (flags & IORING_CQE_F_BUFFER)) {
+        int bid = (int)(flags >> IORING_CQE_BUFFER_SHIFT);
+        uint8_t *buf = u->bufs + (size_t)bid * U_BUFSZ;
+        const uint8_t *data = buf;
+        size_t len = (size_t)res;
+        u->nfree--;
+        if (!c->dead && c->in_hdr) {
+            int e = eat_header(fd, &data, &len);
+            if (e < 0)
+                c->dead = 1;
+            if (e <= 0)
+                len = 0;
+        }
+        if (c->dead || len == 0) {
+            u_give_back(u, bid);
+        } else {
+            u->off[bid] = (uint32_t)(data - buf);
+            u->len[bid] = (uint32_t)len;
+            u->next[bid] = -1;
+            if (c->qtail >= 0)
+                u->next[c->qtail] = bid;
+            else
+                c->qhead = bid;
+            c->qtail = bid;
+            if (!c->sending)
+                u_send_head(u, fd);
+        }
+        if (!c->recv_armed && !c->dead)
+            u_arm_recv(u, fd); /* the multishot ended early (CQ overflow): go on */
+    } else if (res == 0) {
+        c->eof = 1;
+    } else if (res == -ENOBUFS && !c->recv_armed && !c->dead) {
+        c->starved = 1; /* re-armed when buffers come back (u_rearm_starved) */
+        c->next_starved = u->starved;
+        u->starved = fd;
+    } else if (res < 0) {
+        c->dead = 1;
+    }
+    u_settle(u, fd);
+}
+
+static void u_on_send(struct uworker *u, int fd, int res)
+{
+    struct conn *c = &conns[fd];
+    int bid = c->qhead;
+    c->sending = 0;
+    if (res <= 0) {
+        c->dead = 1;
+    } else {
+        atomic_fetch_add_explicit(&n_bytes, (unsigned long)res, memory_order_relaxed);
+        u->off[bid] += (uint32_t)res;
+        u->len[bid] -= (uint32_t)res;
+        if (u->len[bid] == 0) {
+            c->qhead = u->next[bid];
+            if (c->qhead < 0)
+                c->qtail = -1;
+            u_give_back(u, bid);
+        }
+        if (c->qhead >= 0 && !c->dead)
+            u_send_head(u, fd);
+    }
+    u_settle(u, fd);
+}
+
+static void u_rearm_starved(struct uworker *u)
+{
+    while (u->starved >= 0 && u->nfree > 0) {
+        int fd = u->starved;
+        struct conn *c = &conns[fd];
+        u->starved = c->next_starved;
+        c->starved = 0;
+        if (c->eof || c->dead)
+            u_settle(u, fd);
+        else
+            u_arm_recv(u, fd);
+    }
+}
+
+static void *u_worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct uworker *u = calloc(1, sizeof(*u));
+    if (!u)
+        die("calloc");
+    int rc = uring_open(&u->ring, U_ENTRIES);
+    if (rc < 0) {
+        errno = -rc;
+        die("io_uring_queue_init");
+    }
+    u->bufs = aligned_alloc(4096, (size_t)U_NBUF * U_BUFSZ);
+    if (!u->bufs)
+        die("aligned_alloc");
+    u->br = uring_bufs(&u->ring, u->bufs, U_NBUF, U_BUFSZ, U_BGID);
+    if (!u->br)
+        die("io_uring_register_buf_ring");
+    u->nfree = U_NBUF;
+    u->starved = -1;
+    u->lfd = w->lfd;
+    u_arm_accept(u);
+    for (;;) {
+        rc = io_uring_submit_and_wait(&u->ring, 1);
+        if (rc < 0 && rc != -EINTR) {
+            errno = -rc;
+            die("io_uring_submit_and_wait");
+        }
+        struct io_uring_cqe *cqe;
+        unsigned head, n = 0;
+        io_uring_for_each_cqe(&u->ring, head, cqe)
+        {
+            int fd = URING_ID(cqe->user_data);
+            n++;
+            switch (URING_OP(cqe->user_data)) {
+            case URING_ACCEPT:
+                u_on_accept(u, cqe->res, cqe->flags);
+                break;
+            case URING_RECV:
+                u_on_recv(u, fd, cqe->res, cqe->flags);
+                break;
+            case URING_SEND:
+                u_on_send(u, fd, cqe->res);
+                break;
+            default: /* URING_CLOSE, URING_CANCEL: nothing left to do */
+                break;
+            }
+        }
+        io_uring_cq_advance(&u->ring, n);
+        if (u->ngiven > 0) {
+            io_uring_buf_ring_advance(u->br, u->ngiven);
+            u->ngiven = 0;
+        }
+        u_rearm_starved(u);
+    }
+    return NULL;
+}
+#endif
+
 static void usage(void)
 {
-    fprintf(stderr, "usage: bench_tcp_echo -p PORT [-P] [-t THREADS]\n");
+    fprintf(stderr, "usage: bench_tcp_echo -p PORT [-P] [-t THREADS] [-u]\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
-    int threads = 1;
+    int threads = 1, uring = 0;
     int opt;
-    while ((opt = getopt(argc, argv, "p:Pt:")) != -1) {
+    while ((opt = getopt(argc, argv, "p:Pt:u")) != -1) {
         switch (opt) {
         case 'p':
             port = atoi(optarg);
@@ -307,12 +573,24 @@ int main(int argc, char **argv)
         case 't':
             threads = atoi(optarg);
             break;
+        case 'u':
+            uring = 1;
+            break;
         default:
             usage();
         }
     }
     if (port <= 0 || port > 65535 || threads < 1 || threads > MAX_THREADS)
         usage();
+    void *(*loop)(void *) = worker_main;
+    if (uring) {
+#ifdef HAVE_URING
+        loop = u_worker_main;
+#else
+        fprintf(stderr, "bench_tcp_echo: -u: built without liburing (liburing-dev)\n");
+        return 2;
+#endif
+    }
 
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
@@ -334,13 +612,15 @@ int main(int argc, char **argv)
     static struct worker ws[MAX_THREADS];
     for (int i = 0; i < threads; i++) {
         ws[i].lfd = open_listener();
-        ws[i].ep = epoll_create1(EPOLL_CLOEXEC);
-        if (ws[i].ep < 0)
-            die("epoll_create1");
-        struct epoll_event ev = {.events = EPOLLIN, .data.u64 = LISTEN_TAG};
-        if (epoll_ctl(ws[i].ep, EPOLL_CTL_ADD, ws[i].lfd, &ev) < 0)
-            die("epoll_ctl");
-        if (pthread_create(&ws[i].tid, NULL, worker_main, &ws[i]) != 0)
+        if (!uring) {
+            ws[i].ep = epoll_create1(EPOLL_CLOEXEC);
+            if (ws[i].ep < 0)
+                die("epoll_create1");
+            struct epoll_event ev = {.events = EPOLLIN, .data.u64 = LISTEN_TAG};
+            if (epoll_ctl(ws[i].ep, EPOLL_CTL_ADD, ws[i].lfd, &ev) < 0)
+                die("epoll_ctl");
+        }
+        if (pthread_create(&ws[i].tid, NULL, loop, &ws[i]) != 0)
             die("pthread_create");
     }
     int sig = 0;
