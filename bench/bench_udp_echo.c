@@ -2,12 +2,16 @@
  * bench_udp_echo.c - the UDP benchmark's backend: answers each datagram
  * with itself, in batches (recvmmsg/sendmmsg), on one thread.
  *
- *   bench_udp_echo -p PORT [-P]
+ *   bench_udp_echo -p PORT [-P] [-u]
  *
  * -P: every datagram starts with a PROXY v2 header (a send-proxy=v2 route);
  * it is parsed (so its cost is the same as a real receiver's) and the
  * answer is the payload after it. A datagram without a valid header is
  * dropped and counted (printed at exit, SIGTERM).
+ *
+ * -u: the same answers through io_uring instead (multishot recvmsg into
+ * provided buffers, batched sendmsg: see uring_main); bench/uring.sh
+ * compares the two. Needs a build with liburing.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -71,28 +75,137 @@ static int strip(struct mmsghdr *m, struct iovec *iov, int n, unsigned long *bad
     return k;
 }
 
+#ifdef HAVE_URING
+/* -u: the same answers through io_uring. One multishot recvmsg fills buffers
+ * of a provided buffer ring (each: struct io_uring_recvmsg_out, the sender's
+ * address, the payload); each datagram is answered with a sendmsg pointing
+ * into its buffer, which goes back to the ring when the send completes. All
+ * the sends of one wait go in with the next io_uring_submit_and_wait. */
+#include "bench_uring.h"
+
+#define U_ENTRIES 512
+#define U_NBUF 256
+#define U_BUFSZ (BUF + 256) /* the payload as in the recvmmsg loop, after the name */
+#define U_BGID 0
+
+static int uring_main(int fd, int pp, unsigned long *bad)
+{
+    static struct msghdr smsg[U_NBUF];
+    static struct iovec siov[U_NBUF];
+    struct msghdr rmsg = {.msg_namelen = sizeof(struct sockaddr_storage)};
+    struct io_uring ring;
+    int rc = uring_open(&ring, U_ENTRIES);
+    if (rc < 0) {
+        fprintf(stderr, "bench_udp_echo: io_uring_queue_init: %s\n", strerror(-rc));
+        return 1;
+    }
+    uint8_t *ubufs = aligned_alloc(4096, (size_t)U_NBUF * U_BUFSZ);
+    struct io_uring_buf_ring *br = ubufs ? uring_bufs(&ring, ubufs, U_NBUF, U_BUFSZ, U_BGID) : NULL;
+    if (!br) {
+        perror("bench_udp_echo: io_uring_register_buf_ring");
+        return 1;
+    }
+    int armed = 0, given = 0, nfree = U_NBUF;
+    while (!stop) {
+        if (!armed && nfree > 0) {
+            struct io_uring_sqe *sqe = uring_sqe(&ring);
+            io_uring_prep_recvmsg_multishot(sqe, fd, &rmsg, 0);
+            sqe->flags |= IOSQE_BUFFER_SELECT;
+            sqe->buf_group = U_BGID;
+            io_uring_sqe_set_data64(sqe, URING_UD(URING_RECV, 0));
+            armed = 1;
+        }
+        rc = io_uring_submit_and_wait(&ring, 1);
+        if (rc < 0 && rc != -EINTR) {
+            fprintf(stderr, "bench_udp_echo: io_uring_submit_and_wait: %s\n", strerror(-rc));
+            return 1;
+        }
+        struct io_uring_cqe *cqe;
+        unsigned head, n = 0;
+        io_uring_for_each_cqe(&ring, head, cqe)
+        {
+            int bid = (int)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+            n++;
+            if (URING_OP(cqe->user_data) == URING_SEND) {
+                bid = URING_ID(cqe->user_data); /* sent (or failed, as sendmmsg may): give back */
+            } else {
+                if (!(cqe->flags & IORING_CQE_F_MORE))
+                    armed = 0; /* ended (ENOBUFS: all buffers out): re-armed above */
+                if (!(cqe->flags & IORING_CQE_F_BUFFER))
+                    continue;
+                nfree--;
+                uint8_t *buf = ubufs + (size_t)bid * U_BUFSZ;
+                struct io_uring_recvmsg_out *o = io_uring_recvmsg_validate(buf, cqe->res, &rmsg);
+                if (o) {
+                    uint8_t *data = io_uring_recvmsg_payload(o, &rmsg);
+                    size_t len = io_uring_recvmsg_payload_length(o, cqe->res, &rmsg);
+                    ssize_t hl = 0;
+                    if (pp) {
+                        struct pp_parse_opts opts = {.flags = PP_PARSE_NO_V1};
+                        struct pp_header h;
+                        hl = pp_parse(data, len, &h, &opts);
+                    }
+                    if (!pp || hl > 0) {
+                        siov[bid] = (struct iovec){.iov_base = data + hl, .iov_len = len - (size_t)hl};
+                        smsg[bid] = (struct msghdr){
+                            .msg_name = io_uring_recvmsg_name(o),
+                            .msg_namelen = o->namelen < rmsg.msg_namelen ? o->namelen : rmsg.msg_namelen,
+                            .msg_iov = &siov[bid],
+                            .msg_iovlen = 1};
+                        struct io_uring_sqe *sqe = uring_sqe(&ring);
+                        io_uring_prep_sendmsg(sqe, fd, &smsg[bid], 0);
+                        io_uring_sqe_set_data64(sqe, URING_UD(URING_SEND, bid));
+                        continue; /* its buffer goes back when the send completes */
+                    }
+                    (*bad)++;
+                }
+            }
+            io_uring_buf_ring_add(br, ubufs + (size_t)bid * U_BUFSZ, U_BUFSZ, (unsigned short)bid,
+                                  io_uring_buf_ring_mask(U_NBUF), given++);
+            nfree++;
+        }
+        io_uring_cq_advance(&ring, n);
+        io_uring_buf_ring_advance(br, given);
+        given = 0;
+    }
+    return 0;
+}
+#endif
+
 int main(int argc, char **argv)
 {
     static struct mmsghdr m[BATCH];
     static struct iovec iov[BATCH];
     static struct sockaddr_storage names[BATCH];
-    int port = 0, pp = 0, opt, fd;
+    int port = 0, pp = 0, uring = 0, opt, fd;
     unsigned long bad = 0;
     struct sigaction sa = {.sa_handler = on_term};
 
-    while ((opt = getopt(argc, argv, "p:P")) != -1) {
+    while ((opt = getopt(argc, argv, "p:Pu")) != -1) {
         if (opt == 'p')
             port = atoi(optarg);
         else if (opt == 'P')
             pp = 1;
+        else if (opt == 'u')
+            uring = 1;
         else
             return 2;
     }
+#ifndef HAVE_URING
+    if (uring) {
+        fprintf(stderr, "bench_udp_echo: -u: built without liburing (liburing-dev)\n");
+        return 2;
+    }
+#endif
     fd = open_port(port);
     /* No SA_RESTART: a signal must interrupt the blocking recvmmsg. */
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
-    while (!stop) {
+#ifdef HAVE_URING
+    if (uring && uring_main(fd, pp, &bad) != 0)
+        return 1;
+#endif
+    while (!stop && !uring) {
         for (int i = 0; i < BATCH; i++) {
             iov[i] = (struct iovec){.iov_base = bufs[i], .iov_len = BUF};
             memset(&m[i].msg_hdr, 0, sizeof(m[i].msg_hdr));
