@@ -45,6 +45,8 @@ struct side {
 struct pair {
     struct side s[2]; /* 0: client, 1: upstream */
     int connected;
+    int closed;          /* its fds are closed; freed after the batch of events */
+    struct pair *next_dead;
     unsigned mask[2]; /* level-triggered: what each fd is registered for */
 };
 
@@ -80,11 +82,17 @@ static void want(int ep, struct pair *p, int i, unsigned ev)
     p->mask[i] = ev;
 }
 
+/* Pairs closed during a batch of events: a later event of the same batch
+ * may still name one, so they are freed once the batch is done. */
+static __thread struct pair *dead;
+
 static void pair_close(struct pair *p)
 {
     close(p->s[0].fd);
     close(p->s[1].fd);
-    free(p);
+    p->closed = 1;
+    p->next_dead = dead;
+    dead = p;
 }
 
 /* Writes what side i holds to the other side; 1 when it all went. */
@@ -150,6 +158,8 @@ static void interest(int ep, struct pair *p)
 
 static void on_event(int ep, struct pair *p, int i, unsigned ev)
 {
+    if (p->closed)
+        return;
     if (!p->connected) {
         int err = 0;
         socklen_t len = sizeof(err);
@@ -253,6 +263,12 @@ static void *worker(void *arg)
                 on_accept(ep, lfd, &up);
             else
                 on_event(ep, (struct pair *)(t & ~(uintptr_t)1), (int)(t & 1), evs[i].events);
+        }
+        while (dead != NULL) {
+            struct pair *p = dead;
+
+            dead = p->next_dead;
+            free(p);
         }
     }
     return NULL;
