@@ -24,6 +24,10 @@
 # 64 B send-proxy=v2. Knobs: BENCH_COST_SECS (2), BENCH_COST_PORT (28500:
 # uses 28500-28515, which must be free), BENCH_COST_DETAIL=1 also prints each syscall per unit,
 # BENCH_COST_MODES (all six) a subset.
+# Then the kernel's price list (BUILD_DIR/bench/bench_kernel, BENCH_COST_KERNEL=0
+# skips it): a system call by itself, and a UDP datagram over loopback to the
+# sender and the receiver by how many travel together, by sendmmsg or GSO: the
+# floor under the per-datagram figures (docs/design.md, "the cost model").
 # Without strace or valgrind their column is n/a. Exit status 2 when the
 # benchmark could not run.
 set -u
@@ -184,3 +188,9 @@ END {
             print m[i] ":" line
         }
 }' "$tmp/results"
+
+if [ "${BENCH_COST_KERNEL:-1}" != 0 ] && [ -x "$B/bench/bench_kernel" ]; then
+    echo
+    echo "the kernel's price list (bench_kernel):"
+    "$B/bench/bench_kernel" -n 100000 || echo "bench_kernel failed"
+fi

@@ -17,8 +17,8 @@
 # BENCH_TCP=0 skips it), bench/udp.sh, bench/production.sh, bench/cost.sh
 # (the cost model: syscalls and instructions per connection and datagram;
 # BENCH_COST=0 skips it), bench/uring.sh (the echo backends' epoll loop
-# against their io_uring one; BENCH_URING=0 skips it), bench/memory.sh (RSS per connection and phase;
-# BENCH_MEM=0 skips it) and bench/transparent.sh; the exit status is 2 when
+# against their io_uring one; BENCH_URING=0 skips it), bench/memory.sh (RSS
+# per connection and phase; BENCH_MEM=0 skips it) and bench/transparent.sh; the exit status is 2 when
 # one could not run.
 set -eu
 
