@@ -16,8 +16,10 @@
 # Then it runs bench/tcp.sh BUILD_DIR, the TCP proxy benchmark (see there;
 # BENCH_TCP=0 skips it), bench/udp.sh, bench/production.sh, bench/cost.sh
 # (the cost model: syscalls and instructions per connection and datagram;
-# BENCH_COST=0 skips it), bench/uring.sh (the echo backends' epoll loop
-# against their io_uring one; BENCH_URING=0 skips it), bench/memory.sh (RSS
+# BENCH_COST=0 skips it), bench/floor.sh (ppfwd beside a bare TCP relay with
+# the same calls, level- and edge-triggered; BENCH_FLOOR=0 skips it),
+# bench/uring.sh (the echo backends' epoll loop against their io_uring one;
+# BENCH_URING=0 skips it), bench/memory.sh (RSS
 # per connection and phase; BENCH_MEM=0 skips it) and bench/transparent.sh; the exit status is 2 when
 # one could not run.
 set -eu
@@ -189,6 +191,8 @@ fi
 [ "${BENCH_PROD:-1}" != 0 ] && { echo; "$ROOT/bench/production.sh" "$B" || tstatus=$?; }
 # The cost model: syscalls and instructions per connection and datagram (bench/cost.sh).
 [ "${BENCH_COST:-1}" != 0 ] && { echo; "$ROOT/bench/cost.sh" "$B" || tstatus=$?; }
+# ppfwd against the floor of a TCP relay (bench/floor.sh).
+[ "${BENCH_FLOOR:-1}" != 0 ] && { echo; "$ROOT/bench/floor.sh" "$B" || tstatus=$?; }
 # What io_uring saves the echo backends, epoll against -u (bench/uring.sh).
 [ "${BENCH_URING:-1}" != 0 ] && { echo; "$ROOT/bench/uring.sh" "$B" || tstatus=$?; }
 # Memory per TCP connection in each phase (bench/memory.sh).
