@@ -3,7 +3,9 @@
 #                       with spawn gets SIGTERM and is reaped, and $tmp goes
 #   spawn LOG CMD...    starts CMD in the background, output to LOG; its pid
 #                       in LAST_PID (and in PIDS, for the cleanup)
-#   cpu_ticks PID...    user + system clock ticks the processes used so far
+#   cpu_ticks PID...    user + system clock ticks the processes (their threads
+#                       and child processes: nginx's workers, socat's forks)
+#                       used so far
 #   ports_free WHO LO HI  exits 2 when a TCP or UDP port in LO..HI is held:
 #                       the tools bind with SO_REUSEPORT, so a port another
 #                       process holds would be shared with it, silently
@@ -32,9 +34,12 @@ spawn() {
 }
 
 cpu_ticks() {
-    local p sum=0
+    local p kids sum=0 t
     for p in "$@"; do
-        sum=$((sum + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
+        kids=$(pgrep -P "$p" 2>/dev/null | tr '\n' ' ')
+        for t in $p $kids; do
+            sum=$((sum + $(awk '{ print $14 + $15 }' "/proc/$t/stat" 2>/dev/null || echo 0)))
+        done
     done
     echo "$sum"
 }

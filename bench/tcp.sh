@@ -37,6 +37,10 @@
 # nginx, socat, iperf3) is skipped with a note. Exit status 0 unless the
 # benchmark itself could not run.
 set -u
+# cpu_ticks (threads and child processes included) comes from bench/lib.sh;
+# what this script defines itself after this line is its own.
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 [ $# -eq 1 ] || { echo "usage: bench/tcp.sh BUILD_DIR" >&2; exit 2; }
 B=$(cd "$1" && pwd)
@@ -322,18 +326,6 @@ measure_iperf() {
     SUMMARY="$SUMMARY iperf3 ${bps} Gbit/s;"
 }
 
-# CPU ticks (user + system) used so far by the processes $@ and their
-# children that are still running (nginx's workers).
-cpu_ticks() {
-    local p kids sum=0 t
-    for p in "$@"; do
-        kids=$(pgrep -P "$p" 2>/dev/null | tr '\n' ' ')
-        for t in $p $kids; do
-            sum=$((sum + $(awk '{ print $14 + $15 }' "/proc/$t/stat" 2>/dev/null || echo 0)))
-        done
-    done
-    echo "$sum"
-}
 
 # measure_rate TARGET VARIANT PORT [-2]
 # It also records the CPU time per connection of the proxy, the backend (both

@@ -22,6 +22,10 @@
 # PPFWD (BUILD_DIR/ppfwd). A missing peer is skipped with a note. Exit status
 # 0 unless the benchmark itself could not run (2).
 set -u
+# cpu_ticks (threads and child processes included) comes from bench/lib.sh;
+# what this script defines itself after this line is its own.
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 [ $# -eq 1 ] || { echo "usage: bench/udp.sh BUILD_DIR" >&2; exit 2; }
 B=$(cd "$1" && pwd)
@@ -91,18 +95,6 @@ spawn() {
 
 HZ=$(getconf CLK_TCK)
 
-# User + system clock ticks of the processes and their children (nginx's
-# workers, socat's forks) so far.
-cpu_ticks() {
-    local p kids sum=0 t
-    for p in "$@"; do
-        kids=$(pgrep -P "$p" 2>/dev/null | tr '\n' ' ')
-        for t in $p $kids; do
-            sum=$((sum + $(awk '{ print $14 + $15 }' "/proc/$t/stat" 2>/dev/null || echo 0)))
-        done
-    done
-    echo "$sum"
-}
 
 # Waits (up to 5 s) until PORT answers a datagram.
 wait_ready() {
