@@ -144,8 +144,9 @@ static int decode_print(const struct pp_header *hdr)
     rc = json_error(&j);
     if (rc == 0) {
         out = json_buf(&j, &n);
+        errno = 0;
         if (fwrite(out, 1, n, stdout) != n || fflush(stdout) != 0)
-            rc = -EIO;
+            rc = errno != 0 ? -errno : -EIO;
     }
     json_free(&j);
     if (rc != 0)

@@ -3,6 +3,7 @@
  * (decode, encode, check, whoami) or to running routes (main_*).
  */
 #define _GNU_SOURCE /* getopt_long */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -244,7 +245,8 @@ static int main_run(const struct main_opts *o, int nurls, char **urls)
     return rc == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
 }
 
-int main(int argc, char **argv)
+/* Runs what the command line asks for and returns its exit status. */
+static int main_dispatch(int argc, char **argv)
 {
     struct main_opts o;
     const char *cmd;
@@ -268,4 +270,23 @@ int main(int argc, char **argv)
     cli_error(NULL, "nothing to do: give ROUTE..., -c FILE or a subcommand");
     fprintf(stderr, "%s\n", USAGE_HINT);
     return CLI_EXIT_FAIL;
+}
+
+/*
+ * What went to stdout (--version, --help, `check`'s verdict) must have
+ * reached it: a full disk or a bad descriptor is a failure, not a silent
+ * exit 0 (GNU's close_stdout). Nothing written means nothing to check, so a
+ * daemon started with stdout closed is not affected. A command that failed
+ * already said why (decode and encode report their own write errors).
+ */
+int main(int argc, char **argv)
+{
+    int rc = main_dispatch(argc, argv);
+
+    errno = 0;
+    if ((fflush(stdout) != 0 || ferror(stdout)) && rc == CLI_EXIT_OK) {
+        cli_error(NULL, "cannot write to stdout: %s", errno != 0 ? strerror(errno) : "I/O error");
+        return CLI_EXIT_FAIL;
+    }
+    return rc;
 }

@@ -6,12 +6,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -106,12 +109,81 @@ static void test_refused_at_start(void **state)
     unlink(path);
 }
 
+/* Runs ppfwd with args, stdin from /dev/null and stdout to /dev/full (every
+ * write fails with ENOSPC); returns the exit status, stderr in err. */
+static int run_to_full(const char *const *args, char *err, size_t cap)
+{
+    const char *bin = getenv("PPFWD") != NULL && getenv("PPFWD")[0] != '\0' ? getenv("PPFWD")
+                                                                            : "build/asan/ppfwd";
+    char copies[CRUN_MAX_ARGS + 1][256]; /* exec wants char *, literals are const */
+    char *argv[CRUN_MAX_ARGS + 2];
+    char path[] = "/tmp/test_cli_err.XXXXXX";
+    int efd = mkstemp(path), status = -1, i;
+    pid_t pid;
+    ssize_t n;
+
+    assert_true(efd != -1);
+    unlink(path);
+    snprintf(copies[0], sizeof(copies[0]), "%s", bin);
+    argv[0] = copies[0];
+    for (i = 0; args[i] != NULL && i < CRUN_MAX_ARGS; i++) {
+        snprintf(copies[i + 1], sizeof(copies[0]), "%s", args[i]);
+        argv[i + 1] = copies[i + 1];
+    }
+    argv[i + 1] = NULL;
+    pid = fork();
+    assert_true(pid != -1);
+    if (pid == 0) {
+        int in = open("/dev/null", O_RDONLY), out = open("/dev/full", O_WRONLY);
+        if (in == -1 || out == -1 || dup2(in, 0) == -1 || dup2(out, 1) == -1 || dup2(efd, 2) == -1)
+            _exit(127);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    for (i = 0; i < CRUN_TIMEOUT_MS / 10; i++) {
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            break;
+        nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
+    }
+    if (i == CRUN_TIMEOUT_MS / 10) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        fail_msg("ppfwd did not exit within %d ms", CRUN_TIMEOUT_MS);
+    }
+    n = pread(efd, err, cap - 1, 0);
+    err[n > 0 ? n : 0] = '\0';
+    close(efd);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* Output that cannot be written is a failure with a message, never exit 0:
+ * a script running `ppfwd --version > file` on a full disk must know. */
+static void test_stdout_write_error(void **state)
+{
+    const char *const *const cmds[] = {
+        ARGS("--version"),        ARGS("--help"),           ARGS("decode", "--help"),
+        ARGS("encode", "--help"), ARGS("whoami", "--help"), ARGS("check", "--help"),
+    };
+    char err[4096];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+        assert_int_equal(run_to_full(cmds[i], err, sizeof(err)), 1);
+        assert_non_null(strstr(err, "No space left on device"));
+    }
+    /* decode and encode say it once, in their own words. */
+    assert_int_equal(run_to_full(ARGS("encode", "--local"), err, sizeof(err)), 1);
+    assert_non_null(strstr(err, "ppfwd: encode: cannot write the header: No space left"));
+    assert_null(strstr(err, "stdout"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_version_and_help),
         cmocka_unit_test(test_bad_invocations),
         cmocka_unit_test(test_refused_at_start),
+        cmocka_unit_test(test_stdout_write_error),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
