@@ -20,6 +20,13 @@
 #include "engine/udp.h"
 #include "engine/worker.h"
 
+/* 1 if both are TCP routes listening on the same address. */
+static int same_listen(const struct route_cfg *a, const struct route_cfg *b)
+{
+    return a->proto == ROUTE_TCP && b->proto == ROUTE_TCP && a->bindlen == b->bindlen &&
+           memcmp(&a->bind, &b->bind, a->bindlen) == 0;
+}
+
 /*
  * Makes w's listeners (and, in worker 0, the health checks) match the
  * current route set: kept routes keep theirs, new ones open, removed ones
@@ -45,8 +52,19 @@ static int worker_sync(struct worker *w)
                 w->ls[j] = NULL;
             }
         }
-        if (nls[i] == NULL && (nls[i] = listen_route(w, r)) == NULL)
+        if (nls[i] == NULL && (nls[i] = listen_route(w, r)) == NULL) {
             rc = -1;
+            /* A changed TCP route whose new socket cannot open (out of
+             * fds, say): the listener of the route it replaces, on the
+             * same address, serves on with its former config until a
+             * later reload opens one, rather than the port refusing. */
+            for (size_t j = 0; j < w->nls && nls[i] == NULL; j++) {
+                if (w->ls[j] != NULL && same_listen(w->ls[j]->r->cfg, r->cfg)) {
+                    nls[i] = w->ls[j];
+                    w->ls[j] = NULL;
+                }
+            }
+        }
     }
     if (w->id == 0 && health_sync(w, srv->routes, srv->nroutes) != 0)
         rc = -1;

@@ -226,5 +226,58 @@ def sigterm_lets_open_connection_finish():
     echo.close()
 
 
+@scenario
+def listener_kept_when_its_replacement_cannot_open():
+    """Out of descriptors at a reload that changes two TCP routes: the file
+    is read (one fd, given back), the first new listener takes that fd and
+    the second finds none. Its route must keep its former listener rather
+    than stop listening until some later reload (it did: port refused)."""
+    echo = EchoServer()
+    path = os.path.join(tmpdir(), "ppfwd.yaml")
+    pa, pb, pc = free_port(), free_port(), free_port()
+
+    def conf(extra):
+        lines = ["routes:"]
+        for name, port in (("a", pa), ("b", pb)):
+            lines += ["  %s:" % name, "    listen: tcp://127.0.0.1:%d" % port,
+                      "    upstream: 127.0.0.1:%d" % echo.port] + extra
+        # A silent client of c holds one fd (its header phase) for a minute.
+        lines += ["  c:", "    listen: tcp://127.0.0.1:%d" % pc,
+                  "    upstream: 127.0.0.1:%d" % echo.port,
+                  "    accept_proxy: optional", "    header_timeout: 60s"]
+        with open(path + ".tmp", "w") as f:
+            f.write("\n".join(lines) + "\n")
+        os.rename(path + ".tmp", path)
+
+    nofile = 64
+    conf([])
+    d = Ppfwd([], workers=1, extra=["-c", path], nofile=nofile)
+    d.start([pa, pb, pc])
+    held = []
+    # Every descriptor but one taken by silent clients of route c.
+    for _ in range(nofile):
+        free = nofile - len(os.listdir("/proc/%d/fd" % d.pid))
+        if free <= 1:
+            break
+        for _ in range(free - 1):
+            held.append(connect(V4, pc))
+        wait_for(lambda: nofile - len(os.listdir("/proc/%d/fd" % d.pid)) <= 1, 5,
+                 "the clients of c accepted")
+    eq(nofile - len(os.listdir("/proc/%d/fd" % d.pid)), 1, "free descriptors")
+    conf(["    idle_timeout: 30m"])
+    reloaded(d, 1)
+    d.wait_event("listen_error")
+    for s in held:
+        s.close()
+    wait_for(lambda: nofile - len(os.listdir("/proc/%d/fd" % d.pid)) > 8, 10,
+             "descriptors given back")
+    eq(echo_once(pa), b"ping", "route a serves")
+    eq(echo_once(pb), b"ping", "route b serves (its former listener)")
+    conf(["    idle_timeout: 20m"])
+    reloaded(d, 2)
+    eq(echo_once(pb), b"ping", "route b serves after the next reload")
+    echo.close()
+
+
 if __name__ == "__main__":
     sys.exit(run())
