@@ -423,7 +423,7 @@ static void hup_with_bytes_queued(int splice_on, int vanish)
     assert_int_equal(pthread_create(&tc, NULL, hup_client, &client), 0);
     assert_int_equal(loop_run(f.l), 0);
     loop_timer_cancel(f.l, &f.deadline);
-    assert_true(f.rl.ugone); /* the HUP came with bytes still to read */
+    assert_true(f.rl.ugone);   /* the HUP came with bytes still to read */
     loop_close(f.l, f.rl.cfd); /* the client's EOF */
     loop_close(f.l, f.rl.ufd);
     pthread_join(tc, NULL);
