@@ -28,8 +28,6 @@
 /* Connections taken per readiness event: enough to drain a burst, few
  * enough that one busy listener does not starve the relays. */
 #define ACCEPT_BATCH 64
-/* How long accepting pauses when file descriptors run out. */
-#define ACCEPT_PAUSE_MS 100
 
 static int set_opt(int fd, int level, int name, int val)
 {
@@ -100,14 +98,25 @@ int listen_probe(const struct route_cfg *rc)
     return ret;
 }
 
+int listen_accept_failed(int err, const char *route)
+{
+    if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+        log_event(LOG_ERROR, "accept_error", NULL, "error", LOG_STR, strerror(err), "pause_ms",
+                  LOG_UINT, (uint64_t)ACCEPT_PAUSE_MS, LOG_END);
+        return 1;
+    }
+    if (err != EAGAIN && err != EINTR && err != ECONNABORTED)
+        log_event(LOG_WARN, "accept_error", route, "error", LOG_STR, strerror(err), LOG_END);
+    return 0;
+}
+
 static void accept_resume(struct loop *l, struct timer *t, void *arg);
 
-/* Out of file descriptors: stop accepting for a moment instead of spinning
- * on a listener that stays readable, and keep serving what is open. */
-static void accept_pause(struct worker *w, int err)
+/* Out of file descriptors or memory: stop accepting for a moment instead
+ * of spinning on a listener that stays readable, and keep serving what is
+ * open. */
+static void accept_pause(struct worker *w)
 {
-    log_event(LOG_ERROR, "accept_error", NULL, "error", LOG_STR, strerror(err), "pause_ms",
-              LOG_UINT, (uint64_t)ACCEPT_PAUSE_MS, LOG_END);
     for (size_t i = 0; i < w->nls; i++) {
         int rc;
 
@@ -131,11 +140,8 @@ static void accept_cb(struct loop *l, int fd, void *arg, unsigned events)
         socklen_t plen = sizeof(peer);
         int cfd = accept4(fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd == -1) {
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
-                accept_pause(ls->w, errno);
-            else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-                log_event(LOG_WARN, "accept_error", ls->r->cfg->name, "error", LOG_STR,
-                          strerror(errno), LOG_END);
+            if (listen_accept_failed(errno, ls->r->cfg->name))
+                accept_pause(ls->w);
             return;
         }
         conn_start(ls->w, ls->r, cfd, &peer, plen);

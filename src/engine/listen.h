@@ -22,6 +22,19 @@ int listen_open(const struct route_cfg *rc, int *fd_out, char *err, size_t errle
  * logging. */
 int listen_probe(const struct route_cfg *rc);
 
+/* How long accepting pauses when descriptors or memory run out. */
+#define ACCEPT_PAUSE_MS 100
+
+/* Sorts a failed accept4() (err: its errno), for every listener: the
+ * routes' and the metrics endpoint's. Returns 1, logged as accept_error
+ * with pause_ms, when the process or the system is out of descriptors or
+ * memory (EMFILE, ENFILE, ENOBUFS, ENOMEM): the connection stays in the
+ * backlog and the listener readable, so the caller stops watching it for
+ * ACCEPT_PAUSE_MS instead of spinning. Returns 0 otherwise: the caller
+ * just returns to its loop (logged with route, unless transient: EAGAIN,
+ * EINTR, ECONNABORTED). */
+int listen_accept_failed(int err, const char *route);
+
 /* Opens this worker's listener for r (taking a reference to r). Returns it,
  * or NULL after logging why. */
 struct listener *listen_route(struct worker *w, struct route *r);

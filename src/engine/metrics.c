@@ -33,6 +33,7 @@
 #include "loop/loop.h"
 #include "engine/balance.h"
 #include "engine/control.h"
+#include "engine/listen.h"
 #include "engine/metrics.h"
 #include "engine/route.h"
 #include "engine/server.h"
@@ -56,7 +57,7 @@ static struct {
     struct loop *loop;
     struct mconn *conns, *last; /* oldest first */
     unsigned nconns;
-    struct timer pause; /* accepting paused: out of fds */
+    struct timer pause; /* accepting paused: out of fds or memory */
 } M = {.fd = -1};
 
 static void resume_accept(struct loop *l, struct timer *t, void *arg);
@@ -396,10 +397,11 @@ static void mc_accept(struct loop *l, int fd, void *arg, unsigned events)
     for (int i = 0; i < METRICS_MAX_CONNS; i++) {
         cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (cfd == -1) {
-            if (errno == EMFILE || errno == ENFILE) {
-                /* Out of fds: leave the listener until a deadline frees one. */
+            if (listen_accept_failed(errno, NULL)) {
+                /* Out of fds or memory: leave the listener for a while
+                 * (a deadline may free one) rather than spin on it. */
                 loop_del(l, fd, LOOP_READ);
-                loop_timer_set(l, &M.pause, 100, resume_accept, NULL);
+                loop_timer_set(l, &M.pause, ACCEPT_PAUSE_MS, resume_accept, NULL);
             }
             return;
         }

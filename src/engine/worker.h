@@ -47,7 +47,7 @@ struct worker {
     size_t nls;
     atomic_int wake;           /* WAKE_* requests from the main thread */
     atomic_uint synced;        /* WAKE_SYNCs done (notify.c waits for a reload's) */
-    struct timer accept_pause; /* accepting paused after EMFILE/ENFILE (listen.c) */
+    struct timer accept_pause; /* accepting paused: out of fds or memory (listen.c) */
     struct timer drain_timer;  /* the drain deadline (SIGTERM/SIGINT) */
     int draining;
     unsigned nconns;             /* open TCP connections of this worker */

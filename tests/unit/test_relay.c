@@ -11,6 +11,11 @@
  * Each moves 1 MiB of a known pattern and compares every byte. And, over
  * SOCK_SEQPACKET pairs (which keep each send a message of its own): a queued
  * header and what the client sent meanwhile leave in one send (issue 14).
+ * And a hang-up with much left to read: the client half-closed, then the
+ * upstream sends more than PUMP_ROUNDS reads hold and closes, so its socket
+ * reports EPOLLHUP and is no longer watched; the client's writability
+ * drives the rest to the last byte, and a client that vanishes meanwhile
+ * ends the relay at once (not at the idle timeout).
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -21,6 +26,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -328,6 +334,126 @@ static void test_header_and_first_bytes_one_send(void **state)
     first_send("", "HDR", 0);
 }
 
+/* ---- a hang-up with much still queued ------------------------------------------ */
+
+#define HUP_TOTAL (300 * 1024) /* > PUMP_ROUNDS x RELAY_BUF_SIZE, < the upstream's rcvbuf */
+
+struct hup_peer {
+    int fd;
+    int vanish; /* close instead of reading */
+    size_t got;
+    int bad;
+};
+
+/* The client: half-closed already; once the upstream's HUP is in, reads
+ * slowly to EOF (or closes with bytes unread: a reset). */
+static void *hup_client(void *arg)
+{
+    struct hup_peer *p = arg;
+    uint8_t buf[4096];
+
+    usleep(200 * 1000);
+    if (p->vanish) {
+        close(p->fd);
+        return NULL;
+    }
+    for (;;) {
+        ssize_t n = recv(p->fd, buf, sizeof(buf), 0);
+        if (n <= 0)
+            break;
+        for (ssize_t i = 0; i < n; i++)
+            p->bad |= buf[i] != pattern(p->got + (size_t)i);
+        p->got += (size_t)n;
+    }
+    return NULL;
+}
+
+static void hup_with_bytes_queued(int splice_on, int vanish)
+{
+    struct fixture f;
+    struct hup_peer client = {.vanish = vanish};
+    struct timeval tv = {.tv_sec = 10};
+    uint8_t *buf = malloc(HUP_TOTAL);
+    int cfd, ufd, small = 4096, big = 1 << 20;
+    struct pollfd rdhup = {.events = POLLRDHUP};
+    uint64_t t0;
+    pthread_t tc;
+    char c;
+
+    memset(&f, 0, sizeof(f));
+    relay_splice = splice_on;
+    assert_non_null(buf);
+    assert_non_null(f.l = loop_new(4096));
+    assert_int_equal(relay_pool_init(&f.pool), 0);
+    tcp_pair(&cfd, &f.a);
+    tcp_pair(&ufd, &f.b);
+    rdhup.fd = cfd;
+    /* Little room towards the client, all of it towards the relay from the
+     * upstream: the upstream's FIN arrives with HUP_TOTAL still queued. */
+    setsockopt(cfd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+    setsockopt(f.a, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    setsockopt(ufd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+    setsockopt(f.a, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(f.b, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    relay_init(&f.rl, f.l, &f.pool, cfd);
+    f.rl.ufd = ufd;
+    f.rl.count_in = &f.in;
+    f.rl.count_out = &f.out;
+    loop_timer_set(f.l, &f.deadline, 10000, deadline_cb, &f);
+
+    /* The client half-closes; the relay passes the EOF on at its start. */
+    assert_int_equal(shutdown(f.a, SHUT_WR), 0);
+    assert_int_equal(poll(&rdhup, 1, 5000), 1);
+    assert_int_equal(relay_start(&f.rl, relay_cb, &f, 0), 0);
+    assert_true(f.rl.c2u.shut);
+    assert_int_equal(recv(f.b, &c, 1, 0), 0);
+    /* The upstream answers at length, and closes. */
+    for (size_t i = 0; i < HUP_TOTAL; i++)
+        buf[i] = pattern(i);
+    for (size_t off = 0; off < HUP_TOTAL;) {
+        ssize_t n = send(f.b, buf + off, HUP_TOTAL - off, MSG_NOSIGNAL);
+        assert_true(n > 0);
+        off += (size_t)n;
+    }
+    close(f.b);
+    f.b = -1;
+
+    client.fd = f.a;
+    t0 = loop_now(f.l);
+    assert_int_equal(pthread_create(&tc, NULL, hup_client, &client), 0);
+    assert_int_equal(loop_run(f.l), 0);
+    loop_timer_cancel(f.l, &f.deadline);
+    assert_true(f.rl.ugone);   /* the HUP came with bytes still to read */
+    loop_close(f.l, f.rl.cfd); /* the client's EOF */
+    loop_close(f.l, f.rl.ufd);
+    pthread_join(tc, NULL);
+    if (vanish) {
+        assert_true(f.err == EPIPE || f.err == ECONNRESET);
+        assert_true(loop_now(f.l) - t0 < 5000);
+    } else {
+        assert_int_equal(f.err, 0);
+        assert_true(f.done);
+        assert_int_equal(client.got, HUP_TOTAL);
+        assert_false(client.bad);
+        assert_int_equal(f.out, HUP_TOTAL);
+        close(f.a);
+    }
+    relay_end(&f.rl);
+    relay_pool_free(&f.pool);
+    loop_free(f.l);
+    free(buf);
+}
+
+static void test_hup_with_bytes_queued(void **state)
+{
+    (void)state;
+    hup_with_bytes_queued(0, 0);
+    hup_with_bytes_queued(1, 0);
+    hup_with_bytes_queued(0, 1);
+    hup_with_bytes_queued(1, 1);
+    relay_splice = 1;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -335,6 +461,7 @@ int main(void)
         cmocka_unit_test(test_pipe_failure_copies),
         cmocka_unit_test(test_done_half_gives_back),
         cmocka_unit_test(test_header_and_first_bytes_one_send),
+        cmocka_unit_test(test_hup_with_bytes_queued),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
