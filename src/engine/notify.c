@@ -39,7 +39,7 @@ static struct {
     int thread_up;
     int stop;
     char last[160];               /* the last STATUS= sent */
-    struct route **routes_before; /* the route set when the reload began */
+    uint64_t gen_before;          /* the route set's generation when the reload began */
     unsigned *synced_before;      /* each worker's synced then; NULL: no reload */
     pthread_mutex_t lock;         /* guards stop and last */
     pthread_cond_t cond;
@@ -208,7 +208,7 @@ void notify_reloading(struct server *srv)
     for (int i = 0; nt.synced_before != NULL && i < srv->nworkers; i++)
         nt.synced_before[i] = atomic_load(&srv->workers[i].synced);
     pthread_mutex_lock(&srv->lock);
-    nt.routes_before = srv->routes;
+    nt.gen_before = srv->routes_gen;
     pthread_mutex_unlock(&srv->lock);
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -222,13 +222,15 @@ void notify_reloading(struct server *srv)
 static void wait_synced(struct server *srv)
 {
     struct timespec ms = {0, 1000000};
-    struct route **now;
+    uint64_t now;
     int waiting = 1;
 
+    /* A generation, not the set's address: the old set is freed by the
+     * swap, and a new one may be allocated where it was. */
     pthread_mutex_lock(&srv->lock);
-    now = srv->routes;
+    now = srv->routes_gen;
     pthread_mutex_unlock(&srv->lock);
-    for (int t = 0; now != nt.routes_before && waiting && t < RELOAD_WAIT_MS; t++) {
+    for (int t = 0; now != nt.gen_before && waiting && t < RELOAD_WAIT_MS; t++) {
         waiting = 0;
         for (int i = 0; i < srv->nworkers; i++)
             waiting |= atomic_load(&srv->workers[i].synced) == nt.synced_before[i];

@@ -304,6 +304,7 @@ static size_t swap_routes(struct server *srv, struct route **v, size_t n)
     nold = srv->nroutes;
     srv->routes = v;
     srv->nroutes = n;
+    srv->routes_gen++;
     pthread_mutex_unlock(&srv->lock);
     for (size_t i = 0; i < n; i++) {
         if (!among(old, nold, v[i]))

@@ -6,6 +6,7 @@
 #define PPFWD_SERVER_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <sys/socket.h>
 
@@ -22,6 +23,7 @@ struct server {
     pthread_mutex_t lock;  /* guards the route set against reloads */
     struct route **routes; /* the current routes, one reference each */
     size_t nroutes;
+    uint64_t routes_gen; /* bumped at each swap of routes (under lock) */
     const char *path; /* -c FILE, read again on SIGHUP; NULL for URLs */
     struct route_cfgs *cli; /* no -c FILE: the command line's routes, kept for reloads */
     struct docker *docker;  /* the container provider (--docker), or NULL */
