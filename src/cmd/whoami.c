@@ -23,11 +23,13 @@
  * close into a RST that could destroy the answer in flight.
  *
  * UDP: every datagram is answered to its source, from the address it was
- * sent to, when the answer is no longer than the datagram (whoami_udp.c). A datagram carries its own v2 header at its start; v1 is not
- * defined for datagrams, so a datagram starting with "PROXY " is dropped
- * and logged in every mode but off. required drops datagrams without a
- * valid header; optional answers proxy null when the datagram does not
- * start with a header and drops one whose header is invalid.
+ * sent to; a source not on loopback only when the answer is no longer than
+ * the datagram (whoami_udp.c). A datagram carries its own v2 header at its
+ * start; v1 is not defined for datagrams, so a datagram starting with
+ * "PROXY " is dropped and logged in every mode but off. required drops
+ * datagrams without a valid header; optional answers proxy null when the
+ * datagram does not start with a header and drops one whose header is
+ * invalid.
  *
  * Everything runs on one event loop thread: a silent client costs a timer.
  */
@@ -270,8 +272,8 @@ static void whoami_help(void)
           "It trusts every header and answers anyone: keep it on a test address.\n"
           "\n"
           "  --udp                 serve UDP datagrams (PROXY v2 at the start of each);\n"
-          "                        an answer is never longer than its datagram (none\n"
-          "                        is sent then): pad queries to 512 bytes\n"
+          "                        a client not on loopback never gets an answer longer\n"
+          "                        than its datagram (none is sent): pad to 512 bytes\n"
           "  --accept-proxy=MODE   optional (default): use a header when one comes;\n"
           "                        required: close (drop) without one; off: never read one\n"
           "  -h, --help            show this help\n"
