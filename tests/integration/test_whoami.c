@@ -202,8 +202,8 @@ static int server_wait(void)
 }
 
 /* Starts `ppfwd whoami [--udp] [mode] HOST:PORT`; mode may be NULL. host
- * is as whoami takes it ("127.0.0.1", "[::1]", "192.0.2.1"); clients
- * connect to srv.to, or else to family's loopback address. */
+ * is as whoami takes it ("127.0.0.1", "[::1]", "" for every address);
+ * clients connect to family's loopback address. */
 static void server_start_at(const char *host, int family, int udp, const char *mode)
 {
     static struct args a;
@@ -801,6 +801,34 @@ static void test_udp_no_amplification(void **state)
     close(fd);
 }
 
+/* The same on a dual-stack ":PORT" socket: NS_IP6, and NS_IP4 seen as
+ * ::ffff:192.0.2.1 (IPv4-mapped, but not loopback) get no longer answer. */
+static void test_udp_no_amplification_dual(void **state)
+{
+    int fd;
+
+    (void)state;
+    netns_or_skip();
+    srv.to = NS_IP6;
+    server_start_at("", AF_INET6, 1, NULL);
+    fd = udp_socket();
+    no_amplification(fd);
+    close(fd);
+    srv.family = AF_INET;
+    srv.to = NS_IP4;
+    fd = udp_socket();
+    no_amplification(fd);
+    close(fd);
+    /* Four drops for each client, the IPv4 one's peer logged as mapped. */
+    assert_non_null(strstr(server_log(), "\"peer\":\"[::ffff:" NS_IP4 "]:"));
+    assert_non_null(strstr(server_log(), "\"peer\":\"[" NS_IP6 "]:"));
+    const char *at = server_log();
+    int drops = 0;
+    while ((at = strstr(at, "\"whoami_answer_dropped\"")) != NULL && drops < 100)
+        at++, drops++;
+    assert_int_equal(drops, 8);
+}
+
 /* A peer on loopback cannot be forged from another host: whoami answers it
  * whatever the datagram's size (a short query, an empty datagram, a bare
  * header), from 127.0.0.1, from elsewhere in 127.0.0.0/8, and from ::1. */
@@ -848,6 +876,33 @@ static void test_udp_loopback_short_ipv6(void **state)
 {
     (void)state;
     loopback_short(AF_INET6);
+}
+
+/* "whoami :PORT" (no host, as a route's "tcp://:PORT") listens on every
+ * address, IPv4 and IPv6 on one socket; an IPv4 client is shown as IPv4.
+ * On UDP, 127.0.0.1 arrives as ::ffff:127.0.0.1: loopback, so a short
+ * datagram is answered. */
+static void test_any_address(void **state)
+{
+    int fd;
+
+    (void)state;
+    server_start_at("", AF_INET, 0, NULL);
+    assert_non_null(strstr(server_log(), "\"listen\":\"[::]:"));
+    ask(NULL, 0, 1, NULL, "null");
+    srv.family = AF_INET6;
+    ask(NULL, 0, 1, NULL, "null");
+    assert_int_equal(teardown(state), 0);
+    assert_int_equal(setup(state), 0);
+    server_start_at("", AF_INET, 1, NULL);
+    fd = udp_socket();
+    udp_ask(fd, "ping", 4, NULL, "null", ANSWER_MS);
+    close(fd);
+    srv.family = AF_INET6;
+    fd = udp_socket();
+    udp_ask(fd, "ping", 4, NULL, "null", ANSWER_MS);
+    close(fd);
+    assert_null(strstr(server_log(), "whoami_answer_dropped"));
 }
 
 static void test_udp(void **state)
@@ -906,6 +961,8 @@ static void test_usage(void **state)
     usage_fails("--accept-proxy=maybe", "127.0.0.1:0");
     usage_fails("localhost:80", NULL);
     usage_fails("127.0.0.1:1", "extra");
+    usage_fails(":65536", NULL); /* no host is every address, but a port is needed */
+    usage_fails(":", NULL);
     usage_fails("--bogus", "127.0.0.1:0");
     usage_fails(NULL, NULL);
 }
@@ -964,7 +1021,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_udp_required, setup, teardown),
         cmocka_unit_test_setup_teardown(test_udp_loopback_short, setup, teardown),
         cmocka_unit_test_setup_teardown(test_udp_loopback_short_ipv6, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_any_address, setup, teardown),
         cmocka_unit_test_setup_teardown(test_udp_no_amplification, setup_netns, teardown_netns),
+        cmocka_unit_test_setup_teardown(test_udp_no_amplification_dual, setup_netns,
+                                        teardown_netns),
         cmocka_unit_test_setup_teardown(test_usage, setup, teardown),
     };
 
