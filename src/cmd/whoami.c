@@ -23,11 +23,13 @@
  * close into a RST that could destroy the answer in flight.
  *
  * UDP: every datagram is answered to its source, from the address it was
- * sent to, when the answer is no longer than the datagram (whoami_udp.c). A datagram carries its own v2 header at its start; v1 is not
- * defined for datagrams, so a datagram starting with "PROXY " is dropped
- * and logged in every mode but off. required drops datagrams without a
- * valid header; optional answers proxy null when the datagram does not
- * start with a header and drops one whose header is invalid.
+ * sent to; a source not on loopback only when the answer is no longer than
+ * the datagram (whoami_udp.c). A datagram carries its own v2 header at its
+ * start; v1 is not defined for datagrams, so a datagram starting with
+ * "PROXY " is dropped and logged in every mode but off. required drops
+ * datagrams without a valid header; optional answers proxy null when the
+ * datagram does not start with a header and drops one whose header is
+ * invalid.
  *
  * Everything runs on one event loop thread: a silent client costs a timer.
  */
@@ -79,15 +81,34 @@ static const struct sockaddr *whoami_client(const struct sockaddr *peer,
     return peer;
 }
 
+/* sa, or its IPv4 form in *v4 when it is IPv4-mapped (::ffff:a.b.c.d): an
+ * IPv4 client of a dual-stack socket ("whoami :PORT", or [::]) is shown as
+ * it would be on 0.0.0.0. */
+static const struct sockaddr *whoami_unmap(const struct sockaddr *sa, struct sockaddr_in *v4)
+{
+    const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
+
+    if (sa->sa_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr))
+        return sa;
+    memset(v4, 0, sizeof(*v4));
+    v4->sin_family = AF_INET;
+    v4->sin_port = sin6->sin6_port;
+    memcpy(&v4->sin_addr, &sin6->sin6_addr.s6_addr[12], 4);
+    return (const struct sockaddr *)v4;
+}
+
 /* Builds the answer line (with its '\n') in memory the caller frees.
  * Returns NULL when out of memory. */
 char *whoami_answer(const struct sockaddr *peer, const struct sockaddr *local,
                     const struct pp_header *hdr, size_t *len)
 {
     char a[ADDR_STRLEN];
+    struct sockaddr_in peer4, local4;
     struct json j;
     char *out;
 
+    peer = whoami_unmap(peer, &peer4);
+    local = whoami_unmap(local, &local4);
     json_init_buf(&j);
     json_object_begin(&j, NULL);
     json_string(&j, "peer", whoami_fmt(peer, a));
@@ -114,7 +135,9 @@ char *whoami_answer(const struct sockaddr *peer, const struct sockaddr *local,
 void whoami_log_answer(const char *proto, const struct sockaddr *peer, const struct pp_header *hdr)
 {
     const char *version = hdr == NULL ? NULL : hdr->version == 1 ? "v1" : "v2";
+    struct sockaddr_in peer4;
 
+    peer = whoami_unmap(peer, &peer4);
     log_event(LOG_INFO, "whoami_answer", NULL, "proto", LOG_STR, proto, "peer", LOG_ADDR, peer,
               "client", LOG_ADDR, whoami_client(peer, hdr), "proxy", LOG_STR, version, LOG_END);
 }
@@ -173,19 +196,37 @@ static int whoami_pktinfo(int fd, int family)
     return setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof(on));
 }
 
+/* ":PORT" on a host without IPv6: 0.0.0.0 and the same port. */
+static void whoami_ipv4_any(struct sockaddr_storage *ss)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET,
+                              .sin_port = ((struct sockaddr_in6 *)ss)->sin6_port,
+                              .sin_addr.s_addr = htonl(INADDR_ANY)};
+
+    memset(ss, 0, sizeof(*ss));
+    memcpy(ss, &sin, sizeof(sin));
+}
+
 /* Opens, binds and (TCP) listens; w->addr becomes the bound address, the
- * real port included. Returns 0 or -errno. */
+ * real port included. ":PORT" (w->dual) is [::] with IPv4 too, as a route's
+ * "tcp://:PORT", or 0.0.0.0 where IPv6 is not there. Returns 0 or -errno. */
 static int whoami_listen(struct whoami *w)
 {
     int type = (w->udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC;
     socklen_t len = sizeof(w->addr);
-    int on = 1;
+    int on = 1, off = 0;
 
     w->fd = socket(w->addr.ss_family, type, 0);
+    if (w->fd == -1 && w->dual && errno == EAFNOSUPPORT) {
+        whoami_ipv4_any(&w->addr);
+        w->fd = socket(AF_INET, type, 0);
+    }
     if (w->fd == -1)
         return -errno;
     w->wildcard = whoami_is_wildcard(&w->addr);
-    if (setsockopt(w->fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == -1 ||
+    if ((w->dual && w->addr.ss_family == AF_INET6 &&
+         setsockopt(w->fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off)) == -1) ||
+        setsockopt(w->fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == -1 ||
         bind(w->fd, (struct sockaddr *)&w->addr, addr_len((struct sockaddr *)&w->addr)) == -1 ||
         (w->udp && whoami_pktinfo(w->fd, w->addr.ss_family) == -1) ||
         (!w->udp && listen(w->fd, WHOAMI_BACKLOG) == -1) ||
@@ -270,14 +311,15 @@ static void whoami_help(void)
           "It trusts every header and answers anyone: keep it on a test address.\n"
           "\n"
           "  --udp                 serve UDP datagrams (PROXY v2 at the start of each);\n"
-          "                        an answer is never longer than its datagram (none\n"
-          "                        is sent then): pad queries to 512 bytes\n"
+          "                        a client not on loopback never gets an answer longer\n"
+          "                        than its datagram (none is sent): pad to 512 bytes\n"
           "  --accept-proxy=MODE   optional (default): use a header when one comes;\n"
           "                        required: close (drop) without one; off: never read one\n"
           "  -h, --help            show this help\n"
           "\n"
-          "ADDR:PORT: 127.0.0.1:9000, [::1]:9000, 0.0.0.0:0 (port 0: any free port,\n"
-          "reported in the whoami_listen log line on stderr).\n",
+          "ADDR:PORT: 127.0.0.1:9000, [::1]:9000, 0.0.0.0:0, :9000 (no host: every\n"
+          "address, IPv4 and IPv6; port 0: any free port, reported in the\n"
+          "whoami_listen log line on stderr).\n",
           stdout);
 }
 
@@ -287,6 +329,21 @@ static int whoami_mode_parse(const char *s)
         if (strcmp(s, whoami_modes[i]) == 0)
             return i;
     return -1;
+}
+
+/* ADDR:PORT into w->addr; ":PORT" (no host) is every address, as in a
+ * route's "tcp://:PORT": [::] dual-stack (w->dual). Returns 0 or -ADDR_E*. */
+static int whoami_addr_parse(const char *spec, struct whoami *w)
+{
+    char buf[16];
+
+    if (spec[0] != ':')
+        return addr_parse(spec, 0, &w->addr);
+    /* "[::]" and a port of at most 5 digits; a longer one is no port. */
+    if (snprintf(buf, sizeof(buf), "[::]%s", spec) >= (int)sizeof(buf))
+        return -ADDR_EPORT;
+    w->dual = 1;
+    return addr_parse(buf, 0, &w->addr);
 }
 
 /* Returns 0 with w filled in, 1 after --help, -1 on a usage error (reported). */
@@ -331,7 +388,7 @@ static int whoami_args(int argc, char **argv, struct whoami *w, const char **spe
         return -1;
     }
     *spec = argv[optind];
-    rc = addr_parse(*spec, 0, &w->addr);
+    rc = whoami_addr_parse(*spec, w);
     if (rc != 0)
         cli_error(CMD, "'%s': %s", *spec, addr_strerror(rc));
     return rc != 0 ? -1 : 0;

@@ -33,6 +33,7 @@ struct whoami {
     int fd;                       /* TCP listener or UDP socket */
     int sigfd;                    /* SIGINT and SIGTERM */
     int wildcard;                 /* bound to 0.0.0.0 or [::]: UDP replies need their source set */
+    int dual;                     /* ":PORT": [::] with IPv4 too (IPV6_V6ONLY off) */
     struct sockaddr_storage addr; /* what the socket is bound to */
     struct timer accept_pause;
     struct whoami_conn *conns; /* every open connection, freed at exit */

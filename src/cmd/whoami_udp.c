@@ -129,6 +129,21 @@ static int whoami_udp_header(struct whoami *w, size_t n, const struct sockaddr *
     return -1;
 }
 
+/* 1 when sa is a loopback address: 127.0.0.0/8, ::1, or ::ffff:127.0.0.0/104
+ * (an IPv4 loopback client of a dual-stack socket). The kernel drops a
+ * packet with such a source that arrives on any interface but lo, so it
+ * came from this host and cannot have been forged from elsewhere. */
+static int whoami_is_loopback(const struct sockaddr_storage *sa)
+{
+    if (sa->ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->ss_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return 0;
+}
+
 /* Receives and answers one datagram; returns -1 when none is waiting. */
 static int whoami_udp_one(struct whoami *w)
 {
@@ -161,8 +176,10 @@ static int whoami_udp_one(struct whoami *w)
     /* A source address is easy to forge on UDP: an answer longer than the
      * datagram would make whoami an amplifier aimed at someone else. Such
      * an answer is not sent at all (half a JSON line is of no use), and the
-     * client learns from the log to pad its datagram. */
-    if (len > (size_t)n) {
+     * client learns from the log to pad its datagram. A loopback source
+     * cannot be forged from another host: it is always answered, so that
+     * a short query on 127.0.0.1 or ::1 works as one expects. */
+    if (len > (size_t)n && !whoami_is_loopback(&peer)) {
         log_event(LOG_WARN, "whoami_answer_dropped", NULL, "proto", LOG_STR, "udp", "peer",
                   LOG_ADDR, (const struct sockaddr *)&peer, "bytes_in", LOG_UINT, (uint64_t)n,
                   "answer_bytes", LOG_UINT, (uint64_t)len, "reason", LOG_STR,

@@ -44,6 +44,43 @@ static void test_send_proxy(void **state)
     udpt_pump(AF_INET, lp, 0);
 }
 
+/* One short datagram ("ping", far shorter than the answer) through a
+ * send-proxy=v2 route: whoami answers it, since its peer (ppfwd) is on
+ * loopback; the answer names this socket as the client. */
+static void ask_short(int family, uint16_t port)
+{
+    char me[80], want[128], got[4096];
+    int fd = udpt_client(family);
+    ssize_t n;
+
+    udpt_sock_name(fd, me, sizeof(me));
+    udpt_send_to(fd, family, port, "ping", 4);
+    n = udpt_recv_one(fd, got, sizeof(got) - 1, ANSWER_MS);
+    assert_true(n > 4);
+    got[n] = '\0';
+    snprintf(want, sizeof(want), "\"client\":\"%s\"", me);
+    if (strstr(got, want) == NULL)
+        fail_msg("want %s in %s", want, got);
+    close(fd);
+}
+
+static void test_send_proxy_short(void **state)
+{
+    uint16_t up = udpt_free_port(AF_INET), lp = udpt_free_port(AF_INET),
+             up6 = udpt_free_port(AF_INET6), lp6 = udpt_free_port(AF_INET6);
+    struct udpt_child *w, *w6;
+
+    (void)state;
+    w = udpt_whoami(AF_INET, up);
+    w6 = udpt_whoami(AF_INET6, up6);
+    udpt_ppfwd(udpt_route("udp://127.0.0.1:%u/127.0.0.1:%u?send-proxy=v2", lp, up),
+               udpt_route("udp6://[::1]:%u/[::1]:%u?send-proxy=v2", lp6, up6), NULL);
+    ask_short(AF_INET, lp);
+    ask_short(AF_INET6, lp6);
+    assert_null(strstr(udpt_child_log(w), "whoami_answer_dropped"));
+    assert_null(strstr(udpt_child_log(w6), "whoami_answer_dropped"));
+}
+
 /* A plain route to an echo server: every datagram back, in order. */
 static void test_echo_order(void **state)
 {
@@ -185,6 +222,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_send_proxy, udpt_setup, udpt_teardown),
+        cmocka_unit_test_setup_teardown(test_send_proxy_short, udpt_setup, udpt_teardown),
         cmocka_unit_test_setup_teardown(test_echo_order, udpt_setup, udpt_teardown),
         cmocka_unit_test_setup_teardown(test_two_hops, udpt_setup, udpt_teardown),
         cmocka_unit_test_setup_teardown(test_ipv6, udpt_setup, udpt_teardown),

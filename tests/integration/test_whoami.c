@@ -10,12 +10,14 @@
  * requires exit status 0, which also catches the sanitizers' reports in the
  * (ASan) child.
  */
-#define _GNU_SOURCE /* mkostemp */
+#define _GNU_SOURCE /* mkostemp, unshare, setns */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -24,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -44,10 +47,14 @@ struct server {
     int family;
     int udp;
     uint16_t port;
-    char log[64]; /* the server's stderr, a temporary file */
+    const char *to; /* the IP clients connect to; NULL: loopback of family */
+    char log[64];   /* the server's stderr, a temporary file */
 };
 
 static struct server srv;
+
+static int setup(void **state);
+static int teardown(void **state);
 
 /* An argv built from copies, since exec wants char * and literals are const. */
 struct args {
@@ -194,8 +201,10 @@ static int server_wait(void)
     return -1;
 }
 
-/* Starts `ppfwd whoami [--udp] [mode] LOOPBACK:PORT`; mode may be NULL. */
-static void server_start(int family, int udp, const char *mode)
+/* Starts `ppfwd whoami [--udp] [mode] HOST:PORT`; mode may be NULL. host
+ * is as whoami takes it ("127.0.0.1", "[::1]", "" for every address);
+ * clients connect to family's loopback address. */
+static void server_start_at(const char *host, int family, int udp, const char *mode)
 {
     static struct args a;
     char addr[64];
@@ -205,7 +214,7 @@ static void server_start(int family, int udp, const char *mode)
     srv.udp = udp;
     for (int i = 0; i < START_TRIES && rc == 0; i++) {
         srv.port = free_port(family, udp);
-        snprintf(addr, sizeof(addr), family == AF_INET ? "127.0.0.1:%u" : "[::1]:%u", srv.port);
+        snprintf(addr, sizeof(addr), "%s:%u", host, srv.port);
         memset(&a, 0, sizeof(a));
         args_add(&a, ppfwd_path());
         args_add(&a, "whoami");
@@ -219,12 +228,30 @@ static void server_start(int family, int udp, const char *mode)
         fail_msg("whoami did not start: %s", server_log());
 }
 
+/* Starts `ppfwd whoami [--udp] [mode] LOOPBACK:PORT`; mode may be NULL. */
+static void server_start(int family, int udp, const char *mode)
+{
+    server_start_at(family == AF_INET ? "127.0.0.1" : "[::1]", family, udp, mode);
+}
+
+/* Where clients connect: srv.to, or the loopback address of srv.family. */
+static socklen_t server_addr(struct sockaddr_storage *ss)
+{
+    socklen_t len = loopback(srv.family, srv.port, ss);
+
+    if (srv.to != NULL && srv.family == AF_INET)
+        assert_int_equal(inet_pton(AF_INET, srv.to, &((struct sockaddr_in *)ss)->sin_addr), 1);
+    else if (srv.to != NULL)
+        assert_int_equal(inet_pton(AF_INET6, srv.to, &((struct sockaddr_in6 *)ss)->sin6_addr), 1);
+    return len;
+}
+
 /* ---- clients ----------------------------------------------------------- */
 
 static int tcp_connect(void)
 {
     struct sockaddr_storage ss;
-    socklen_t len = loopback(srv.family, srv.port, &ss);
+    socklen_t len = server_addr(&ss);
     int fd = socket(srv.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
     assert_true(fd != -1);
@@ -549,7 +576,7 @@ static int udp_socket(void)
 {
     int fd = socket(srv.family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     struct sockaddr_storage ss;
-    socklen_t len = loopback(srv.family, srv.port, &ss);
+    socklen_t len = server_addr(&ss);
 
     assert_true(fd != -1);
     assert_int_equal(connect(fd, (struct sockaddr *)&ss, len), 0);
@@ -612,21 +639,132 @@ static void udp_cases(int family, const char *src, const char *dst, const char *
     close(fd);
 }
 
-/* An answer longer than the datagram is never sent (a forged source would
- * turn whoami into an amplifier): not to a short query, not to an empty
- * datagram, not to a bare header; logged, and the server goes on. The same
- * datagrams padded to the answer's size are answered. */
-static void test_udp_no_amplification(void **state)
+/* ---- non-loopback peers: a network namespace of the test's own ---------- */
+
+/* The addresses given to lo in the namespace: documentation prefixes, so
+ * that a peer there is on no loopback range, yet nothing leaves the host. */
+#define NS_IP4 "192.0.2.1"
+#define NS_IP6 "2001:db8::1"
+
+static int netns_home = -1;    /* the namespace the test started in */
+static const char *netns_skip; /* why the namespace could not be made */
+static char netns_why[160];
+
+/* in6_ifreq of <linux/ipv6.h>, which clashes with <netinet/in.h>. */
+struct ifreq6 {
+    struct in6_addr addr;
+    uint32_t prefixlen;
+    int ifindex;
+};
+
+/* In the new namespace: lo up, NS_IP4/32 and NS_IP6/128 on it. Returns 0
+ * or -1 with netns_why set. */
+static int netns_addresses(void)
+{
+    int fd4 = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int fd6 = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct ifreq ifr;
+    struct ifreq6 r6 = {.prefixlen = 128};
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
+    const char *step = "socket";
+    int rc = -1;
+
+    if (fd4 == -1 || fd6 == -1)
+        goto out;
+    memset(&ifr, 0, sizeof(ifr));
+    strcpy(ifr.ifr_name, "lo");
+    step = "lo up";
+    if (ioctl(fd4, SIOCGIFFLAGS, &ifr) == -1)
+        goto out;
+    ifr.ifr_flags |= IFF_UP;
+    if (ioctl(fd4, SIOCSIFFLAGS, &ifr) == -1)
+        goto out;
+    memset(&ifr, 0, sizeof(ifr));
+    strcpy(ifr.ifr_name, "lo:1");
+    sin->sin_family = AF_INET;
+    inet_pton(AF_INET, NS_IP4, &sin->sin_addr);
+    step = "add " NS_IP4;
+    if (ioctl(fd4, SIOCSIFADDR, &ifr) == -1)
+        goto out;
+    inet_pton(AF_INET, "255.255.255.255", &sin->sin_addr);
+    if (ioctl(fd4, SIOCSIFNETMASK, &ifr) == -1)
+        goto out;
+    inet_pton(AF_INET6, NS_IP6, &r6.addr);
+    r6.ifindex = (int)if_nametoindex("lo");
+    step = "add " NS_IP6; /* lo does no duplicate detection: usable at once */
+    if (ioctl(fd6, SIOCSIFADDR, &r6) == -1)
+        goto out;
+    rc = 0;
+out:
+    if (rc != 0)
+        snprintf(netns_why, sizeof(netns_why), "%s: %s", step, strerror(errno));
+    if (fd4 != -1)
+        close(fd4);
+    if (fd6 != -1)
+        close(fd6);
+    return rc;
+}
+
+/* Moves this (single-threaded) test process into a network namespace of
+ * its own, where lo also carries NS_IP4 and NS_IP6: peers there that are
+ * not loopback, without touching the host's network. The whoami it starts
+ * inherits the namespace. Not root (or no namespaces): the test SKIPs. */
+static int setup_netns(void **state)
+{
+    if (setup(state) != 0)
+        return -1;
+    netns_skip = NULL;
+    if (geteuid() != 0) {
+        netns_skip = "needs root, for a network namespace with a non-loopback address";
+        return 0;
+    }
+    netns_home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (netns_home == -1 || unshare(CLONE_NEWNET) == -1) {
+        snprintf(netns_why, sizeof(netns_why), "unshare(CLONE_NEWNET): %s", strerror(errno));
+        netns_skip = netns_why;
+        return 0;
+    }
+    if (netns_addresses() != 0)
+        return -1; /* in a namespace of our own, yet cannot set it up: fail */
+    return 0;
+}
+
+/* Stops the server, then back to the namespace the test started in (the
+ * new one goes with its last process). */
+static int teardown_netns(void **state)
+{
+    int rc = teardown(state);
+
+    if (netns_home != -1) {
+        if (setns(netns_home, CLONE_NEWNET) == -1) {
+            fprintf(stderr, "setns back: %s\n", strerror(errno));
+            rc = -1;
+        }
+        close(netns_home);
+        netns_home = -1;
+    }
+    return rc;
+}
+
+static void netns_or_skip(void)
+{
+    if (netns_skip != NULL) {
+        fprintf(stderr, "SKIP: %s\n", netns_skip);
+        skip();
+    }
+}
+
+/* The amplification guard, seen from the client on fd (not on loopback): a
+ * short query, an empty datagram and a bare header get no answer, and the
+ * log says so; a datagram as long as the answer is answered, one byte
+ * shorter is not. */
+static void no_amplification(int fd)
 {
     uint8_t dgram[UDP_PAD];
     char got[2048];
     size_t n;
     ssize_t k;
-    int fd;
 
-    (void)state;
-    server_start(AF_INET, 1, NULL);
-    fd = udp_socket();
     udp_ask(fd, "query", 5, NULL, NULL, 300);
     udp_ask(fd, "", 0, NULL, NULL, 300);
     n = build_v2(dgram, sizeof(dgram), SOCK_DGRAM, "192.0.2.10", 1, "198.51.100.1", 2);
@@ -645,7 +783,126 @@ static void test_udp_no_amplification(void **state)
     assert_int_equal(recv(fd, got, sizeof(got), 0), k);
     assert_int_equal(send(fd, dgram, (size_t)k - 1, 0), k - 1);
     assert_int_equal(poll(&p, 1, 300), 0);
+}
+
+/* An answer longer than the datagram is never sent to a peer that is not
+ * on loopback (a forged source would turn whoami into an amplifier): here
+ * NS_IP4 on an IPv4 socket, in a namespace of the test's own. */
+static void test_udp_no_amplification(void **state)
+{
+    int fd;
+
+    (void)state;
+    netns_or_skip();
+    srv.to = NS_IP4;
+    server_start_at(NS_IP4, AF_INET, 1, NULL);
+    fd = udp_socket();
+    no_amplification(fd);
     close(fd);
+}
+
+/* The same on a dual-stack ":PORT" socket: NS_IP6, and NS_IP4 seen as
+ * ::ffff:192.0.2.1 (IPv4-mapped, but not loopback) get no longer answer. */
+static void test_udp_no_amplification_dual(void **state)
+{
+    int fd;
+
+    (void)state;
+    netns_or_skip();
+    srv.to = NS_IP6;
+    server_start_at("", AF_INET6, 1, NULL);
+    fd = udp_socket();
+    no_amplification(fd);
+    close(fd);
+    srv.family = AF_INET;
+    srv.to = NS_IP4;
+    fd = udp_socket();
+    no_amplification(fd);
+    close(fd);
+    /* Four drops for each client, the IPv4 one's peer logged as mapped. */
+    assert_non_null(strstr(server_log(), "\"peer\":\"[::ffff:" NS_IP4 "]:"));
+    assert_non_null(strstr(server_log(), "\"peer\":\"[" NS_IP6 "]:"));
+    const char *at = server_log();
+    int drops = 0;
+    while ((at = strstr(at, "\"whoami_answer_dropped\"")) != NULL && drops < 100)
+        at++, drops++;
+    assert_int_equal(drops, 8);
+}
+
+/* A peer on loopback cannot be forged from another host: whoami answers it
+ * whatever the datagram's size (a short query, an empty datagram, a bare
+ * header), from 127.0.0.1, from elsewhere in 127.0.0.0/8, and from ::1. */
+static void loopback_short(int family)
+{
+    uint8_t dgram[256];
+    char proxy[512];
+    size_t n;
+    int fd;
+
+    server_start(family, 1, NULL);
+    fd = udp_socket();
+    udp_ask(fd, "ping", 4, NULL, "null", ANSWER_MS);
+    udp_ask(fd, "", 0, NULL, "null", ANSWER_MS);
+    n = build_v2(dgram, sizeof(dgram), SOCK_DGRAM, "192.0.2.10", 1, "198.51.100.1", 2);
+    snprintf(proxy, sizeof(proxy),
+             "{\"version\":2,\"command\":\"proxy\",\"family\":\"udp4\",\"src\":\"192.0.2.10:1\","
+             "\"dst\":\"198.51.100.1:2\",\"length\":%zu,\"tlvs\":[]}",
+             n);
+    udp_ask(fd, dgram, n, "192.0.2.10:1", proxy, ANSWER_MS);
+    close(fd);
+    if (family == AF_INET) {
+        struct sockaddr_storage ss;
+        socklen_t len = loopback(AF_INET, 0, &ss);
+
+        fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        assert_true(fd != -1);
+        inet_pton(AF_INET, "127.0.0.2", &((struct sockaddr_in *)&ss)->sin_addr);
+        assert_int_equal(bind(fd, (struct sockaddr *)&ss, len), 0);
+        len = loopback(AF_INET, srv.port, &ss);
+        assert_int_equal(connect(fd, (struct sockaddr *)&ss, len), 0);
+        udp_ask(fd, "ping", 4, NULL, "null", ANSWER_MS);
+        close(fd);
+    }
+    assert_null(strstr(server_log(), "whoami_answer_dropped"));
+}
+
+static void test_udp_loopback_short(void **state)
+{
+    (void)state;
+    loopback_short(AF_INET);
+}
+
+static void test_udp_loopback_short_ipv6(void **state)
+{
+    (void)state;
+    loopback_short(AF_INET6);
+}
+
+/* "whoami :PORT" (no host, as a route's "tcp://:PORT") listens on every
+ * address, IPv4 and IPv6 on one socket; an IPv4 client is shown as IPv4.
+ * On UDP, 127.0.0.1 arrives as ::ffff:127.0.0.1: loopback, so a short
+ * datagram is answered. */
+static void test_any_address(void **state)
+{
+    int fd;
+
+    (void)state;
+    server_start_at("", AF_INET, 0, NULL);
+    assert_non_null(strstr(server_log(), "\"listen\":\"[::]:"));
+    ask(NULL, 0, 1, NULL, "null");
+    srv.family = AF_INET6;
+    ask(NULL, 0, 1, NULL, "null");
+    assert_int_equal(teardown(state), 0);
+    assert_int_equal(setup(state), 0);
+    server_start_at("", AF_INET, 1, NULL);
+    fd = udp_socket();
+    udp_ask(fd, "ping", 4, NULL, "null", ANSWER_MS);
+    close(fd);
+    srv.family = AF_INET6;
+    fd = udp_socket();
+    udp_ask(fd, "ping", 4, NULL, "null", ANSWER_MS);
+    close(fd);
+    assert_null(strstr(server_log(), "whoami_answer_dropped"));
 }
 
 static void test_udp(void **state)
@@ -704,6 +961,8 @@ static void test_usage(void **state)
     usage_fails("--accept-proxy=maybe", "127.0.0.1:0");
     usage_fails("localhost:80", NULL);
     usage_fails("127.0.0.1:1", "extra");
+    usage_fails(":65536", NULL); /* no host is every address, but a port is needed */
+    usage_fails(":", NULL);
     usage_fails("--bogus", "127.0.0.1:0");
     usage_fails(NULL, NULL);
 }
@@ -760,7 +1019,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_udp, setup, teardown),
         cmocka_unit_test_setup_teardown(test_udp_ipv6, setup, teardown),
         cmocka_unit_test_setup_teardown(test_udp_required, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_udp_no_amplification, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_udp_loopback_short, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_udp_loopback_short_ipv6, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_any_address, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_udp_no_amplification, setup_netns, teardown_netns),
+        cmocka_unit_test_setup_teardown(test_udp_no_amplification_dual, setup_netns,
+                                        teardown_netns),
         cmocka_unit_test_setup_teardown(test_usage, setup, teardown),
     };
 
