@@ -38,10 +38,18 @@ static uint64_t pick_time(const struct route *r, uint64_t now)
     return UINT64_MAX;
 }
 
+/* A success ends the pause at once: the upstream is back, and while every
+ * upstream was paused (all tried again) the one that answered must not stay
+ * on a par with those still failing, nor read 0 in ppfwd_upstream_up. The
+ * load first spares the shared cache line on the common path. */
 void balance_result(struct route *r, size_t i, int err, uint64_t now)
 {
+    _Atomic uint64_t *until = &r->ups[i].down_until;
+
     if (err != 0)
-        atomic_store_explicit(&r->ups[i].down_until, now + PASSIVE_DOWN_MS, memory_order_relaxed);
+        atomic_store_explicit(until, now + PASSIVE_DOWN_MS, memory_order_relaxed);
+    else if (atomic_load_explicit(until, memory_order_relaxed) != 0)
+        atomic_store_explicit(until, 0, memory_order_relaxed);
 }
 
 static int pick_roundrobin(struct route *r, uint64_t now)

@@ -22,7 +22,7 @@ int balance_pick(struct route *r, const struct sockaddr *client, uint64_t now);
 int balance_live(const struct route *r, size_t i, uint64_t now);
 
 /* Records a connect's outcome (err: 0 or an errno): a failure keeps the
- * upstream out for a short while. */
+ * upstream out for a short while; a success ends that pause. */
 void balance_result(struct route *r, size_t i, int err, uint64_t now);
 
 #endif /* PPFWD_BALANCE_H */

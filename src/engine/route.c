@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <netinet/in.h>
 
+#include "util/addr.h"
 #include "util/log.h"
 #include "engine/route.h"
 
@@ -287,8 +288,33 @@ static ssize_t build_v2(const struct route *r, const struct route_hdr *h, uint8_
     return n;
 }
 
-ssize_t route_header(const struct route *r, const struct route_hdr *h, uint8_t *buf, size_t cap)
+/* The socket's own peer and local address, both IPv4-mapped (an IPv4
+ * client of a dual-stack listener, the default bind), go as the IPv4
+ * addresses they are: TCP4/UDP4, not TCP6 ::ffff:a.b.c.d. Addresses relayed
+ * from an accepted header go on as they came. */
+static void own_unmapped(const struct route_hdr *h, struct route_hdr *out,
+                         struct sockaddr_storage *src, struct sockaddr_storage *dst)
 {
+    const struct pp_header *acc = h->accepted;
+
+    *out = *h;
+    if (acc != NULL && acc->command == PP2_CMD_PROXY && is_ip(&acc->src.sa))
+        return;
+    if (h->src == NULL || h->dst == NULL || addr_unmapped(h->src, src) == h->src ||
+        addr_unmapped(h->dst, dst) == h->dst)
+        return;
+    out->src = (const struct sockaddr *)src;
+    out->dst = (const struct sockaddr *)dst;
+}
+
+ssize_t route_header(const struct route *r, const struct route_hdr *hin, uint8_t *buf, size_t cap)
+{
+    struct sockaddr_storage src, dst;
+    struct route_hdr hv, *h = &hv;
+
+    if (r->cfg->send_proxy == SEND_PROXY_OFF)
+        return 0;
+    own_unmapped(hin, &hv, &src, &dst);
     switch (r->cfg->send_proxy) {
     case SEND_PROXY_V1:
         if (h->accepted != NULL && h->accepted->command == PP2_CMD_LOCAL)

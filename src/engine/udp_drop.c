@@ -4,6 +4,7 @@
  * with the count since the previous line, so a flood costs one line.
  */
 #define _GNU_SOURCE
+#include "util/addr.h"
 #include "util/log.h"
 #include "engine/udp_lsn.h"
 #include "engine/worker.h"
@@ -53,6 +54,8 @@ void udp_drop(struct udp_lsn *u, enum udp_drop why, const char *error,
     struct udp_warn *wr = &u->warn[why];
     uint64_t now = loop_now(u->w->loop);
     struct drop_info d = info(why);
+    char raw[ADDR_STRLEN];
+    const char *forged = NULL;
 
     wr->total++;
     wr->held++;
@@ -60,9 +63,17 @@ void udp_drop(struct udp_lsn *u, enum udp_drop why, const char *error,
         route_count(u->r, u->w->id, d.stat, 1);
     if (wr->last_ms != 0 && now - wr->last_ms < UDP_WARN_MS)
         return;
+    /* The log shows ::ffff:a.b.c.d as the IPv4 client it stands for; a forged
+     * one (it came over IPv6) is shown as it came: one "peer" field or the
+     * other, the unused one NULL and left out. */
+    if (why == DROP_FORGED && peer != NULL && addr_format(peer, raw, sizeof(raw)) >= 0) {
+        forged = raw;
+        peer = NULL;
+    }
     log_event(LOG_WARN, d.event, u->rc->name, "proto", LOG_STR, "udp", "reason", LOG_STR,
-              d.reason ? d.reason : error, "peer", LOG_ADDR, peer, "client", LOG_ADDR, client,
-              "dropped", LOG_UINT, wr->held, "dropped_total", LOG_UINT, wr->total, LOG_END);
+              d.reason ? d.reason : error, "peer", LOG_ADDR, peer, "peer", LOG_STR, forged,
+              "client", LOG_ADDR, client, "dropped", LOG_UINT, wr->held, "dropped_total",
+              LOG_UINT, wr->total, LOG_END);
     wr->last_ms = now;
     wr->held = 0;
 }

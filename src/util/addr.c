@@ -195,6 +195,20 @@ int addr_format(const struct sockaddr *sa, char *buf, size_t cap)
     return n;
 }
 
+const struct sockaddr *addr_unmapped(const struct sockaddr *sa, struct sockaddr_storage *tmp)
+{
+    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+    struct sockaddr_in *s4 = (struct sockaddr_in *)tmp;
+
+    if (sa == NULL || sa->sa_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+        return sa;
+    memset(tmp, 0, sizeof(*tmp));
+    s4->sin_family = AF_INET;
+    s4->sin_port = s6->sin6_port;
+    memcpy(&s4->sin_addr, s6->sin6_addr.s6_addr + 12, 4);
+    return (const struct sockaddr *)tmp;
+}
+
 socklen_t addr_len(const struct sockaddr *sa)
 {
     const struct sockaddr_un *sun;

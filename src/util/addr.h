@@ -50,6 +50,13 @@ int addr_parse(const char *s, unsigned flags, struct sockaddr_storage *out);
  */
 int addr_format(const struct sockaddr *sa, char *buf, size_t cap);
 
+/* sa itself, or, for an IPv4-mapped IPv6 address (::ffff:a.b.c.d: how a
+ * dual-stack socket names an IPv4 peer), the IPv4 address and port it
+ * carries, written into *tmp. For what is shown or sent on as the client:
+ * the peer of the default (all addresses) bind is 192.0.2.1, not
+ * ::ffff:192.0.2.1. */
+const struct sockaddr *addr_unmapped(const struct sockaddr *sa, struct sockaddr_storage *tmp);
+
 /* The socklen_t to pass to bind()/connect() for sa: the size of its family's
  * struct (for AF_UNIX, up to the path's NUL), or 0 for other families. */
 socklen_t addr_len(const struct sockaddr *sa);

@@ -174,10 +174,13 @@ static int log_fetch(va_list *ap, int t, union log_value *v)
     }
 }
 
-/* Address text, or "-" for a family addr_format does not know (AF_UNSPEC). */
+/* Address text, or "-" for a family addr_format does not know (AF_UNSPEC).
+ * An IPv4 client of a dual-stack listener is shown as IPv4 (addr_unmapped). */
 static const char *log_addr(const struct sockaddr *sa, char *buf, size_t cap)
 {
-    return addr_format(sa, buf, cap) < 0 ? "-" : buf;
+    struct sockaddr_storage v4;
+
+    return addr_format(addr_unmapped(sa, &v4), buf, cap) < 0 ? "-" : buf;
 }
 
 static void text_field(struct log_line *b, const char *key, int t, const union log_value *v)

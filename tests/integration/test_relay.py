@@ -373,7 +373,8 @@ def send_proxy_destination_is_local_address():
     """send-proxy without a header phase: the header's destination is the
     address the client connected to, whether the listener is bound to that
     address (taken from the bind, no getsockname) or to every address (asked
-    of the socket), IPv4 and IPv6."""
+    of the socket), IPv4 and IPv6; an IPv4 client of the dual-stack default
+    bind goes on (and is logged) as IPv4, not ::ffff:a.b.c.d."""
     cap = Server(capture_handler)
     d, ports = start_ppfwd(lambda ps: [
         "tcp://127.0.0.1:%d/127.0.0.1:%d?send-proxy=v2" % (ps[0], cap.port),
@@ -387,10 +388,14 @@ def send_proxy_destination_is_local_address():
         s.close()
         wait_for(lambda: cap.results, 5, "the capture")
         h, n = parse_header(cap.results.pop())
-        # "tcp://:PORT" is one dual-stack socket: IPv4 clients are mapped.
-        mapped = "::ffff:" if port == ports[2] and host == V4 else ""
-        eq(h["dst"], (mapped + host, port), "destination via %s:%d" % (host, port))
-        eq(h["src"], (mapped + local[0], local[1]), "source via %s:%d" % (host, port))
+        # "tcp://:PORT" is one dual-stack socket, which names an IPv4
+        # client ::ffff:a.b.c.d: it goes on as the IPv4 client (TCP4) it is.
+        eq(h["family"], "tcp4" if host == V4 else "tcp6", "family via %s:%d" % (host, port))
+        eq(h["dst"], (host, port), "destination via %s:%d" % (host, port))
+        eq(h["src"], (local[0], local[1]), "source via %s:%d" % (host, port))
+        if port == ports[2] and host == V4:  # and the log names it so too
+            me = "%s:%d" % local[:2]
+            d.wait_event("conn_close", lambda e: e.get("client") == me and e.get("peer") == me)
 
 
 def _copy_variant(fn):

@@ -188,8 +188,10 @@ static void test_pause_leaves_something(void **state)
         }
         for (size_t i = 0; i < 3; i++)
             assert_true(seen[i] > 0); /* all of them tried again, spread as usual */
-        /* one back from its pause: only it, the others stay paused */
-        atomic_store(&r->ups[1].down_until, 0);
+        /* one back from its pause (a connect to it succeeded while all
+         * were tried again): only it, the others stay paused */
+        balance_result(r, 1, 0, T0 + 1);
+        assert_true(balance_live(r, 1, T0 + 1)); /* ppfwd_upstream_up says 1 */
         for (int k = 0; k < 6; k++)
             assert_int_equal(balance_pick(r, SA(c), T0 + 1), 1);
         /* failed by the check: never tried, paused or not */

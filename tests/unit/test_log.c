@@ -214,6 +214,26 @@ static void test_json_line(void **state)
                                 "\"note\":\"two words\",\"empty\":\"\"}\n");
 }
 
+/* An IPv4 client of a dual-stack listener (::ffff:a.b.c.d) is shown as the
+ * IPv4 client it is, in both formats; a real IPv6 address is untouched. */
+static void test_mapped_shown_as_ipv4(void **state)
+{
+    struct sockaddr_in6 mapped = sin6("::ffff:192.0.2.10", 51234), v6 = sin6("::1", 80);
+    struct capture c;
+
+    (void)state;
+    log_init(LOG_INFO, LOG_FORMAT_TEXT);
+    capture_begin(&c);
+    log_event(LOG_INFO, "conn_close", "r", "client", LOG_ADDR, (struct sockaddr *)&mapped,
+              "local", LOG_ADDR, (struct sockaddr *)&v6, LOG_END);
+    check_text(capture_end(&c), " info conn_close route=r client=192.0.2.10:51234 local=[::1]:80\n");
+    log_init(LOG_INFO, LOG_FORMAT_JSON);
+    capture_begin(&c);
+    log_event(LOG_INFO, "conn_close", "r", "client", LOG_ADDR, (struct sockaddr *)&mapped, LOG_END);
+    check_json(capture_end(&c), ",\"level\":\"info\",\"msg\":\"conn_close\",\"route\":\"r\","
+                                "\"client\":\"192.0.2.10:51234\"}\n");
+}
+
 static void test_no_route(void **state)
 {
     struct capture c;
@@ -537,6 +557,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_text_line),    cmocka_unit_test(test_json_line),
+        cmocka_unit_test(test_mapped_shown_as_ipv4),
         cmocka_unit_test(test_no_route),     cmocka_unit_test(test_threshold),
         cmocka_unit_test(test_level_parse),  cmocka_unit_test(test_json_hostile),
         cmocka_unit_test(test_text_hostile), cmocka_unit_test(test_errno_kept),

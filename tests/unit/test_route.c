@@ -227,6 +227,54 @@ static void test_header_v1(void **state)
     route_unref(off);
 }
 
+/* An IPv4 client of a dual-stack listener (the default bind): the socket
+ * names both ends ::ffff:a.b.c.d, the header says TCP4/UDP4 a.b.c.d; but
+ * mapped addresses relayed from an accepted header go on as they came. */
+static void test_header_unmapped(void **state)
+{
+    struct route *v1 = mkroute("tcp://127.0.0.1:1/127.0.0.1:2?send-proxy=v1");
+    struct route *v2 = mkroute("udp://127.0.0.1:1/127.0.0.1:2?send-proxy=v2");
+    struct sockaddr_storage peer = ip("::ffff:192.0.2.1", 5000), local = ip("::ffff:198.51.100.1", 80);
+    struct sockaddr_storage v6 = ip("2001:db8::1", 80);
+    static const char v1_line[] = "PROXY TCP4 192.0.2.1 198.51.100.1 5000 80\r\n";
+    struct route_hdr h = {.socktype = SOCK_STREAM};
+    struct pp_header acc, got;
+    uint8_t buf[256];
+    ssize_t n;
+
+    (void)state;
+    route_relayed(NULL, SA(peer), SA(local), &h.src, &h.dst);
+    n = route_header(v1, &h, buf, sizeof(buf));
+    assert_int_equal(n, strlen(v1_line));
+    assert_memory_equal(buf, v1_line, (size_t)n);
+    h.socktype = SOCK_DGRAM;
+    n = route_header(v2, &h, buf, sizeof(buf));
+    assert_int_equal(pp_parse(buf, (size_t)n, &got, NULL), n);
+    assert_int_equal(got.socktype, SOCK_DGRAM);
+    assert_int_equal(got.src.sa.sa_family, AF_INET);
+    assert_int_equal(got.dst.sa.sa_family, AF_INET);
+    assert_int_equal(got.src.sin.sin_addr.s_addr, htonl(0xc0000201));
+    assert_int_equal(got.src.sin.sin_port, htons(5000));
+    assert_int_equal(got.dst.sin.sin_addr.s_addr, htonl(0xc6336401));
+    assert_int_equal(got.dst.sin.sin_port, htons(80));
+    /* one end mapped, the other a real IPv6 address: left as it is */
+    h.dst = SA(v6);
+    n = route_header(v2, &h, buf, sizeof(buf));
+    assert_int_equal(pp_parse(buf, (size_t)n, &got, NULL), n);
+    assert_int_equal(got.src.sa.sa_family, AF_INET6);
+    /* relayed from an accepted TCP6 header: as it came */
+    n = pp_build_v2(buf, sizeof(buf), PP2_CMD_PROXY, SOCK_STREAM, SA(peer), SA(local));
+    assert_int_equal(pp_parse(buf, (size_t)n, &acc, NULL), n);
+    h = (struct route_hdr){.accepted = &acc, .socktype = SOCK_STREAM};
+    route_relayed(&acc, SA(v6), SA(v6), &h.src, &h.dst);
+    n = route_header(v2, &h, buf, sizeof(buf));
+    assert_int_equal(pp_parse(buf, (size_t)n, &got, NULL), n);
+    assert_int_equal(got.src.sa.sa_family, AF_INET6);
+    assert_memory_equal(&got.src.sin6.sin6_addr, &acc.src.sin6.sin6_addr, 16);
+    route_unref(v1);
+    route_unref(v2);
+}
+
 /* An accepted v2 header from 203.0.113.9:4000 to 198.51.100.2:443 with an
  * ALPN, an AUTHORITY, a UNIQUE_ID and a CRC32C, parsed into *hdr. */
 static void accepted_v2(uint8_t *buf, size_t cap, struct pp_header *hdr, int command)
@@ -436,6 +484,7 @@ int main(void)
         cmocka_unit_test(test_max_conns),
         cmocka_unit_test(test_header_v1),
         cmocka_unit_test(test_header_v2_relayed),
+        cmocka_unit_test(test_header_unmapped),
         cmocka_unit_test(test_header_v2_drop_local_dgram),
         cmocka_unit_test(test_lifetime),
         cmocka_unit_test(test_wrapped_release),
