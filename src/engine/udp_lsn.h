@@ -103,6 +103,7 @@ struct udp_lsn {
     struct iovec qiov[UDP_BATCH];
     struct sockaddr_storage qname[UDP_BATCH];
     uint8_t qctl[UDP_BATCH][UDP_CTL_SIZE];
+    uint16_t qseg[UDP_BATCH]; /* read as a run (UDP_GRO): its segment size; 0: one datagram */
     unsigned nq;
     int flush_queued; /* a flush is deferred to the end of the iteration */
     struct loop_work flush_work;
@@ -146,9 +147,12 @@ void udp_reply_cb(struct loop *l, int fd, void *arg, unsigned events);
 void udp_reply_flush(struct udp_lsn *u);
 
 /* udp_send.c: sends msgs[0..n) on fd, runs of one size to one destination
- * as one GSO send each. Returns how many datagrams were lost, the last
- * error in *err. A GSO send the kernel refuses is sent again datagram by
- * datagram, and GSO is not tried again on this listener. */
-unsigned udp_send(struct udp_lsn *u, int fd, struct mmsghdr *msgs, unsigned n, int *err);
+ * as one GSO send each; segs (or NULL): for each message, the segment size
+ * of a run read in one piece (UDP_GRO), 0 for a single datagram. Returns how
+ * many datagrams were lost, the last error in *err. A GSO send the kernel
+ * refuses is sent again datagram by datagram, and GSO is not tried again on
+ * this listener. */
+unsigned udp_send(struct udp_lsn *u, int fd, struct mmsghdr *msgs, unsigned n,
+                  const uint16_t *segs, int *err);
 
 #endif /* PPFWD_UDP_LSN_H */

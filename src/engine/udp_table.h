@@ -50,6 +50,7 @@ struct udp_sess {
      * reply-timeout, and the oldest gives way at the session cap. */
     struct udp_sess *older, *newer;
     uint8_t answered;
+    uint8_t gro; /* UDP_GRO asked for on fd (once its upstream sent a run) */
     uint64_t batch; /* the worker's batch that last used it (worker_udp.batch) */
 };
 

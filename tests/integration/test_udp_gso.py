@@ -68,7 +68,8 @@ ENV_HOST_NS = "PPFWD_GSO_HOST_NETNS"
 NETNS = {"why": "not set up"}
 
 SOL_UDP = 17
-UDP_GRO = 104  # linux/udp.h
+UDP_SEGMENT = 103  # linux/udp.h
+UDP_GRO = 104
 SO_RCVBUFFORCE = 33
 
 MTU = 1280
@@ -670,6 +671,95 @@ def replies_of_many_sessions():
     eq(plain.errors, [], "backend errors")
     check_sessions(d, all_clients, n)
     eq(stop(who), 0, "whoami's exit status after SIGTERM")
+
+
+def send_train(s, datagrams, dest):
+    """One GSO send of datagrams (all of the first one's size, the last may
+    be shorter) from s to dest: what a QUIC server's burst looks like."""
+    seg = len(datagrams[0]).to_bytes(2, sys.byteorder)
+    s.sendmsg([b"".join(datagrams)], [(SOL_UDP, UDP_SEGMENT, seg)], 0, dest)
+
+
+def gro_replies(lo):
+    """The upstream answers in GSO trains (one send of up to 41 datagrams),
+    as QUIC servers do. Once a session's upstream has sent a run, ppfwd sets
+    UDP_GRO on the session's socket and the kernel hands it each train as
+    one buffer, which ppfwd sends on to the client as one GSO send, as it
+    came. What proves it: ppfwd reads at most 32 datagrams at a time, so a
+    train of 41 reaching a UDP_GRO client in one buffer was never taken
+    apart. Both clients get every datagram, in order, also the shorter last
+    ones; trains of 2,000-byte segments (over what ppfwd sends as GSO) reach
+    them cut into single datagrams; the session logs count datagrams."""
+    fam = fam_of(lo)
+    back = socket.socket(fam, socket.SOCK_DGRAM)
+    back.bind((lo, 0))
+    big_buffers(back)
+    back.settimeout(5)
+    on_cleanup(back.close)
+    d, ports = start_ppfwd(lambda ps: ["udp://%s/%s" % (hostport(lo, ps[0]),
+                                                       hostport(lo, back.getsockname()[1]))], [lo])
+    dest = (lo, ports[0])
+    clients = [Client(i, lo, gro=(i == 0)) for i in range(2)]
+    sess = {}
+    for c in clients:
+        c.reset()
+        c.s.sendto(b"hello %d" % c.cid, dest)
+        data, src = back.recvfrom(2048)
+        sess[int(data.split()[1])] = src
+    eq(sorted(sess), [0, 1], "the backend heard both clients")
+    sent = {0: [], 1: []}
+    longest = {0: 0, 1: 0}
+
+    def train(c, n, size, last):
+        dgs = [payload(b"gro", c.cid, len(sent[c.cid]) + i, size) for i in range(n)]
+        dgs.append(payload(b"gro", c.cid, len(sent[c.cid]) + n, last))
+        sent[c.cid] += dgs
+        send_train(back, dgs, sess[c.cid])
+        end = time.monotonic() + 5
+        while len(c.got) < len(sent[c.cid]) and time.monotonic() < end:
+            segs, src = recv_segments(c.s)
+            if segs is None:
+                time.sleep(0.002)
+                continue
+            eq(src[:2], dest[:2], "where client %d's answer came from" % c.cid)
+            longest[c.cid] = max(longest[c.cid], len(segs))
+            c.got.extend(segs)
+        eq(len(c.got), len(sent[c.cid]), "datagrams client %d got" % c.cid)
+
+    for k in range(6):
+        for c in clients:
+            train(c, 40, 1000, 300)
+        if longest[0] > 32:
+            break
+    check(longest[0] > 32, "the GRO client never got a train of 41 in one buffer (longest %d): "
+          "ppfwd took the upstream's trains apart" % longest[0])
+    eq(longest[1], 1, "the longest buffer the plain client read")
+    trains = k + 1
+    for c in clients:
+        longest[c.cid] = 0
+        train(c, 5, 2000, 1)
+        eq(longest[c.cid], 1, "client %d: 2,000-byte segments come as single datagrams" % c.cid)
+    for c in clients:
+        eq(c.got, sent[c.cid], "client %d: every datagram, in order" % c.cid)
+    print("  %s: %d trains of 41 and one of 6 per client; the GRO client got a train of 41 in one "
+          "buffer" % (lo, trains), flush=True)
+    eq(d.stop(), 0, "ppfwd's exit status after SIGTERM")
+    eq(d.events("udp_dropped"), [], "ppfwd's udp_dropped lines")
+    closes = {e.get("client"): e for e in d.events("udp_session_close")}
+    for c in clients:
+        e = closes.get(fmt_addr(c.addr)) or {}
+        eq((e.get("datagrams_in"), e.get("datagrams_out")), (1, len(sent[c.cid])),
+           "datagrams in/out of client %d's session" % c.cid)
+
+
+@scenario
+def gro_replies_v4():
+    gro_replies("127.0.0.1")
+
+
+@scenario
+def gro_replies_v6():
+    gro_replies("::1")
 
 
 def main():
