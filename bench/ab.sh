@@ -9,7 +9,11 @@
 #   TCP conn/s   plain, send-proxy=v2, accept-proxy=required (bench_tcp_load
 #                rate, 64 clients, connect + 64-byte echo + close)
 #   UDP dgram/s  plain and send-proxy=v2, 64 and 1,400 bytes (bench_udp_load,
-#                window 32 over 4 client sockets)
+#                window 32 over 4 client sockets); udp-gso-*: plain, to a
+#                backend that answers each client's batch in one GSO send
+#                (bench_udp_echo -g, as QUIC servers do); udp-gso-bulk: the
+#                same with 1,200-byte datagrams, 64 in flight per client
+#                (a QUIC download's bursts)
 # and prints, per measure, the median of the per-round ratios new/old with
 # their spread (min-max), and the CPU time of ppfwd per connection or
 # datagram for each binary (user + system, from /proc).
@@ -45,7 +49,8 @@ E_TCP=$BASE          # TCP echo
 E_TCP_PP=$((BASE + 1)) # TCP echo that skips a PROXY header
 E_UDP=$((BASE + 2))
 E_UDP_PP=$((BASE + 3))
-P=$((BASE + 10)) # the routes: P+0..P+4
+E_UDP_GSO=$((BASE + 4))
+P=$((BASE + 10)) # the routes: P+0..P+5
 
 bench_init ab
 
@@ -53,6 +58,7 @@ spawn "$tmp/e1.log" "$TECHO" -p "$E_TCP"
 spawn "$tmp/e2.log" "$TECHO" -p "$E_TCP_PP" -P
 spawn "$tmp/e3.log" "$UECHO" -p "$E_UDP"
 spawn "$tmp/e4.log" "$UECHO" -p "$E_UDP_PP" -P
+spawn "$tmp/e5.log" "$UECHO" -p "$E_UDP_GSO" -g
 sleep 0.3
 
 # start BIN: ppfwd with the five routes; sets PPID_T.
@@ -62,7 +68,8 @@ start() {
         "tcp://127.0.0.1:$((P + 1))/127.0.0.1:$E_TCP_PP?send-proxy=v2" \
         "tcp://127.0.0.1:$((P + 2))/127.0.0.1:$E_TCP?accept-proxy=required" \
         "udp://127.0.0.1:$((P + 3))/127.0.0.1:$E_UDP" \
-        "udp://127.0.0.1:$((P + 4))/127.0.0.1:$E_UDP_PP?send-proxy=v2"
+        "udp://127.0.0.1:$((P + 4))/127.0.0.1:$E_UDP_PP?send-proxy=v2" \
+        "udp://127.0.0.1:$((P + 5))/127.0.0.1:$E_UDP_GSO"
     PPID_T=$LAST_PID
     local i=0
     while [ $i -lt 50 ]; do
@@ -90,6 +97,9 @@ measure() {
     udp-64) line=$("$ULOAD" -p "$((P + 3))" -s 64 -t "$SECS" | grep '^RESULT') ;;
     udp-1400) line=$("$ULOAD" -p "$((P + 3))" -s 1400 -t "$SECS" | grep '^RESULT') ;;
     udp-v2-64) line=$("$ULOAD" -p "$((P + 4))" -s 64 -t "$SECS" | grep '^RESULT') ;;
+    udp-gso-64) line=$("$ULOAD" -p "$((P + 5))" -s 64 -t "$SECS" | grep '^RESULT') ;;
+    udp-gso-1400) line=$("$ULOAD" -p "$((P + 5))" -s 1400 -t "$SECS" | grep '^RESULT') ;;
+    udp-gso-bulk) line=$("$ULOAD" -p "$((P + 5))" -s 1200 -w 256 -t "$SECS" | grep '^RESULT') ;;
     esac
     t1=$(cpu_ticks "$PPID_T")
     rate=$(echo "$line" | sed -n 's/.* cps=\([0-9.]*\).*/\1/p; s/.*dps=\([0-9.]*\).*/\1/p' | head -n 1)
@@ -98,7 +108,7 @@ measure() {
         'BEGIN { printf "%.2f", (n > 0 ? c / hz * 1e6 / (n * (s + 0.5)) : 0) }')" >>"$tmp/results"
 }
 
-MEASURES="tcp-plain tcp-sendv2 tcp-acceptp udp-64 udp-1400 udp-v2-64"
+MEASURES=${BENCH_AB_MEASURES:-tcp-plain tcp-sendv2 tcp-acceptp udp-64 udp-1400 udp-v2-64 udp-gso-64 udp-gso-1400 udp-gso-bulk}
 : >"$tmp/results"
 for r in $(seq 1 "$ROUNDS"); do
     if [ $((r % 2)) -eq 1 ]; then order="old new"; else order="new old"; fi

@@ -2,12 +2,16 @@
  * bench_udp_echo.c - the UDP benchmark's backend: answers each datagram
  * with itself, in batches (recvmmsg/sendmmsg), on one thread.
  *
- *   bench_udp_echo -p PORT [-P] [-u]
+ *   bench_udp_echo -p PORT [-P] [-u | -g]
  *
  * -P: every datagram starts with a PROXY v2 header (a send-proxy=v2 route);
  * it is parsed (so its cost is the same as a real receiver's) and the
  * answer is the payload after it. A datagram without a valid header is
  * dropped and counted (printed at exit, SIGTERM).
+ *
+ * -g: answers like a QUIC server: each client's answers of a batch of
+ * one size go as one GSO send (UDP_SEGMENT), which on loopback reaches a
+ * receiver with UDP_GRO as one buffer (bench/ab.sh: the udp-gso rows).
  *
  * -u: the same answers through io_uring instead (multishot recvmsg into
  * provided buffers, batched sendmsg: see uring_main); bench/uring.sh
@@ -17,6 +21,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,6 +78,57 @@ static int strip(struct mmsghdr *m, struct iovec *iov, int n, unsigned long *bad
         k++;
     }
     return k;
+}
+
+/* -g: sends the n answers of m/iov, each client's answers of one size in
+ * one GSO send (at most 64 segments and 65,000 bytes), in one sendmmsg. */
+static void gso_echo(int fd, struct mmsghdr *m, struct iovec *iov, int n)
+{
+    static struct mmsghdr out[BATCH];
+    static struct iovec oiov[BATCH];
+    static uint8_t ctl[BATCH][CMSG_SPACE(sizeof(uint16_t))];
+    char used[BATCH] = {0};
+    int no = 0, k = 0;
+
+    for (int i = 0; i < n; i++) {
+        const struct msghdr *a = &m[i].msg_hdr;
+        size_t seg = iov[i].iov_len, total = 0;
+        int first = k;
+
+        if (used[i])
+            continue;
+        for (int j = i; j < n && k - first < 64; j++) {
+            const struct msghdr *b = &m[j].msg_hdr;
+
+            if (used[j] || iov[j].iov_len != seg || total + seg > 65000 ||
+                b->msg_namelen != a->msg_namelen || memcmp(b->msg_name, a->msg_name, a->msg_namelen))
+                continue;
+            used[j] = 1;
+            oiov[k++] = iov[j];
+            total += seg;
+        }
+        memset(&out[no].msg_hdr, 0, sizeof(out[no].msg_hdr));
+        out[no].msg_hdr.msg_name = a->msg_name;
+        out[no].msg_hdr.msg_namelen = a->msg_namelen;
+        out[no].msg_hdr.msg_iov = &oiov[first];
+        out[no].msg_hdr.msg_iovlen = (size_t)(k - first);
+        if (k - first > 1) {
+            struct cmsghdr *cm = (struct cmsghdr *)ctl[no];
+            uint16_t g = (uint16_t)seg;
+
+            cm->cmsg_level = SOL_UDP;
+            cm->cmsg_type = UDP_SEGMENT;
+            cm->cmsg_len = CMSG_LEN(sizeof(g));
+            memcpy(CMSG_DATA(cm), &g, sizeof(g));
+            out[no].msg_hdr.msg_control = ctl[no];
+            out[no].msg_hdr.msg_controllen = sizeof(ctl[no]);
+        }
+        no++;
+    }
+    for (int i = 0; i < no;) {
+        int r = sendmmsg(fd, out + i, (unsigned)(no - i), 0);
+        i += r > 0 ? r : 1;
+    }
 }
 
 #ifdef HAVE_URING
@@ -177,17 +233,19 @@ int main(int argc, char **argv)
     static struct mmsghdr m[BATCH];
     static struct iovec iov[BATCH];
     static struct sockaddr_storage names[BATCH];
-    int port = 0, pp = 0, uring = 0, opt, fd;
+    int port = 0, pp = 0, uring = 0, gso = 0, opt, fd;
     unsigned long bad = 0;
     struct sigaction sa = {.sa_handler = on_term};
 
-    while ((opt = getopt(argc, argv, "p:Pu")) != -1) {
+    while ((opt = getopt(argc, argv, "p:Pug")) != -1) {
         if (opt == 'p')
             port = atoi(optarg);
         else if (opt == 'P')
             pp = 1;
         else if (opt == 'u')
             uring = 1;
+        else if (opt == 'g')
+            gso = 1;
         else
             return 2;
     }
@@ -222,6 +280,10 @@ int main(int argc, char **argv)
         else
             for (int i = 0; i < n; i++)
                 iov[i].iov_len = m[i].msg_len;
+        if (gso) {
+            gso_echo(fd, m, iov, n);
+            continue;
+        }
         for (int i = 0; i < n;) {
             int r = sendmmsg(fd, m + i, (unsigned)(n - i), 0);
             i += r > 0 ? r : 1;
