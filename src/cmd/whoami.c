@@ -81,34 +81,20 @@ static const struct sockaddr *whoami_client(const struct sockaddr *peer,
     return peer;
 }
 
-/* sa, or its IPv4 form in *v4 when it is IPv4-mapped (::ffff:a.b.c.d): an
- * IPv4 client of a dual-stack socket ("whoami :PORT", or [::]) is shown as
- * it would be on 0.0.0.0. */
-static const struct sockaddr *whoami_unmap(const struct sockaddr *sa, struct sockaddr_in *v4)
-{
-    const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
-
-    if (sa->sa_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr))
-        return sa;
-    memset(v4, 0, sizeof(*v4));
-    v4->sin_family = AF_INET;
-    v4->sin_port = sin6->sin6_port;
-    memcpy(&v4->sin_addr, &sin6->sin6_addr.s6_addr[12], 4);
-    return (const struct sockaddr *)v4;
-}
-
 /* Builds the answer line (with its '\n') in memory the caller frees.
  * Returns NULL when out of memory. */
 char *whoami_answer(const struct sockaddr *peer, const struct sockaddr *local,
                     const struct pp_header *hdr, size_t *len)
 {
     char a[ADDR_STRLEN];
-    struct sockaddr_in peer4, local4;
+    struct sockaddr_storage peer4, local4;
     struct json j;
     char *out;
 
-    peer = whoami_unmap(peer, &peer4);
-    local = whoami_unmap(local, &local4);
+    /* An IPv4 client of a dual-stack socket ("whoami :PORT", or [::]) is
+     * shown as it would be on 0.0.0.0. */
+    peer = addr_unmapped(peer, &peer4);
+    local = addr_unmapped(local, &local4);
     json_init_buf(&j);
     json_object_begin(&j, NULL);
     json_string(&j, "peer", whoami_fmt(peer, a));
@@ -135,9 +121,8 @@ char *whoami_answer(const struct sockaddr *peer, const struct sockaddr *local,
 void whoami_log_answer(const char *proto, const struct sockaddr *peer, const struct pp_header *hdr)
 {
     const char *version = hdr == NULL ? NULL : hdr->version == 1 ? "v1" : "v2";
-    struct sockaddr_in peer4;
 
-    peer = whoami_unmap(peer, &peer4);
+    /* The log shows an IPv4-mapped peer in its IPv4 form itself. */
     log_event(LOG_INFO, "whoami_answer", NULL, "proto", LOG_STR, proto, "peer", LOG_ADDR, peer,
               "client", LOG_ADDR, whoami_client(peer, hdr), "proxy", LOG_STR, version, LOG_END);
 }
