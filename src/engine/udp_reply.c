@@ -66,14 +66,40 @@ static uint16_t gro_seg(struct msghdr *mh, size_t len)
  * coalesce over as one buffer (on loopback, what the upstream sent as one
  * GSO send; from a NIC, what GRO merged), which goes on to the client as
  * one GSO send. Asked for once per session, and only then: a session of
- * one question and one answer (DNS) never pays the setsockopt. */
-static void gro_on(struct udp_sess *s, int fd)
-{
-    int one = 1;
+ * one question and one answer (DNS) never pays the setsockopt. It is a
+ * trial: an upstream whose first GRO_TRIAL_RUNS runs all came datagram by
+ * datagram does not send GSO, and the socket goes back to plain reads for
+ * good: UDP_GRO on brought it nothing, and bench/ab.sh's udp-64 row
+ * measured more CPU per datagram with it (docs/design.md). */
+#define GRO_TRIAL_RUNS 32
 
-    s->gro = 1;
+static void gro_set(int fd, int on)
+{
     /* Without it (a kernel before 5.0) the datagrams come one by one. */
-    (void)setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one));
+    (void)setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof(on));
+}
+
+/* After a read of n messages holding dgrams datagrams. */
+static void gro_after_read(struct udp_sess *s, int fd, int n, unsigned dgrams)
+{
+    switch (s->gro) {
+    case GRO_NONE:
+        if (n > 1) {
+            s->gro = GRO_TRIAL;
+            gro_set(fd, 1);
+        }
+        break;
+    case GRO_TRIAL:
+        if (dgrams > (unsigned)n) {
+            s->gro = GRO_ON;
+        } else if (n > 1 && ++s->gro_runs >= GRO_TRIAL_RUNS) {
+            s->gro = GRO_OFF;
+            gro_set(fd, 0);
+        }
+        break;
+    default: /* GRO_ON, GRO_OFF: settled */
+        break;
+    }
 }
 
 /* Replies from the upstream: back to the session's peer (the client, or
@@ -139,8 +165,7 @@ void udp_reply_cb(struct loop *l, int fd, void *arg, unsigned events)
         u->qiov[i].iov_len = len;
         bytes += len;
     }
-    if (n > 1 && !s->gro)
-        gro_on(s, fd);
+    gro_after_read(s, fd, n, dgrams);
     u->nq += (unsigned)n;
     /* Counted as sent when queued; a send that fails later is counted
      * (and logged) as a udp_dropped of the route. */

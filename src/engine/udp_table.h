@@ -28,6 +28,11 @@ struct udp_key {
     uint8_t pad[2];
 };
 
+/* UDP_GRO on a session's socket: not asked for until the upstream sends a
+ * run; then on trial until a run comes coalesced (on) or GRO_TRIAL_RUNS
+ * runs came without (off, for good). */
+enum udp_gro { GRO_NONE, GRO_TRIAL, GRO_ON, GRO_OFF };
+
 struct udp_sess {
     struct udp_key key;
     uint64_t hash;
@@ -50,7 +55,8 @@ struct udp_sess {
      * reply-timeout, and the oldest gives way at the session cap. */
     struct udp_sess *older, *newer;
     uint8_t answered;
-    uint8_t gro; /* UDP_GRO asked for on fd (once its upstream sent a run) */
+    uint8_t gro;      /* enum udp_gro: UDP_GRO on fd (udp_reply.c) */
+    uint8_t gro_runs; /* runs read while on trial, none coalesced */
     uint64_t batch; /* the worker's batch that last used it (worker_udp.batch) */
 };
 

@@ -49,6 +49,7 @@ import os
 import random
 import re
 import selectors
+import signal
 import socket
 import sys
 import threading
@@ -750,6 +751,79 @@ def gro_replies(lo):
         e = closes.get(fmt_addr(c.addr)) or {}
         eq((e.get("datagrams_in"), e.get("datagrams_out")), (1, len(sent[c.cid])),
            "datagrams in/out of client %d's session" % c.cid)
+
+
+def gro_trial(lo):
+    """An upstream that answers in runs of single datagrams (no GSO) gets
+    UDP_GRO on its session's socket on trial only: after 32 runs that all
+    came datagram by datagram ppfwd turns it off again (it cost CPU per
+    datagram and brought nothing). What shows it: a GSO train of 41 sent
+    after that reaches ppfwd cut by the kernel, so a UDP_GRO client gets it
+    in buffers of at most 32 (ppfwd's read), where gro_replies sees 41 in
+    one. ppfwd is stopped (SIGSTOP) while the backend queues each run, so
+    that it reads each run in one call."""
+    fam = fam_of(lo)
+    back = socket.socket(fam, socket.SOCK_DGRAM)
+    back.bind((lo, 0))
+    big_buffers(back)
+    back.settimeout(5)
+    on_cleanup(back.close)
+    d, ports = start_ppfwd(lambda ps: ["udp://%s/%s" % (hostport(lo, ps[0]),
+                                                       hostport(lo, back.getsockname()[1]))],
+                           [lo], workers=1)
+    dest = (lo, ports[0])
+    c = Client(0, lo, gro=True)
+    c.reset()
+    c.s.sendto(b"hello 0", dest)
+    _data, sess = back.recvfrom(2048)
+    sent = []
+    longest = [0]
+
+    def collect():
+        end = time.monotonic() + 5
+        while len(c.got) < len(sent) and time.monotonic() < end:
+            segs, src = recv_segments(c.s)
+            if segs is None:
+                time.sleep(0.002)
+                continue
+            eq(src[:2], dest[:2], "where the answer came from")
+            longest[0] = max(longest[0], len(segs))
+            c.got.extend(segs)
+        eq(len(c.got), len(sent), "datagrams the client got")
+
+    runs = 34  # one to start the trial, 32 to end it, one more
+    for _ in range(runs):
+        dgs = [payload(b"run", 0, len(sent) + i, 200) for i in range(4)]
+        sent.extend(dgs)
+        os.kill(d.pid, signal.SIGSTOP)
+        try:
+            for dg in dgs:
+                back.sendto(dg, sess)
+        finally:
+            os.kill(d.pid, signal.SIGCONT)
+        collect()
+    longest[0] = 0
+    dgs = [payload(b"gso", 0, len(sent) + i, 1000) for i in range(41)]
+    sent.extend(dgs)
+    send_train(back, dgs, sess)
+    collect()
+    check(longest[0] <= 32, "a train of %d reached the client in one buffer after %d runs of "
+          "single datagrams: UDP_GRO is still on" % (longest[0], runs))
+    eq(c.got, sent, "every datagram, in order")
+    print("  %s: after %d runs of singles a train of 41 came in buffers of at most %d"
+          % (lo, runs, longest[0]), flush=True)
+    eq(d.stop(), 0, "ppfwd's exit status after SIGTERM")
+    eq(d.events("udp_dropped"), [], "ppfwd's udp_dropped lines")
+
+
+@scenario
+def gro_trial_ends_v4():
+    gro_trial("127.0.0.1")
+
+
+@scenario
+def gro_trial_ends_v6():
+    gro_trial("::1")
 
 
 @scenario
