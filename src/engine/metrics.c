@@ -10,8 +10,8 @@
  * accept for its whole request and answer, a request head is at most
  * REQ_MAX bytes (else 431), and at most METRICS_MAX_CONNS are open (see
  * make_room). libmicrohttpd would do the same in a dependency: what is
- * needed here, GET of two paths answered whole and closed, is small enough
- * for the loop the project already has and tests.
+ * needed here, GET (and HEAD) of two paths answered whole and closed, is
+ * small enough for the loop the project already has and tests.
  *
  * The workers' counters are summed at scrape time (each has a single
  * writer, so a relaxed read is exact enough).
@@ -190,6 +190,7 @@ struct mconn {
     struct mconn *prev, *next; /* M.conns, oldest first */
     int fd;
     enum mc_state state;
+    int head; /* a HEAD request: GET's status and headers, no body */
     struct timer deadline;
     size_t len; /* request bytes in req */
     char *out;  /* the response */
@@ -221,7 +222,9 @@ static void mc_expired(struct loop *l, struct timer *t, void *arg)
     mc_close(arg);
 }
 
-/* The response, whole, in c->out: status line, headers, body. */
+/* The response, whole, in c->out: status line, headers, body. To HEAD,
+ * the same without the body: Content-Length is still the length GET gets
+ * (RFC 9110 9.3.2). */
 static int mc_respond_n(struct mconn *c, const char *status, const char *body, size_t blen)
 {
     FILE *f = open_memstream(&c->out, &c->outlen);
@@ -231,8 +234,9 @@ static int mc_respond_n(struct mconn *c, const char *status, const char *body, s
     fprintf(f,
             "HTTP/1.0 %s\r\nContent-Type: text/plain; version=0.0.4\r\n"
             "Content-Length: %zu\r\nConnection: close\r\n%s\r\n",
-            status, blen, strncmp(status, "405", 3) == 0 ? "Allow: GET\r\n" : "");
-    fwrite(body, 1, blen, f);
+            status, blen, strncmp(status, "405", 3) == 0 ? "Allow: GET, HEAD\r\n" : "");
+    if (!c->head)
+        fwrite(body, 1, blen, f);
     if (fclose(f) != 0)
         return -1;
     c->state = MC_WRITE;
@@ -271,6 +275,15 @@ static int is_path(const char *target, size_t n, const char *path)
     return n >= plen && memcmp(target, path, plen) == 0 && (n == plen || target[plen] == '?');
 }
 
+/* 1 if the request line starts with method and a space. Methods are
+ * case-sensitive (RFC 9110 9.1). */
+static int is_method(const struct mconn *c, const char *sp, const char *method)
+{
+    size_t n = strlen(method);
+
+    return (size_t)(sp - c->req) == n && memcmp(c->req, method, n) == 0;
+}
+
 /* Answers a complete request head. */
 static int mc_route(struct mconn *c)
 {
@@ -278,8 +291,10 @@ static int mc_route(struct mconn *c)
     const char *sp = memchr(c->req, ' ', c->len), *target, *end;
     enum server_state st;
 
-    if (sp == NULL || (size_t)(sp - c->req) != 3 || memcmp(c->req, "GET", 3) != 0)
-        return mc_respond(c, "405 Method Not Allowed", "only GET\n");
+    if (sp != NULL && is_method(c, sp, "HEAD"))
+        c->head = 1;
+    else if (sp == NULL || !is_method(c, sp, "GET"))
+        return mc_respond(c, "405 Method Not Allowed", "only GET and HEAD\n");
     target = sp + 1;
     end = target;
     while (end < c->req + c->len && *end != ' ' && *end != '\r' && *end != '\n')

@@ -13,7 +13,8 @@ static const char *const messages[ADDR_EMAXCODE] = {
     [ADDR_EHOST] = "expected IPv4:PORT, [IPv6]:PORT or an absolute unix path",
     [ADDR_ENOPORT] = "missing :PORT",
     [ADDR_EPORT] = "port must be a number 0-65535",
-    [ADDR_EPATH] = "unix path not allowed here or too long (at most 107 bytes)",
+    [ADDR_EPATH] = "unix path not allowed here",
+    [ADDR_EPATHLEN] = "unix path too long (at most 108 bytes)",
     [ADDR_ENOSPC] = "buffer too small",
     [ADDR_EFAMILY] = "unsupported address family",
 };
@@ -49,14 +50,18 @@ static int parse_port(const char *s, in_port_t *out)
     return 0;
 }
 
+/* A path of all 108 bytes has no NUL, as in a PROXY v2 UNIX address and
+ * for the kernel; sun is zeroed, so a shorter one is NUL-padded. */
 static int parse_unix(const char *s, unsigned flags, struct sockaddr_un *sun)
 {
     size_t n = strlen(s);
 
-    if (!(flags & ADDR_PARSE_UNIX) || n >= sizeof(sun->sun_path))
+    if (!(flags & ADDR_PARSE_UNIX))
         return -ADDR_EPATH;
+    if (n > sizeof(sun->sun_path))
+        return -ADDR_EPATHLEN;
     sun->sun_family = AF_UNIX;
-    memcpy(sun->sun_path, s, n + 1);
+    memcpy(sun->sun_path, s, n);
     return 0;
 }
 

@@ -19,9 +19,10 @@ enum addr_error {
     ADDR_EHOST = 1, /* not an IPv4 literal, a bracketed IPv6 literal or a path */
     ADDR_ENOPORT,   /* no ":PORT" after the host */
     ADDR_EPORT,     /* port not a decimal 0-65535 without sign or leading zero */
-    ADDR_EPATH,     /* unix path not allowed here, or longer than sun_path holds */
+    ADDR_EPATH,     /* unix path without ADDR_PARSE_UNIX */
     ADDR_ENOSPC,    /* addr_format: the output buffer is too small */
     ADDR_EFAMILY,   /* addr_format: not AF_INET, AF_INET6 or AF_UNIX */
+    ADDR_EPATHLEN,  /* unix path longer than the 108 bytes sun_path holds */
     ADDR_EMAXCODE
 };
 
@@ -32,8 +33,9 @@ enum addr_error {
  * Parses s into *out (zeroed first):
  *   "1.2.3.4:5"          AF_INET; dotted quad, no leading zeros
  *   "[2001:db8::1]:5"    AF_INET6; brackets required, as in URLs
- *   "/run/app.sock"      AF_UNIX, only with ADDR_PARSE_UNIX; at most 107 bytes
- *                        so that sun_path stays NUL-terminated
+ *   "/run/app.sock"      AF_UNIX, only with ADDR_PARSE_UNIX; at most 108 bytes,
+ *                        the size of sun_path (and of a PROXY v2 UNIX address):
+ *                        sun_path is NUL-terminated unless all 108 are used
  * Ports are decimal 0-65535 without sign or leading zeros. Host names are not
  * resolved. Returns 0, or -ADDR_E* (see addr_strerror()).
  */

@@ -47,6 +47,20 @@ static void test_decode_unix(void **state)
         buf, sizeof(buf),
         "{\"version\":2,\"command\":\"proxy\",\"family\":\"unix-stream\","
         "\"src\":\"/run/a.sock\",\"dst\":\"/run/b.sock\",\"length\":232,\"tlvs\":[]}\n");
+
+    /* Paths of all 108 bytes carry no NUL: each ends where its field does. */
+    char src[109], dst[109], json[400];
+    src[0] = dst[0] = '/';
+    memset(src + 1, 's', 107);
+    memset(dst + 1, 'd', 107);
+    src[108] = dst[108] = '\0';
+    memcpy(buf + 16, src, 108);
+    memcpy(buf + 16 + 108, dst, 108);
+    snprintf(json, sizeof(json),
+             "{\"version\":2,\"command\":\"proxy\",\"family\":\"unix-stream\","
+             "\"src\":\"%s\",\"dst\":\"%s\",\"length\":232,\"tlvs\":[]}\n",
+             src, dst);
+    crun_expect_decode(buf, sizeof(buf), json);
 }
 
 /* The header ends where it ends: application bytes after it, a second

@@ -296,6 +296,36 @@ static void test_encode_address_errors(void **state)
     expect_encode_error(ARGS("encode", "--local", "--src", "bogus"), "--src 'bogus'");
 }
 
+/* A PROXY v2 UNIX address is 108 bytes, NUL-padded: a path of exactly 108
+ * bytes fills it with no NUL, and encode | decode gives it back whole. */
+static void test_encode_unix_108(void **state)
+{
+    char p108[109], q108[109], p109[110], json[400];
+    uint8_t *hdr;
+
+    (void)state;
+    p108[0] = q108[0] = p109[0] = '/';
+    memset(p108 + 1, 'p', 107);
+    memset(q108 + 1, 'q', 107);
+    memset(p109 + 1, 'r', 108);
+    p108[108] = q108[108] = p109[109] = '\0';
+
+    assert_int_equal(crun_encode(ARGS("encode", "--src", p108, "--dst", q108), &hdr), 232);
+    assert_int_equal(hdr[13], PP2_FAM_UNIX_STREAM);
+    assert_memory_equal(hdr + 16, p108, 108);
+    assert_memory_equal(hdr + 16 + 108, q108, 108);
+    free(hdr);
+    snprintf(json, sizeof(json),
+             "{\"version\":2,\"command\":\"proxy\",\"family\":\"unix-dgram\","
+             "\"src\":\"%s\",\"dst\":\"/b\",\"length\":232,\"tlvs\":[]}\n",
+             p108);
+    crun_expect_roundtrip(ARGS("encode", "--udp", "--src", p108, "--dst", "/b"), json);
+
+    expect_encode_error(ARGS("encode", "--src", p109, "--dst", "/b"),
+                        "unix path too long (at most 108 bytes)");
+    expect_encode_error(ARGS("encode", "--src", "/a", "--dst", p109), "--dst '/rrr");
+}
+
 static void test_encode_tlv_errors(void **state)
 {
     char big[300] = "authority=";
@@ -337,6 +367,7 @@ int main(void)
         cmocka_unit_test(test_json_escaping),
         cmocka_unit_test(test_encode_usage_errors),
         cmocka_unit_test(test_encode_address_errors),
+        cmocka_unit_test(test_encode_unix_108),
         cmocka_unit_test(test_encode_tlv_errors),
     };
 

@@ -247,6 +247,63 @@ def oversized_request_refused():
     echo.close()
 
 
+def raw_request(mport, req):
+    """Sends req on a new connection and returns (status line, {header:
+    value} with lower-case names, body bytes up to the server's close)."""
+    s = socket.create_connection((V4, mport), timeout=5)
+    try:
+        s.sendall(req)
+        got = recv_all(s, timeout=5)
+    finally:
+        s.close()
+    head, sep, body = got.partition(b"\r\n\r\n")
+    check(sep, "no end of headers in %r" % got[:200])
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        name, _, val = line.partition(":")
+        headers[name.strip().lower()] = val.strip()
+    return lines[0], headers, body
+
+
+@scenario
+def head_as_get_without_body():
+    """HEAD gets GET's status line and headers, Content-Length included,
+    and no body (as nginx and HAProxy answer it; before: 405). Other
+    methods get 405 with Allow: GET, HEAD."""
+    d, _, mport, echo = with_metrics()
+    for path, status in (("/metrics", "200 OK"), ("/healthz", "200 OK"),
+                         ("/nope", "404 Not Found")):
+        gline, gh, gbody = raw_request(mport, b"GET %s HTTP/1.0\r\n\r\n" % path.encode())
+        hline, hh, hbody = raw_request(mport, b"HEAD %s HTTP/1.0\r\n\r\n" % path.encode())
+        eq(gline, "HTTP/1.0 " + status, "GET %s status" % path)
+        eq(hline, gline, "HEAD %s status" % path)
+        eq(hbody, b"", "HEAD %s body" % path)
+        check("content-length" in hh, "HEAD %s without Content-Length: %r" % (path, hh))
+        eq(int(gh["content-length"]), len(gbody), "GET %s Content-Length" % path)
+        if path == "/metrics":
+            # The counters may move between the two requests, not the shape.
+            check(int(hh["content-length"]) > 0, "HEAD /metrics Content-Length")
+        else:
+            eq(hh, gh, "HEAD %s headers" % path)
+    # curl -I, as an operator checks an endpoint.
+    if shutil.which("curl"):
+        r = subprocess.run(["curl", "-sS", "-I", "--max-time", "5",
+                            "http://127.0.0.1:%d/metrics" % mport],
+                           capture_output=True, timeout=10)
+        eq(r.returncode, 0, "curl -I exit status (%s)" % r.stderr.decode(errors="replace"))
+        out = r.stdout.decode("latin-1")
+        check(out.startswith("HTTP/1.0 200 OK\r\n"), "curl -I: %r" % out[:80])
+        check("\r\nContent-Length: " in out, "curl -I without Content-Length: %r" % out)
+    for method in (b"POST", b"PUT", b"DELETE", b"OPTIONS", b"get", b"HEADX"):
+        line, h, body = raw_request(mport, method + b" /metrics HTTP/1.0\r\n\r\n")
+        check(line.startswith("HTTP/1.0 405 "), "%s answer: %r" % (method, line))
+        eq(h.get("allow"), "GET, HEAD", "%s Allow header" % method)
+        eq(int(h["content-length"]), len(body), "%s Content-Length" % method)
+    timed_scrape(mport)
+    echo.close()
+
+
 @scenario
 def healthz_200_serving_503_draining():
     d, port, mport, echo = with_metrics()
