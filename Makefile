@@ -165,10 +165,12 @@ $(B)/bench/%: bench/%.c $(STATIC)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LDFLAGS)
 
 # The echo backends also have an io_uring loop (-u, compared with their epoll
-# one by bench/uring.sh) when liburing is there (liburing-dev: scripts/deps.sh
-# bench); without it they are built without -u, which then says so.
+# one by bench/uring.sh), and the floor relay an io_uring accept/connect/close
+# path (-r, bench/floor.sh's relay-ring), when liburing is there (liburing-dev:
+# scripts/deps.sh bench); without it they are built without -u and -r, which
+# then say so.
 URING_LIBS := $(shell pkg-config --libs liburing 2>/dev/null)
-URING_BENCH := $(B)/bench/bench_tcp_echo $(B)/bench/bench_udp_echo
+URING_BENCH := $(B)/bench/bench_tcp_echo $(B)/bench/bench_udp_echo $(B)/bench/bench_tcp_relay
 $(URING_BENCH): $(B)/bench/%: bench/%.c bench/bench_uring.h $(STATIC)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) $(if $(URING_LIBS),-DHAVE_URING) -o $@ $< $(STATIC) $(URING_LIBS) $(LDFLAGS)

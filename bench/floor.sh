@@ -2,8 +2,15 @@
 # bench/floor.sh BUILD_DIR - ppfwd's TCP relay against the floor of a TCP
 # proxy: BUILD_DIR/bench/bench_tcp_relay, a relay that does nothing but
 # accept, connect, copy both ways and pass the half-close on, with the same
-# epoll calls as ppfwd (level-triggered, 4 epoll_ctl per connection) and
-# edge-triggered (-e: each socket registered once, 2 epoll_ctl).
+# epoll calls as ppfwd (relay-lt: level-triggered, 4 epoll_ctl per
+# connection), edge-triggered (relay-et, -e: each socket registered once, 2
+# epoll_ctl), and with io_uring for the accept, connect and close but
+# readiness for the data (relay-ring, -r: issue 14's candidate; multishot
+# accept, the connect and both closes through the ring, a multishot poll per
+# socket, plain read/send/shutdown: no accept4, connect, epoll_ctl or close
+# calls). relay-ring-s (-r -s) also sends the shutdown through the ring,
+# where the kernel runs it in an io-wq worker thread; it is not in the
+# default targets.
 #
 # Each round starts every target afresh, in an order rotated by one from the
 # round before, and runs bench_tcp_load rate (64 clients, connect + 64-byte
@@ -15,8 +22,11 @@
 # level-triggered relay.
 #
 # Knobs: BENCH_FLOOR_ROUNDS (5), BENCH_FLOOR_SECS (3), BENCH_FLOOR_PORT
-# (28600: uses 28600-28610), PPFWD (BUILD_DIR/ppfwd). Exit status 2 when the
-# benchmark could not run.
+# (28600: uses 28600-28610), BENCH_FLOOR_TARGETS ("ppfwd relay-lt relay-et
+# relay-ring"; relay-ring-s also known), PPFWD (BUILD_DIR/ppfwd). The io_uring
+# targets are dropped, said on stderr, when the relay was built without
+# liburing or the kernel refuses io_uring. Exit status 2 when the benchmark
+# could not run.
 set -u
 
 [ $# -eq 1 ] || { echo "usage: bench/floor.sh BUILD_DIR" >&2; exit 2; }
@@ -39,28 +49,34 @@ ports_free "bench/floor.sh (set BENCH_FLOOR_PORT)" "$BASE" $((BASE + 10))
 
 E=$BASE
 P=$((BASE + 5))
-TARGETS="ppfwd relay-lt relay-et"
+TARGETS=${BENCH_FLOOR_TARGETS:-"ppfwd relay-lt relay-et relay-ring"}
 
 bench_init floor
 spawn "$tmp/echo.log" "$TECHO" -p "$E"
 ECHO_PID=$LAST_PID
 sleep 0.3
 
+# start TARGET: a fresh TARGET in T_PID, once it relays; returns 1 (its
+# log in $tmp/t.log) when it does not.
 start() {
     case $1 in
     ppfwd) spawn "$tmp/t.log" "$PPFWD" -w 2 -l error "tcp://127.0.0.1:$P/127.0.0.1:$E" ;;
     relay-lt) spawn "$tmp/t.log" "$RELAY" -j 2 -p "$P" -u "$E" ;;
     relay-et) spawn "$tmp/t.log" "$RELAY" -j 2 -e -p "$P" -u "$E" ;;
+    relay-ring) spawn "$tmp/t.log" "$RELAY" -j 2 -r -p "$P" -u "$E" ;;
+    relay-ring-s) spawn "$tmp/t.log" "$RELAY" -j 2 -r -s -p "$P" -u "$E" ;;
+    *) echo "bench/floor.sh: unknown target $1" >&2; exit 2 ;;
     esac
     T_PID=$LAST_PID
     local i=0
     while [ $i -lt 50 ]; do
+        kill -0 "$T_PID" 2>/dev/null || { wait "$T_PID" 2>/dev/null; return 1; }
         "$TLOAD" probe -p "$P" >/dev/null 2>&1 && return 0
         sleep 0.1
         i=$((i + 1))
     done
-    echo "bench/floor.sh: $1 did not start: $(tail -n 3 "$tmp/t.log")" >&2
-    exit 2
+    stop
+    return 1
 }
 
 stop() {
@@ -68,13 +84,31 @@ stop() {
     wait "$T_PID" 2>/dev/null
 }
 
+# The io_uring targets need a relay built with liburing and a kernel that
+# lets it open a ring: dropped, said, when it cannot.
+kept=""
+for t in $TARGETS; do
+    case $t in
+    relay-ring*)
+        if ! start "$t"; then
+            echo "bench/floor.sh: $t dropped: $(tail -n 1 "$tmp/t.log")" >&2
+            continue
+        fi
+        stop
+        ;;
+    esac
+    kept="$kept $t"
+done
+TARGETS=${kept# }
+[ -n "$TARGETS" ] || { echo "bench/floor.sh: no target left" >&2; exit 2; }
+
 : >"$tmp/results"
 read -r -a order <<<"$TARGETS"
 for r in $(seq 1 "$ROUNDS"); do
     n=${#order[@]}
     for ((i = 0; i < n; i++)); do
         t=${order[$(((i + r - 1) % n))]}
-        start "$t"
+        start "$t" || { echo "bench/floor.sh: $t did not start: $(tail -n 3 "$tmp/t.log")" >&2; exit 2; }
         px0=$(cpu_ticks "$T_PID")
         be0=$(cpu_ticks "$ECHO_PID")
         out=$( { TIMEFORMAT='LOADCPU %U %S'; time "$TLOAD" rate -p "$P" -c 64 -t "$SECS"; } 2>&1 |
@@ -105,7 +139,7 @@ function med(a, n,    i, j, t) {
 { cps[$1, $2] = $3; p99[$1, $2] = $4; px[$1, $2] = $5; be[$1, $2] = $6; ld[$1, $2] = $7 }
 END {
     printf "TCP proxy floor: %d rounds x %s s, 64 clients, connect + 64-byte echo + close; medians\n\n", rounds, secs
-    printf "%-9s | %8s %7s | %7s %8s %7s %9s | %9s %9s\n", "target", "conn/s", "p99 ms", "proxy", "backend", "load", "px/(b+l)", "x relay", "CPU x"
+    printf "%-12s | %8s %7s | %7s %8s %7s %9s | %9s %9s\n", "target", "conn/s", "p99 ms", "proxy", "backend", "load", "px/(b+l)", "x relay", "CPU x"
     n = split(ts, t, " ")
     for (i = 1; i <= n; i++) {
         k = 0
@@ -118,12 +152,14 @@ END {
             g[k] = ((r, "relay-lt") in cps) ? cps[r, t[i]] / cps[r, "relay-lt"] : 0
             h[k] = ((r, "relay-lt") in px) ? px[r, t[i]] / px[r, "relay-lt"] : 0
         }
-        if (k == 0) { printf "%-9s | n/a\n", t[i]; continue }
-        printf "%-9s | %8.0f %7.2f | %7.1f %8.1f %7.1f %8.2fx | %8.3fx %8.3fx\n", t[i], med(a, k), med(b, k), med(c, k), med(d, k), med(e, k), med(f, k), med(g, k), med(h, k)
+        if (k == 0) { printf "%-12s | n/a\n", t[i]; continue }
+        printf "%-12s | %8.0f %7.2f | %7.1f %8.1f %7.1f %8.2fx | %8.3fx %8.3fx\n", t[i], med(a, k), med(b, k), med(c, k), med(d, k), med(e, k), med(f, k), med(g, k), med(h, k)
     }
     print ""
     print "CPU: µs per connection, user + system; px/(b+l): the proxy over the backend plus the"
     print "load generator (issue 14 wants <= 1.0x); x relay: per-round ratios to relay-lt (rate,"
     print "proxy CPU). relay-lt: bench_tcp_relay, the calls ppfwd makes, nothing else; relay-et:"
-    print "the same edge-triggered, 2 epoll_ctl per connection fewer."
+    print "the same edge-triggered, 2 epoll_ctl per connection fewer; relay-ring: accept, connect and"
+    print "close through io_uring, a multishot poll per socket for the data (-r); relay-ring-s: also"
+    print "the shutdown through the ring (an io-wq thread runs it)."
 }' "$tmp/results"
