@@ -4,7 +4,7 @@
  * logs, no timers: accept, connect the upstream, copy both ways through a
  * buffer, pass a half-close on with shutdown, close at the second EOF.
  *
- *   bench_tcp_relay -p PORT -u UPSTREAM_PORT [-j THREADS] [-e | -r [-s]] [-n]
+ *   bench_tcp_relay -p PORT -u UPSTREAM_PORT [-j THREADS] [-e | -r [-l] [-s] | -H] [-n]
  *
  * Each of THREADS (2) threads has its own SO_REUSEPORT listener on
  * 127.0.0.1:PORT and its own epoll, as ppfwd's workers do. Default:
@@ -32,6 +32,32 @@
  * measure that. At the second EOF both polls are cancelled and both fds
  * closed through the ring. One io_uring_submit_and_wait per loop (100 ms
  * timeout, to notice SIGTERM), then every completion is handled.
+ *
+ * -r -l: the same, but the data readiness level-triggered, as a loop
+ * backend keeping epoll's semantics over the ring would have it: the read
+ * poll is one-shot (POLL_ADD without IORING_POLL_ADD_MULTI) and re-armed
+ * after each completion while the side is to be read (what it sent is out
+ * and it has not ended), the POLLOUT poll as in -r. A one-shot poll armed
+ * on a socket that is already readable completes at once, so data left
+ * unread (or a queued FIN) is reported again: a short read returns to the
+ * loop as in the epoll modes, with no rdhup case.
+ *
+ * -H: hybrid, epoll for the data (the level-triggered mode's epoll_ctl for
+ * the two sockets' interest, both ADDed once connected), the ring for the
+ * rest: the multishot accept, the connect and both closes as in -r. The
+ * thread sleeps in io_uring_submit_and_wait; the epoll fd is watched by a
+ * ONE-SHOT POLLIN poll in the ring, re-armed each time it completes, and
+ * its completion is followed by epoll_wait(timeout 0). A multishot poll
+ * does not do: it completes on a wakeup of the epoll fd, that is when a
+ * socket's readiness changes, and an item epoll_wait left ready (data left
+ * unread: the level-triggered case) makes none, so the loop would sleep
+ * with events ready; a one-shot poll armed while epoll has a ready item
+ * completes at once. No EPOLL_CTL_DEL: the close through the ring drops
+ * the file's last reference, which takes it out of the epoll set before
+ * io_uring_enter returns; that holds only while no request in the ring
+ * holds the socket (a pending poll or recv on it would keep the file, and
+ * its epoll registration, alive after the fd is gone), which is why -H puts
+ * nothing on the sockets in the ring after their connect.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -70,15 +96,16 @@ struct side {
 struct pair {
     struct side s[2]; /* 0: client, 1: upstream */
     int connected;
-    /* Its fds are closed (-r: being closed through the ring); freed after
-     * the batch of events (-r: once no request in the ring names it). */
+    /* Its fds are closed (-r, -H: being closed through the ring); freed
+     * after the batch of events (-r, -H: once no request in the ring names
+     * it). */
     int closed;
     struct pair *next_dead;
-    unsigned mask[2]; /* level-triggered: what each fd is registered for */
-    /* -r: requests in the ring whose completions name the pair, and which
-     * polls are armed on each side. */
+    unsigned mask[2]; /* level-triggered, -H: what each fd is registered for */
+    /* -r, -H: requests in the ring whose completions name the pair; -r:
+     * which polls are armed on each side. */
     int pending;
-    unsigned char polled[2]; /* the multishot POLLIN poll */
+    unsigned char polled[2]; /* the POLLIN poll (multishot; -l: one-shot) */
     unsigned char out[2];    /* a one-shot POLLOUT poll */
 };
 
@@ -114,7 +141,7 @@ static void pair_free(struct pair *p)
     spare = p;
 }
 
-static int port, up_port, edge, nodelay = 1, ring_mode, ring_shut;
+static int port, up_port, edge, nodelay = 1, ring_mode, ring_lt, ring_shut, hybrid;
 static volatile sig_atomic_t stop;
 
 static void on_term(int sig)
@@ -124,10 +151,11 @@ static void on_term(int sig)
 }
 
 #ifdef HAVE_URING
-/* -r: a completion's user_data is the pair's address with the side in bit 0
- * and the operation in bits 1-3 (a pair is 16-byte aligned: malloc's
- * alignment). The accept names no pair. */
-enum { R_ACCEPT, R_CONNECT, R_POLL, R_POLLOUT, R_SHUT, R_CANCEL, R_CLOSE };
+/* -r, -H: a completion's user_data is the pair's address with the side in
+ * bit 0 and the operation in bits 1-3 (a pair is 16-byte aligned: malloc's
+ * alignment). The accept and -H's poll on the epoll fd name no pair. */
+enum { R_ACCEPT, R_CONNECT, R_POLL, R_POLLOUT, R_SHUT, R_CANCEL, R_CLOSE, R_EPOLL };
+_Static_assert(R_EPOLL < 8, "the operation has 3 bits");
 _Static_assert(alignof(max_align_t) >= 16, "the tags need 4 free low bits in a pair's address");
 
 static __thread struct io_uring *tring;
@@ -143,6 +171,35 @@ static void r_set(struct io_uring_sqe *sqe, struct pair *p, int i, int op)
     io_uring_sqe_set_data64(sqe, rtag(p, i, op));
     if (p != NULL)
         p->pending++;
+}
+
+/* Cancels the polls still armed and closes both fds, all through the ring;
+ * the pair is freed once the last completion naming it is back. The polls
+ * are cancelled with IORING_OP_ASYNC_CANCEL, not IORING_OP_POLL_REMOVE: a
+ * remove that finds a wakeup of the poll queued and not run yet (deferred
+ * task work runs only in the wait, after the submission) fails with
+ * -EALREADY and leaves the poll armed, holding the closed socket for good;
+ * a cancel marks it and the queued wakeup ends it with -ECANCELED. */
+static void r_close(struct pair *p)
+{
+    p->closed = 1;
+    for (int i = 0; i < 2; i++) {
+        struct io_uring_sqe *sqe;
+
+        if (p->polled[i]) {
+            sqe = uring_sqe(tring);
+            io_uring_prep_cancel64(sqe, rtag(p, i, R_POLL), 0);
+            r_set(sqe, p, i, R_CANCEL);
+        }
+        if (p->out[i]) {
+            sqe = uring_sqe(tring);
+            io_uring_prep_cancel64(sqe, rtag(p, i, R_POLLOUT), 0);
+            r_set(sqe, p, i, R_CANCEL);
+        }
+        sqe = uring_sqe(tring);
+        io_uring_prep_close(sqe, p->s[i].fd);
+        r_set(sqe, p, i, R_CLOSE);
+    }
 }
 #endif
 
@@ -185,11 +242,18 @@ static void want(int ep, struct pair *p, int i, unsigned ev)
 }
 
 /* Pairs closed during a batch of events: a later event of the same batch
- * may still name one, so they are freed once the batch is done. */
+ * may still name one, so they are freed once the batch is done (-H: once
+ * the ring has closed their fds, see r_close). */
 static __thread struct pair *dead;
 
 static void pair_close(struct pair *p)
 {
+#ifdef HAVE_URING
+    if (hybrid) {
+        r_close(p);
+        return;
+    }
+#endif
     close(p->s[0].fd);
     close(p->s[1].fd);
     p->closed = 1;
@@ -237,9 +301,9 @@ static int pump(struct pair *p, int i)
         }
         s->len = (size_t)n;
         /* A short read drained the socket: more data makes the next event
-         * (level-triggered) or the next edge (edge-triggered, -r's poll);
-         * -r reads on when its poll said the FIN is queued (it makes no
-         * further edge). */
+         * (level-triggered, -r -l's re-armed poll) or the next edge
+         * (edge-triggered, -r's multishot poll); -r reads on when its poll
+         * said the FIN is queued (it makes no further edge). */
         if ((size_t)n < BUF && !s->rdhup)
             return flush(p, i) < 0 ? -1 : 0;
     }
@@ -260,6 +324,28 @@ static void interest(int ep, struct pair *p)
     }
 }
 
+/* The upstream is connected: the client registered for READ (-H: the
+ * upstream too, which the ring connected), what is there already moved,
+ * the interest set. */
+static void connected(int ep, struct pair *p)
+{
+    p->connected = 1;
+    if (!edge) {
+        ctl(ep, EPOLL_CTL_ADD, p, 0, EPOLLIN | EPOLLRDHUP);
+        p->mask[0] = EPOLLIN | EPOLLRDHUP;
+    }
+    if (hybrid) {
+        ctl(ep, EPOLL_CTL_ADD, p, 1, EPOLLIN | EPOLLRDHUP);
+        p->mask[1] = EPOLLIN | EPOLLRDHUP;
+    }
+    if (pump(p, 0) < 0 || pump(p, 1) < 0) {
+        pair_close(p);
+        return;
+    }
+    if (!edge)
+        interest(ep, p);
+}
+
 static void on_event(int ep, struct pair *p, int i, unsigned ev)
 {
     if (p->closed)
@@ -275,17 +361,7 @@ static void on_event(int ep, struct pair *p, int i, unsigned ev)
             pair_close(p);
             return;
         }
-        p->connected = 1;
-        if (!edge) {
-            ctl(ep, EPOLL_CTL_ADD, p, 0, EPOLLIN | EPOLLRDHUP);
-            p->mask[0] = EPOLLIN | EPOLLRDHUP;
-        }
-        if (pump(p, 0) < 0 || pump(p, 1) < 0) {
-            pair_close(p);
-            return;
-        }
-        if (!edge)
-            interest(ep, p);
+        connected(ep, p);
         return;
     }
     /* Readable side i: its bytes to the other. Writable side i: the other
@@ -358,30 +434,43 @@ static int listener(struct sockaddr_in *up)
     return lfd;
 }
 
+static int epoll_open(void)
+{
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+
+    if (ep == -1) {
+        perror("bench_tcp_relay: epoll_create1");
+        exit(2);
+    }
+    return ep;
+}
+
+/* An event of a pair's socket, tagged by tag(). */
+static void on_tagged(int ep, const struct epoll_event *e)
+{
+    uintptr_t t = (uintptr_t)e->data.ptr;
+
+    on_event(ep, (struct pair *)(t & ~(uintptr_t)1), (int)(t & 1), e->events);
+}
+
 static void *worker(void *arg)
 {
     struct sockaddr_in up;
     struct epoll_event evs[MAXEV], lev = {.events = EPOLLIN};
     int lfd = listener(&up);
-    int ep = epoll_create1(EPOLL_CLOEXEC);
+    int ep = epoll_open();
 
     (void)arg;
-    if (ep == -1) {
-        perror("bench_tcp_relay: epoll_create1");
-        exit(2);
-    }
     lev.data.ptr = NULL;
     epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &lev);
     while (!stop) {
         int n = epoll_wait(ep, evs, MAXEV, 200);
 
         for (int i = 0; i < n; i++) {
-            uintptr_t t = (uintptr_t)evs[i].data.ptr;
-
-            if (t == 0)
+            if (evs[i].data.ptr == NULL)
                 on_accept(ep, lfd, &up);
             else
-                on_event(ep, (struct pair *)(t & ~(uintptr_t)1), (int)(t & 1), evs[i].events);
+                on_tagged(ep, &evs[i]);
         }
         while (dead != NULL) {
             struct pair *p = dead;
@@ -394,7 +483,7 @@ static void *worker(void *arg)
 }
 
 #ifdef HAVE_URING
-/* ---- -r: accept, connect and close through io_uring, polls for the data -- */
+/* ---- -r, -H: accept, connect and close through io_uring ------------------ */
 
 #define R_ENTRIES 4096
 
@@ -406,12 +495,15 @@ static void r_arm_accept(int lfd)
     r_set(sqe, NULL, 0, R_ACCEPT);
 }
 
-/* The multishot read-readiness poll on side i. */
+/* The read-readiness poll on side i: multishot, or one-shot with -l. */
 static void r_arm_poll(struct pair *p, int i)
 {
     struct io_uring_sqe *sqe = uring_sqe(tring);
 
-    io_uring_prep_poll_multishot(sqe, p->s[i].fd, POLLIN | POLLRDHUP);
+    if (ring_lt)
+        io_uring_prep_poll_add(sqe, p->s[i].fd, POLLIN | POLLRDHUP);
+    else
+        io_uring_prep_poll_multishot(sqe, p->s[i].fd, POLLIN | POLLRDHUP);
     r_set(sqe, p, i, R_POLL);
     p->polled[i] = 1;
 }
@@ -430,32 +522,16 @@ static void r_want_out(struct pair *p, int i)
     p->out[!i] = 1;
 }
 
-/* Cancels the polls still armed and closes both fds, all through the ring;
- * the pair is freed once the last completion naming it is back. The polls
- * are cancelled with IORING_OP_ASYNC_CANCEL, not IORING_OP_POLL_REMOVE: a
- * remove that finds a wakeup of the poll queued and not run yet (deferred
- * task work runs only in the wait, after the submission) fails with
- * -EALREADY and leaves the poll armed, holding the closed socket for good;
- * a cancel marks it and the queued wakeup ends it with -ECANCELED. */
-static void r_close(struct pair *p)
+/* Arms the polls the pair needs and does not have: each side's read poll
+ * (-r: the multishot one, once; -l: a one-shot one whenever the side is to
+ * be read, as interest() has it for epoll) and the POLLOUT poll of a side
+ * the other holds bytes for. Called after each completion on the pair. */
+static void r_interest(struct pair *p)
 {
-    p->closed = 1;
     for (int i = 0; i < 2; i++) {
-        struct io_uring_sqe *sqe;
-
-        if (p->polled[i]) {
-            sqe = uring_sqe(tring);
-            io_uring_prep_cancel64(sqe, rtag(p, i, R_POLL), 0);
-            r_set(sqe, p, i, R_CANCEL);
-        }
-        if (p->out[i]) {
-            sqe = uring_sqe(tring);
-            io_uring_prep_cancel64(sqe, rtag(p, i, R_POLLOUT), 0);
-            r_set(sqe, p, i, R_CANCEL);
-        }
-        sqe = uring_sqe(tring);
-        io_uring_prep_close(sqe, p->s[i].fd);
-        r_set(sqe, p, i, R_CLOSE);
+        if (!p->polled[i] && (!ring_lt || (p->s[i].len == 0 && !p->s[i].eof)))
+            r_arm_poll(p, i);
+        r_want_out(p, i);
     }
 }
 
@@ -498,17 +574,43 @@ static void r_ready(struct pair *p, int i, unsigned mask)
 {
     struct side *s = &p->s[i];
 
-    if (mask & (POLLRDHUP | POLLHUP | POLLERR))
+    if (!ring_lt && (mask & (POLLRDHUP | POLLHUP | POLLERR)))
         s->rdhup = 1;
     if (s->len > 0 || s->eof)
         return;
     if (pump(p, i) < 0)
         r_close(p);
-    else
-        r_want_out(p, i);
 }
 
-static void r_on_cqe(int lfd, const struct sockaddr_in *up, const struct io_uring_cqe *cqe)
+/* -H: the one-shot poll on the epoll fd (see the top: not multishot). */
+static void r_arm_epoll(int ep)
+{
+    struct io_uring_sqe *sqe = uring_sqe(tring);
+
+    io_uring_prep_poll_add(sqe, ep, POLLIN);
+    r_set(sqe, NULL, 0, R_EPOLL);
+}
+
+/* -H: the epoll fd is readable: its poll re-armed, the events taken without
+ * waiting and handled as the level-triggered mode does. Events left over
+ * (more than MAXEV) complete the re-armed poll at once. */
+static void r_on_epoll(int ep, int res)
+{
+    struct epoll_event evs[MAXEV];
+    int n;
+
+    if (res < 0) {
+        fprintf(stderr, "bench_tcp_relay: poll on the epoll fd: %s\n", strerror(-res));
+        exit(2);
+    }
+    r_arm_epoll(ep);
+    n = epoll_wait(ep, evs, MAXEV, 0);
+    for (int k = 0; k < n; k++)
+        on_tagged(ep, &evs[k]);
+}
+
+/* A completion; ep is -H's epoll fd (-1 otherwise). */
+static void r_on_cqe(int lfd, int ep, const struct sockaddr_in *up, const struct io_uring_cqe *cqe)
 {
     struct pair *p = (struct pair *)(uintptr_t)(cqe->user_data & ~(uint64_t)15);
     int i = (int)(cqe->user_data & 1), op = (int)(cqe->user_data >> 1 & 7), res = cqe->res;
@@ -517,20 +619,26 @@ static void r_on_cqe(int lfd, const struct sockaddr_in *up, const struct io_urin
         r_on_accept(lfd, up, res, cqe->flags);
         return;
     }
+    if (op == R_EPOLL) {
+        r_on_epoll(ep, res);
+        return;
+    }
     switch (op) {
     case R_CONNECT:
         p->pending--;
         if (res < 0) {
             r_close(p);
-            break;
+        } else if (hybrid) {
+            connected(ep, p);
+        } else {
+            p->connected = 1;
+            r_interest(p);
         }
-        p->connected = 1;
-        r_arm_poll(p, 0);
-        r_arm_poll(p, 1);
         break;
     case R_POLL:
         /* A multishot poll ends with a completion without F_MORE: its
-         * cancellation (-ECANCELED), an error, or a CQ overflow (re-armed). */
+         * cancellation (-ECANCELED), an error, or a CQ overflow (re-armed);
+         * a one-shot poll (-l) with its first. */
         if (!(cqe->flags & IORING_CQE_F_MORE)) {
             p->pending--;
             p->polled[i] = 0;
@@ -542,8 +650,8 @@ static void r_on_cqe(int lfd, const struct sockaddr_in *up, const struct io_urin
             break;
         }
         r_ready(p, i, (unsigned)res);
-        if (!p->closed && !p->polled[i])
-            r_arm_poll(p, i);
+        if (!p->closed)
+            r_interest(p);
         break;
     case R_POLLOUT: /* side i can take the other side's bytes */
         p->pending--;
@@ -553,7 +661,7 @@ static void r_on_cqe(int lfd, const struct sockaddr_in *up, const struct io_urin
         if (res < 0 || pump(p, !i) < 0)
             r_close(p);
         else
-            r_want_out(p, !i);
+            r_interest(p);
         break;
     default: /* R_SHUT, R_CANCEL (-ENOENT if the poll had ended), R_CLOSE */
         p->pending--;
@@ -567,7 +675,7 @@ static void *r_worker(void *arg)
 {
     struct sockaddr_in up;
     struct io_uring ring;
-    int lfd = listener(&up), rc = uring_open(&ring, R_ENTRIES);
+    int lfd = listener(&up), rc = uring_open(&ring, R_ENTRIES), ep = -1;
 
     (void)arg;
     if (rc < 0) {
@@ -576,6 +684,10 @@ static void *r_worker(void *arg)
     }
     tring = &ring;
     r_arm_accept(lfd);
+    if (hybrid) {
+        ep = epoll_open();
+        r_arm_epoll(ep);
+    }
     while (!stop) {
         struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 100000000};
         struct io_uring_cqe *cqe;
@@ -589,7 +701,7 @@ static void *r_worker(void *arg)
         io_uring_for_each_cqe(&ring, head, cqe)
         {
             n++;
-            r_on_cqe(lfd, &up, cqe);
+            r_on_cqe(lfd, ep, &up, cqe);
         }
         io_uring_cq_advance(&ring, n);
     }
@@ -604,7 +716,7 @@ int main(int argc, char **argv)
     pthread_t th[16];
     void *(*loop)(void *) = worker;
 
-    while ((opt = getopt(argc, argv, "p:u:j:enrs")) != -1) {
+    while ((opt = getopt(argc, argv, "p:u:j:enrlsH")) != -1) {
         switch (opt) {
         case 'p':
             port = atoi(optarg);
@@ -624,25 +736,30 @@ int main(int argc, char **argv)
         case 'r':
             ring_mode = 1;
             break;
+        case 'l':
+            ring_lt = 1;
+            break;
         case 's':
             ring_shut = 1;
+            break;
+        case 'H':
+            hybrid = 1;
             break;
         default:
             return 2;
         }
     }
-    if (port <= 0 || up_port <= 0 || threads < 1 || threads > 16 || (edge && ring_mode) ||
-        (ring_shut && !ring_mode)) {
-        fprintf(
-            stderr,
-            "usage: bench_tcp_relay -p PORT -u UPSTREAM_PORT [-j THREADS] [-e | -r [-s]] [-n]\n");
+    if (port <= 0 || up_port <= 0 || threads < 1 || threads > 16 || edge + ring_mode + hybrid > 1 ||
+        ((ring_shut || ring_lt) && !ring_mode)) {
+        fprintf(stderr, "usage: bench_tcp_relay -p PORT -u UPSTREAM_PORT [-j THREADS] "
+                        "[-e | -r [-l] [-s] | -H] [-n]\n");
         return 2;
     }
-    if (ring_mode) {
+    if (ring_mode || hybrid) {
 #ifdef HAVE_URING
         loop = r_worker;
 #else
-        fprintf(stderr, "bench_tcp_relay: -r: built without liburing (liburing-dev)\n");
+        fprintf(stderr, "bench_tcp_relay: -r, -H: built without liburing (liburing-dev)\n");
         return 2;
 #endif
     }

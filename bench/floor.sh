@@ -9,8 +9,14 @@
 # accept, the connect and both closes through the ring, a multishot poll per
 # socket, plain read/send/shutdown: no accept4, connect, epoll_ctl or close
 # calls). relay-ring-s (-r -s) also sends the shutdown through the ring,
-# where the kernel runs it in an io-wq worker thread; it is not in the
-# default targets.
+# where the kernel runs it in an io-wq worker thread. Two designs for an
+# io_uring backend under a level-triggered loop: relay-ring-lt (-r -l), as
+# relay-ring but each socket's read poll one-shot and re-armed after every
+# completion (epoll's level-triggered semantics over the ring), and
+# relay-hybrid (-H), epoll for the data (the level-triggered relay's
+# epoll_ctl) with the accept, connect and closes through a ring the thread
+# sleeps in, the epoll fd watched by a one-shot poll in it. These three are
+# not in the default targets.
 #
 # Each round starts every target afresh, in an order rotated by one from the
 # round before, and runs bench_tcp_load rate (64 clients, connect + 64-byte
@@ -23,10 +29,10 @@
 #
 # Knobs: BENCH_FLOOR_ROUNDS (5), BENCH_FLOOR_SECS (3), BENCH_FLOOR_PORT
 # (28600: uses 28600-28610), BENCH_FLOOR_TARGETS ("ppfwd relay-lt relay-et
-# relay-ring"; relay-ring-s also known), PPFWD (BUILD_DIR/ppfwd). The io_uring
-# targets are dropped, said on stderr, when the relay was built without
-# liburing or the kernel refuses io_uring. Exit status 2 when the benchmark
-# could not run.
+# relay-ring"; relay-ring-s, relay-ring-lt and relay-hybrid also known),
+# PPFWD (BUILD_DIR/ppfwd). The io_uring targets are dropped, said on stderr,
+# when the relay was built without liburing or the kernel refuses io_uring.
+# Exit status 2 when the benchmark could not run.
 set -u
 
 [ $# -eq 1 ] || { echo "usage: bench/floor.sh BUILD_DIR" >&2; exit 2; }
@@ -65,6 +71,8 @@ start() {
     relay-et) spawn "$tmp/t.log" "$RELAY" -j 2 -e -p "$P" -u "$E" ;;
     relay-ring) spawn "$tmp/t.log" "$RELAY" -j 2 -r -p "$P" -u "$E" ;;
     relay-ring-s) spawn "$tmp/t.log" "$RELAY" -j 2 -r -s -p "$P" -u "$E" ;;
+    relay-ring-lt) spawn "$tmp/t.log" "$RELAY" -j 2 -r -l -p "$P" -u "$E" ;;
+    relay-hybrid) spawn "$tmp/t.log" "$RELAY" -j 2 -H -p "$P" -u "$E" ;;
     *) echo "bench/floor.sh: unknown target $1" >&2; exit 2 ;;
     esac
     T_PID=$LAST_PID
@@ -89,7 +97,7 @@ stop() {
 kept=""
 for t in $TARGETS; do
     case $t in
-    relay-ring*)
+    relay-ring* | relay-hybrid)
         if ! start "$t"; then
             echo "bench/floor.sh: $t dropped: $(tail -n 1 "$tmp/t.log")" >&2
             continue
@@ -139,7 +147,7 @@ function med(a, n,    i, j, t) {
 { cps[$1, $2] = $3; p99[$1, $2] = $4; px[$1, $2] = $5; be[$1, $2] = $6; ld[$1, $2] = $7 }
 END {
     printf "TCP proxy floor: %d rounds x %s s, 64 clients, connect + 64-byte echo + close; medians\n\n", rounds, secs
-    printf "%-12s | %8s %7s | %7s %8s %7s %9s | %9s %9s\n", "target", "conn/s", "p99 ms", "proxy", "backend", "load", "px/(b+l)", "x relay", "CPU x"
+    printf "%-13s | %8s %7s | %7s %8s %7s %9s | %9s %9s\n", "target", "conn/s", "p99 ms", "proxy", "backend", "load", "px/(b+l)", "x relay", "CPU x"
     n = split(ts, t, " ")
     for (i = 1; i <= n; i++) {
         k = 0
@@ -152,8 +160,8 @@ END {
             g[k] = ((r, "relay-lt") in cps) ? cps[r, t[i]] / cps[r, "relay-lt"] : 0
             h[k] = ((r, "relay-lt") in px) ? px[r, t[i]] / px[r, "relay-lt"] : 0
         }
-        if (k == 0) { printf "%-12s | n/a\n", t[i]; continue }
-        printf "%-12s | %8.0f %7.2f | %7.1f %8.1f %7.1f %8.2fx | %8.3fx %8.3fx\n", t[i], med(a, k), med(b, k), med(c, k), med(d, k), med(e, k), med(f, k), med(g, k), med(h, k)
+        if (k == 0) { printf "%-13s | n/a\n", t[i]; continue }
+        printf "%-13s | %8.0f %7.2f | %7.1f %8.1f %7.1f %8.2fx | %8.3fx %8.3fx\n", t[i], med(a, k), med(b, k), med(c, k), med(d, k), med(e, k), med(f, k), med(g, k), med(h, k)
     }
     print ""
     print "CPU: µs per connection, user + system; px/(b+l): the proxy over the backend plus the"
@@ -161,5 +169,7 @@ END {
     print "proxy CPU). relay-lt: bench_tcp_relay, the calls ppfwd makes, nothing else; relay-et:"
     print "the same edge-triggered, 2 epoll_ctl per connection fewer; relay-ring: accept, connect and"
     print "close through io_uring, a multishot poll per socket for the data (-r); relay-ring-s: also"
-    print "the shutdown through the ring (an io-wq thread runs it)."
+    print "the shutdown through the ring (an io-wq thread runs it); relay-ring-lt: relay-ring with"
+    print "one-shot read polls re-armed after each completion (level-triggered, -r -l); relay-hybrid:"
+    print "epoll for the data, the accept, connect and close through a ring that watches the epoll fd (-H)."
 }' "$tmp/results"
