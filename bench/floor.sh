@@ -29,7 +29,8 @@
 #
 # Knobs: BENCH_FLOOR_ROUNDS (5), BENCH_FLOOR_SECS (3), BENCH_FLOOR_PORT
 # (28600: uses 28600-28610), BENCH_FLOOR_TARGETS ("ppfwd relay-lt relay-et
-# relay-ring"; relay-ring-s, relay-ring-lt and relay-hybrid also known),
+# relay-ring"; relay-ring-s, relay-ring-lt, relay-hybrid and ppfwd-epoll,
+# ppfwd on its epoll loop backend (PPFWD_LOOP=epoll), also known),
 # PPFWD (BUILD_DIR/ppfwd). The io_uring targets are dropped, said on stderr,
 # when the relay was built without liburing or the kernel refuses io_uring.
 # Exit status 2 when the benchmark could not run.
@@ -67,6 +68,8 @@ sleep 0.3
 start() {
     case $1 in
     ppfwd) spawn "$tmp/t.log" "$PPFWD" -w 2 -l error "tcp://127.0.0.1:$P/127.0.0.1:$E" ;;
+    ppfwd-epoll) PPFWD_LOOP=epoll spawn "$tmp/t.log" "$PPFWD" -w 2 -l error \
+        "tcp://127.0.0.1:$P/127.0.0.1:$E" ;;
     relay-lt) spawn "$tmp/t.log" "$RELAY" -j 2 -p "$P" -u "$E" ;;
     relay-et) spawn "$tmp/t.log" "$RELAY" -j 2 -e -p "$P" -u "$E" ;;
     relay-ring) spawn "$tmp/t.log" "$RELAY" -j 2 -r -p "$P" -u "$E" ;;
