@@ -32,7 +32,7 @@ struct loop_fd {
      * cancelled by its generation at the next flush. */
     uint32_t gen, orphan_gen;
     int next_dirty; /* the dirty list (see loop_uring.c) */
-    unsigned char polled, inflight, multi, orphan, dirty, edge;
+    unsigned char polled, inflight, orphan, dirty, edge;
 #endif
 };
 

@@ -61,9 +61,6 @@ enum { UD_IGNORE = 0, UD_POLL = 1, UD_WAKE = 2 };
 #define UD_FD(ud) ((int)(((ud) >> 32) & 0x3fffffffu))
 #define UD_GEN(ud) ((uint32_t)(ud))
 
-/* No poll in flight matches this mask: it forces a cancel and a re-arm. */
-#define POLLED_STALE 0xffu
-
 /* The cheapest setup the kernel takes: task work deferred to the wait and
  * a single submitter (6.1+); the ring is created disabled because loop_new
  * runs in the thread that starts a worker, loop_run in the worker: the
@@ -214,7 +211,6 @@ static int flush_fd(struct loop *l, int fd)
     if (e->edge)
         sqe->len |= IORING_POLL_ADD_MULTI;
     io_uring_sqe_set_data64(sqe, UD(UD_POLL, fd, e->gen));
-    e->multi = e->edge;
     e->edge = 0;
     e->inflight = 1;
     e->polled = (unsigned char)e->mask;
@@ -325,8 +321,12 @@ static void on_poll(struct loop *l, uint64_t ud, int res, unsigned flags)
         if (ev == 0 && (res & POLLRDHUP) && !(e->mask & LOOP_READ))
             e->edge = 1;
     } else if (ev != 0) {
-        /* Back to level-triggered: a one-shot poll after this delivery. */
-        e->polled = POLLED_STALE;
+        /* Back to level-triggered: the multishot poll is cancelled (its
+         * further completions are stale from now on, as epoll reports an
+         * fd once per batch) for a one-shot poll after this delivery. */
+        e->orphan = 1;
+        e->orphan_gen = e->gen;
+        e->inflight = 0;
         mark_dirty(l, fd);
     }
     if (ev != 0)
