@@ -17,10 +17,11 @@
  * - loop_add/loop_set/loop_del make no syscall, so they cannot report what
  *   epoll_ctl would (EPERM for a regular file, EBADF for a closed fd): an fd
  *   the kernel cannot poll is simply never reported.
- * - after a socket's peer has sent its FIN, an fd that does not ask for
- *   LOOP_READ is watched edge-triggered until it reports something wanted
- *   (LOOP_WRITE, LOOP_ERROR), then level-triggered again: the kernel
- *   reports the FIN to every poll (see loop_uring.c).
+ * The kernel reports a socket's FIN (POLLRDHUP) to every poll, whatever it
+ * asks: once it is in, an fd that does not ask for LOOP_READ (an empty
+ * mask after its EOF, or waiting for LOOP_WRITE) is watched by a multishot
+ * poll armed anew after each delivery, so the loop neither spins on the FIN
+ * nor misses the LOOP_WRITE or LOOP_ERROR it waits for (see loop_uring.c).
  */
 #ifndef PPFWD_LOOP_H
 #define PPFWD_LOOP_H

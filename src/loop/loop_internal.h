@@ -32,7 +32,8 @@ struct loop_fd {
      * cancelled by its generation at the next flush. */
     uint32_t gen, orphan_gen;
     int next_dirty; /* the dirty list (see loop_uring.c) */
-    unsigned char polled, inflight, orphan, dirty, edge;
+    unsigned char polled, inflight, orphan, dirty;
+    unsigned char fin; /* a poll reported POLLRDHUP: the peer's FIN is in */
 #endif
 };
 

@@ -29,13 +29,14 @@
  * tests/unit/test_loop_uring.c shows it for an fd with an empty mask and
  * for one that waits for LOOP_WRITE on a full send buffer. Re-arming such a
  * poll would spin, and not re-arming it would never report the LOOP_WRITE
- * (or LOOP_ERROR) it waits for. So a one-shot completion that carries
- * nothing the fd wants but the FIN (POLLRDHUP without LOOP_READ asked) is
- * followed by a MULTISHOT poll, which is edge-triggered: it reports what
- * holds when armed (the FIN again: dropped) and then only on wakeups, such
- * as the socket becoming writable or an error; once it reports something
- * wanted it is cancelled for a one-shot poll again, so level-triggered
- * delivery is back.
+ * (or LOOP_ERROR) it waits for. So once a poll has reported POLLRDHUP (the
+ * FIN is in for good), an fd that does not ask for LOOP_READ gets a
+ * MULTISHOT poll instead: it reports what holds when armed (at least the
+ * FIN: dropped when nothing wanted comes with it) and then only on
+ * wakeups, such as the socket becoming writable or an error. Once it has
+ * delivered something it is cancelled and armed anew, whose first report
+ * is again what holds then: readiness left as it was is reported again,
+ * level-triggered as with epoll.
  */
 #ifdef HAVE_URING
 #define _GNU_SOURCE
@@ -138,7 +139,7 @@ void uring_forget(struct loop *l, int fd)
         e->inflight = 0;
         mark_dirty(l, fd);
     }
-    e->edge = 0;
+    e->fin = 0;
 }
 
 /* An SQE, submitting what is queued first when the SQ is full; NULL only if
@@ -208,10 +209,11 @@ static int flush_fd(struct loop *l, int fd)
         return -1;
     e->gen++;
     io_uring_prep_poll_add(sqe, fd, mask_to_poll(e->mask));
-    if (e->edge)
+    /* A one-shot poll on an fd whose FIN is in and that does not read
+     * would complete at once (see the top). */
+    if (e->fin && !(e->mask & LOOP_READ))
         sqe->len |= IORING_POLL_ADD_MULTI;
     io_uring_sqe_set_data64(sqe, UD(UD_POLL, fd, e->gen));
-    e->edge = 0;
     e->inflight = 1;
     e->polled = (unsigned char)e->mask;
     return 0;
@@ -314,16 +316,14 @@ static void on_poll(struct loop *l, uint64_t ud, int res, unsigned flags)
     if (res < 0)
         return;
     ev = loop_poll_to_mask((uint32_t)res) & loop_deliverable(e);
+    if (res & POLLRDHUP)
+        e->fin = 1; /* for good: a socket's read side never reopens */
     if (!more) {
         mark_dirty(l, fd);
-        /* Nothing wanted but the FIN that every poll now reports: an
-         * edge-triggered multishot poll next (see the top). */
-        if (ev == 0 && (res & POLLRDHUP) && !(e->mask & LOOP_READ))
-            e->edge = 1;
     } else if (ev != 0) {
-        /* Back to level-triggered: the multishot poll is cancelled (its
-         * further completions are stale from now on, as epoll reports an
-         * fd once per batch) for a one-shot poll after this delivery. */
+        /* The multishot poll is cancelled (its further completions are
+         * stale from now on: epoll reports an fd once per batch) and armed
+         * anew, which reports what still holds. */
         e->orphan = 1;
         e->orphan_gen = e->gen;
         e->inflight = 0;
