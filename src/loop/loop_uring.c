@@ -264,9 +264,12 @@ int uring_run_start(struct loop *l)
 
 /* Submits what the last iteration queued before loop_run returns: the
  * closes, and the cancels of the polls of fds loop_remove()d (their sockets
- * stay open while a poll holds them); the thread that frees the loop may
- * not be the submitter. No poll is armed: its completion would wait in the
- * CQ until the next loop_run and report readiness as it was now. */
+ * stay open while a poll holds them: a listener closed by a worker that
+ * stops would go on listening); the thread that frees the loop may not be
+ * the submitter. With deferred task work a cancelled poll lets go of its
+ * file only when the submitter reaps completions, hence get_events. No poll
+ * is armed: its completion would wait in the CQ until the next loop_run and
+ * report readiness as it was now. */
 void uring_run_end(struct loop *l)
 {
     for (int fd = l->dirty; fd != -1; fd = l->fds[fd].next_dirty) {
@@ -275,7 +278,7 @@ void uring_run_end(struct loop *l)
         if (e->orphan && cancel(l, fd, e->orphan_gen) == 0)
             e->orphan = 0;
     }
-    (void)io_uring_submit(&l->ring);
+    (void)io_uring_submit_and_get_events(&l->ring);
 }
 
 int uring_wait(struct loop *l)

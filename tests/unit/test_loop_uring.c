@@ -387,6 +387,46 @@ static void test_loop_close_closes(void **state)
     close(c.b[1]);
 }
 
+struct last {
+    int a[2], b[2];
+};
+
+static void on_last_iteration(struct loop *l, struct timer *t, void *arg)
+{
+    struct last *c = arg;
+
+    (void)t;
+    loop_remove(l, c->a[0]);
+    close(c->a[0]);
+    loop_close(l, c->b[0]);
+    loop_stop(l);
+}
+
+/* fds whose polls are waiting, removed and closed (or loop_close()d) in
+ * the iteration that stops the loop: their sockets are closed when
+ * loop_run returns, not held by a poll until the next loop_run or
+ * loop_free (a worker stopping on SIGTERM kept listening). */
+static void test_closed_when_run_returns(void **state)
+{
+    struct lt_fix *f = *state;
+    struct last c;
+    struct timer t = {0};
+    char byte;
+
+    lt_sockpair(c.a);
+    lt_sockpair(c.b);
+    assert_int_equal(loop_add(f->l, c.a[0], LOOP_READ, on_record, f), 0);
+    assert_int_equal(loop_add(f->l, c.b[0], LOOP_READ, on_record, f), 0);
+    run_for(f, 10); /* both polls are waiting */
+    loop_timer_set(f->l, &t, 1, on_last_iteration, &c);
+    assert_int_equal(loop_run(f->l), 0);
+    assert_int_equal(read(c.a[1], &byte, 1), 0);
+    assert_int_equal(read(c.b[1], &byte, 1), 0);
+    assert_int_equal(f->calls, 0);
+    close(c.a[1]);
+    close(c.b[1]);
+}
+
 static void on_timer_at(struct loop *l, struct timer *t, void *arg)
 {
     (void)t;
@@ -467,6 +507,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_empty_mask_after_fin, lt_setup, lt_teardown),
         cmocka_unit_test_setup_teardown(test_write_after_fin, lt_setup, lt_teardown),
         cmocka_unit_test_setup_teardown(test_loop_close_closes, lt_setup, lt_teardown),
+        cmocka_unit_test_setup_teardown(test_closed_when_run_returns, lt_setup, lt_teardown),
         cmocka_unit_test_setup_teardown(test_timer_while_waiting, lt_setup, lt_teardown),
         cmocka_unit_test_setup_teardown(test_kernel_rdhup_to_every_poll, lt_setup, lt_teardown),
     };
