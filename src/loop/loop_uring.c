@@ -107,7 +107,18 @@ int uring_open(struct loop *l)
 
 void uring_close(struct loop *l)
 {
-    /* Polls still in flight are cancelled by the ring's teardown. */
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
+
+    /* The ring's teardown cancels the polls still in flight, but in a
+     * kernel worker, later: the sockets they hold (the caller closes its
+     * fds next) would outlive loop_free. Cancelled and reaped here when
+     * this thread may submit (it ran the loop, or its exit did this
+     * already); harmless otherwise (EEXIST, EBADFD: never enabled). */
+    if (sqe != NULL) {
+        io_uring_prep_cancel(sqe, NULL, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
+        io_uring_sqe_set_data64(sqe, UD(UD_IGNORE, 0, 0));
+        (void)io_uring_submit_and_get_events(&l->ring);
+    }
     io_uring_queue_exit(&l->ring);
 }
 

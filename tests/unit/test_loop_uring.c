@@ -427,6 +427,28 @@ static void test_closed_when_run_returns(void **state)
     close(c.b[1]);
 }
 
+/* loop_free leaves registered fds to the caller, who closes them next: by
+ * then no poll of the ring holds their sockets (the ring's own teardown
+ * cancels its polls later, in a kernel worker). */
+static void test_closed_after_free(void **state)
+{
+    struct loop *l = lt_loop_new(64);
+    struct lt_fix f = {0};
+    char byte;
+    int sv[2];
+
+    (void)state;
+    assert_non_null(l);
+    lt_sockpair(sv);
+    assert_int_equal(loop_add(l, sv[0], LOOP_READ, on_record, &f), 0);
+    f.l = l;
+    run_for(&f, 10); /* its poll is waiting */
+    loop_free(l);
+    close(sv[0]);
+    assert_int_equal(read(sv[1], &byte, 1), 0);
+    close(sv[1]);
+}
+
 static void on_timer_at(struct loop *l, struct timer *t, void *arg)
 {
     (void)t;
@@ -508,6 +530,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_write_after_fin, lt_setup, lt_teardown),
         cmocka_unit_test_setup_teardown(test_loop_close_closes, lt_setup, lt_teardown),
         cmocka_unit_test_setup_teardown(test_closed_when_run_returns, lt_setup, lt_teardown),
+        cmocka_unit_test(test_closed_after_free),
         cmocka_unit_test_setup_teardown(test_timer_while_waiting, lt_setup, lt_teardown),
         cmocka_unit_test_setup_teardown(test_kernel_rdhup_to_every_poll, lt_setup, lt_teardown),
     };
