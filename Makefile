@@ -32,11 +32,16 @@ SOMAJOR := 0
 B := build
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wpointer-arith -Wcast-qual -Wwrite-strings -Wformat=2 -Wvla
+# The loop's io_uring backend (src/loop/loop_uring.c) when liburing is there
+# (liburing-dev: scripts/deps.sh build); without it (the musl static build)
+# the loop is epoll only.
+URING_LIBS := $(shell pkg-config --libs liburing 2>/dev/null)
+URING_DEF := $(if $(URING_LIBS),-DHAVE_URING)
 CSTD := -std=c11 -D_DEFAULT_SOURCE
 OPT ?= -O2 -g
-CFLAGS_ALL := $(CSTD) $(WARN) $(OPT) -Iinclude -Isrc $(CPPFLAGS) $(CFLAGS)
+CFLAGS_ALL := $(CSTD) $(WARN) $(OPT) $(URING_DEF) -Iinclude -Isrc $(CPPFLAGS) $(CFLAGS)
 SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-CFLAGS_ASAN := $(CSTD) $(WARN) -O1 -g $(SAN) -Iinclude -Isrc $(CFLAGS)
+CFLAGS_ASAN := $(CSTD) $(WARN) -O1 -g $(SAN) $(URING_DEF) -Iinclude -Isrc $(CFLAGS)
 
 LIB_SRC := $(sort $(wildcard src/lib/*.c))
 # The daemon, one folder per layer: loop (the event loop), util (small shared
@@ -59,7 +64,7 @@ DAEMON_OBJ := $(DAEMON_SRC:%.c=$(B)/obj/%.o)
 DAEMON_OBJ_ASAN := $(DAEMON_SRC:%.c=$(B)/asan/obj/%.o)
 # Everything of the daemon but main(), for the unit tests of its modules.
 DAEMON_LIB_OBJ_ASAN := $(filter-out %/main.o,$(DAEMON_OBJ_ASAN))
-DAEMON_LIBS := -lyaml -lcurl -ljson-c -pthread
+DAEMON_LIBS := -lyaml -lcurl -ljson-c -pthread $(URING_LIBS)
 COMMON_OBJ_ASAN := $(TEST_COMMON:%.c=$(B)/asan/obj/%.o)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(B)/asan/tests/%)
 ITEST_BIN := $(ITEST_SRC:tests/integration/%.c=$(B)/asan/itests/%)
@@ -169,7 +174,6 @@ $(B)/bench/%: bench/%.c $(STATIC)
 # path (-r, bench/floor.sh's relay-ring), when liburing is there (liburing-dev:
 # scripts/deps.sh bench); without it they are built without -u and -r, which
 # then say so.
-URING_LIBS := $(shell pkg-config --libs liburing 2>/dev/null)
 URING_BENCH := $(B)/bench/bench_tcp_echo $(B)/bench/bench_udp_echo $(B)/bench/bench_tcp_relay
 $(URING_BENCH): $(B)/bench/%: bench/%.c bench/bench_uring.h $(STATIC)
 	@mkdir -p $(@D)

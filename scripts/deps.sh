@@ -5,12 +5,12 @@
 set -eu
 
 case "${1:-build}" in
-build) pkgs="gcc make libc6-dev libyaml-dev libcurl4-openssl-dev libjson-c-dev libcmocka-dev" ;;
-run) pkgs="gcc make libc6-dev libyaml-dev libcurl4-openssl-dev libjson-c-dev" ;;
-test) pkgs="gcc make libc6-dev libyaml-dev libcurl4-openssl-dev libjson-c-dev libcmocka-dev clang libclang-rt-14-dev python3 haproxy nginx libnginx-mod-stream curl prometheus go-mmproxy iproute2 dpkg-dev debhelper fakeroot lintian linux-libc-dev musl-tools podman python3-kubernetes" ;;
+build) pkgs="gcc make libc6-dev libyaml-dev libcurl4-openssl-dev libjson-c-dev pkg-config liburing-dev libcmocka-dev" ;;
+run) pkgs="gcc make libc6-dev libyaml-dev libcurl4-openssl-dev libjson-c-dev pkg-config liburing-dev" ;;
+test) pkgs="gcc make libc6-dev libyaml-dev libcurl4-openssl-dev libjson-c-dev pkg-config liburing-dev libcmocka-dev clang libclang-rt-14-dev python3 haproxy nginx libnginx-mod-stream curl prometheus go-mmproxy iproute2 dpkg-dev debhelper fakeroot lintian linux-libc-dev musl-tools podman python3-kubernetes" ;;
 fuzz) pkgs="gcc make libc6-dev clang libclang-rt-14-dev" ;;
 bench) pkgs="gcc make libc6-dev libyaml-dev libcurl4-openssl-dev libjson-c-dev golang-go golang-github-pires-go-proxyproto-dev golang-github-armon-go-proxyproto-dev haproxy nginx libnginx-mod-stream socat iperf3 python3 go-mmproxy iproute2 strace valgrind liburing-dev" ;;
-deb) pkgs="gcc make libc6-dev libyaml-dev libcurl4-openssl-dev libjson-c-dev dpkg-dev debhelper fakeroot lintian" ;;
+deb) pkgs="gcc make libc6-dev libyaml-dev libcurl4-openssl-dev libjson-c-dev pkg-config liburing-dev dpkg-dev debhelper fakeroot lintian" ;;
 static) pkgs="gcc make libc6-dev linux-libc-dev musl-tools dpkg-dev" ;;
 image) pkgs="gcc make libc6-dev linux-libc-dev musl-tools dpkg-dev podman" ;;
 *) echo "deps.sh: unknown target '$1'" >&2; exit 2 ;;

@@ -145,6 +145,8 @@ int worker_init(struct server *srv, struct worker *w, int id, int max_fds)
         return -1;
     }
     loop_on_wake(w->loop, worker_wake, w);
+    log_event(LOG_DEBUG, "worker_loop", NULL, "worker", LOG_UINT, (uint64_t)id, "backend", LOG_STR,
+              loop_backend(w->loop), LOG_END);
     pthread_mutex_lock(&srv->lock);
     rc = worker_sync(w);
     pthread_mutex_unlock(&srv->lock);

@@ -1,10 +1,14 @@
 /*
- * loop.c - the event loop (loop_*): level-triggered epoll, a table of fd
- * callbacks indexed by fd, a binary min-heap of timers, and deferred work
+ * loop.c - the event loop (loop_*): level-triggered readiness, a table of
+ * fd callbacks indexed by fd, a binary min-heap of timers, and deferred work
  * run at the end of each iteration. See loop.h for the contract.
  *
- * One iteration: compute the timeout to the earliest timer, epoll_wait,
- * dispatch fd events, run expired timers, run deferred work.
+ * One iteration: compute the timeout to the earliest timer, wait for
+ * readiness, dispatch fd events, run expired timers, run deferred work.
+ *
+ * Two backends behind the same calls: epoll, and io_uring (when built with
+ * liburing, HAVE_URING) through one-shot polls, see loop_uring.c. Here: the
+ * fd table, timers, deferred work, and the epoll backend.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -18,40 +22,12 @@
 #include <unistd.h>
 
 #include "loop/loop.h"
+#include "loop/loop_internal.h"
 
 /* epoll_wait hands back at most this many events per call; the rest stay
  * ready (level-triggered) and come back on the next call. */
 #define LOOP_MAX_EVENTS 1024
 #define LOOP_TIMERS_MIN 64
-
-struct loop_fd {
-    loop_fd_cb *cb;
-    void *arg;
-    unsigned mask; /* LOOP_READ | LOOP_WRITE currently asked of epoll */
-    int registered;
-    /* The iteration in which loop_remove() last ran on this fd: events of
-     * that iteration's batch are stale even if the fd number was registered
-     * again (a new connection accepted into a just-closed fd number). */
-    uint64_t removed_iter;
-};
-
-struct loop {
-    int epfd;
-    int wakefd;
-    int max_fds;
-    int stop;
-    int in_timers; /* inside the timer phase; see loop_timer_set() */
-    uint64_t now;
-    uint64_t iter;
-    struct loop_fd *fds; /* max_fds entries */
-    struct epoll_event *events;
-    int nevents;
-    struct timer **heap; /* heap[i]->idx == i + 1 */
-    size_t ntimers, timers_cap;
-    struct loop_work *defer, *defer_tail; /* deferred work, in order */
-    void (*wake_cb)(struct loop *l, void *arg);
-    void *wake_arg;
-};
 
 static uint64_t clock_ms(void)
 {
@@ -63,7 +39,8 @@ static uint64_t clock_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static int loop_open_fds(struct loop *l)
+/* The epoll backend: the epoll fd, with the wake eventfd in it. */
+static int loop_open_epoll(struct loop *l)
 {
     struct epoll_event ev = {.events = EPOLLIN};
     int rc;
@@ -92,25 +69,54 @@ fail_ep:
     return rc;
 }
 
+/* io_uring when it can be set up (backend LOOP_BACKEND_AUTO) or must be
+ * (LOOP_BACKEND_URING), epoll otherwise. */
+static int loop_open_backend(struct loop *l, int backend)
+{
+#ifdef HAVE_URING
+    if (backend != LOOP_BACKEND_EPOLL) {
+        int rc = uring_open(l);
+
+        if (rc == 0 || backend == LOOP_BACKEND_URING)
+            return rc;
+    }
+#else
+    if (backend == LOOP_BACKEND_URING)
+        return -ENOSYS;
+#endif
+    return loop_open_epoll(l);
+}
+
 struct loop *loop_new(int max_fds)
+{
+    const char *env = getenv("PPFWD_LOOP");
+
+    return loop_new_backend(max_fds, env != NULL && strcmp(env, "epoll") == 0
+                                         ? LOOP_BACKEND_EPOLL
+                                         : LOOP_BACKEND_AUTO);
+}
+
+struct loop *loop_new_backend(int max_fds, int backend)
 {
     struct loop *l;
     int rc;
 
-    if (max_fds <= 0) {
+    /* The io_uring backend puts fd numbers in 30 bits of user_data. */
+    if (max_fds <= 0 || max_fds > (1 << 30)) {
         errno = EINVAL;
         return NULL;
     }
     l = calloc(1, sizeof(*l));
     if (l == NULL)
         return NULL;
+    l->epfd = -1;
     l->max_fds = max_fds;
     l->nevents = max_fds < LOOP_MAX_EVENTS ? max_fds + 1 : LOOP_MAX_EVENTS;
     l->fds = calloc((size_t)max_fds, sizeof(*l->fds));
     l->events = calloc((size_t)l->nevents, sizeof(*l->events));
     if (l->fds == NULL || l->events == NULL)
         goto fail;
-    rc = loop_open_fds(l);
+    rc = loop_open_backend(l, backend);
     if (rc < 0) {
         errno = -rc;
         goto fail;
@@ -150,12 +156,27 @@ void loop_free(struct loop *l)
     loop_run_deferred(l);
     /* Timers still armed are left alone: they live in their owners' memory,
      * which the deferred work above may just have freed. */
+#ifdef HAVE_URING
+    if (l->uring)
+        uring_close(l);
+#endif
     close(l->wakefd);
-    close(l->epfd);
+    if (l->epfd != -1)
+        close(l->epfd);
     free(l->heap);
     free(l->events);
     free(l->fds);
     free(l);
+}
+
+const char *loop_backend(const struct loop *l)
+{
+#ifdef HAVE_URING
+    if (l->uring)
+        return "io_uring";
+#endif
+    (void)l;
+    return "epoll";
 }
 
 /* ---- fds --------------------------------------------------------------- */
@@ -169,17 +190,37 @@ static uint32_t mask_to_epoll(unsigned mask)
            ((mask & LOOP_WRITE) ? EPOLLOUT : 0u);
 }
 
-static unsigned epoll_to_mask(uint32_t ev)
+/* poll(2)'s bits are epoll's: the io_uring backend maps its polls' results
+ * with this too. */
+unsigned loop_poll_to_mask(uint32_t ev)
 {
     return ((ev & EPOLLIN) ? LOOP_READ : 0u) | ((ev & EPOLLOUT) ? LOOP_WRITE : 0u) |
            ((ev & (EPOLLERR | EPOLLHUP)) ? LOOP_ERROR : 0u) |
            ((ev & EPOLLRDHUP) ? LOOP_RDHUP : 0u) | ((ev & EPOLLERR) ? LOOP_SOCKERR : 0u);
 }
 
+/* What a callback is handed of fd's readiness: what it still asks for (an
+ * earlier callback of the batch may have narrowed its mask), errors, and
+ * the FIN with LOOP_READ. */
+unsigned loop_deliverable(const struct loop_fd *e)
+{
+    return e->mask | LOOP_ERROR | LOOP_SOCKERR | ((e->mask & LOOP_READ) ? LOOP_RDHUP : 0u);
+}
+
+/* epoll_ctl; with io_uring, the interest is recorded and fd queued for the
+ * poll that follows it, at the start of the next iteration: no syscall. */
 static int loop_ctl(struct loop *l, int op, int fd, unsigned mask)
 {
     struct epoll_event ev = {.events = mask_to_epoll(mask)};
 
+#ifdef HAVE_URING
+    if (l->uring) {
+        (void)op;
+        (void)mask;
+        uring_interest(l, fd);
+        return 0;
+    }
+#endif
     ev.data.fd = fd;
     if (epoll_ctl(l->epfd, op, fd, &ev) == -1)
         return -errno;
@@ -291,6 +332,12 @@ static void forget(struct loop *l, int fd, int tell_kernel)
     e = &l->fds[fd];
     /* ENOENT/EBADF mean the kernel already forgot fd (it was closed first);
      * either way nothing is left to unregister, so the result is ignored. */
+#ifdef HAVE_URING
+    if (l->uring) {
+        uring_forget(l, fd); /* cancels its poll */
+        tell_kernel = 0;
+    }
+#endif
     if (tell_kernel)
         (void)loop_ctl(l, EPOLL_CTL_DEL, fd, 0);
     e->registered = 0;
@@ -310,6 +357,11 @@ void loop_close(struct loop *l, int fd)
     /* close() of the last reference takes fd out of the epoll set itself:
      * the EPOLL_CTL_DEL would be a wasted syscall per socket. */
     forget(l, fd, 0);
+#ifdef HAVE_URING
+    /* Through the ring (IORING_OP_CLOSE), submitted with the next wait. */
+    if (l->uring && uring_close_fd(l, fd) == 0)
+        return;
+#endif
     close(fd);
 }
 
@@ -334,7 +386,7 @@ void loop_on_wake(struct loop *l, void (*cb)(struct loop *l, void *arg), void *a
     l->wake_arg = arg;
 }
 
-static void loop_handle_wake(struct loop *l)
+void loop_handle_wake(struct loop *l)
 {
     uint64_t count;
     ssize_t n;
@@ -464,7 +516,7 @@ static void loop_run_timers(struct loop *l)
     l->in_timers = 0;
 }
 
-static int loop_timeout(const struct loop *l)
+int loop_timeout(const struct loop *l)
 {
     uint64_t d;
 
@@ -497,8 +549,7 @@ static void loop_dispatch(struct loop *l, int n)
          * asked for (plus errors) is delivered. */
         if (!e->registered || e->removed_iter == l->iter)
             continue;
-        ev = epoll_to_mask(l->events[i].events) &
-             (e->mask | LOOP_ERROR | LOOP_SOCKERR | ((e->mask & LOOP_READ) ? LOOP_RDHUP : 0u));
+        ev = loop_poll_to_mask(l->events[i].events) & loop_deliverable(e);
         if (ev != 0)
             e->cb(l, fd, e->arg, ev);
     }
@@ -510,6 +561,18 @@ static int loop_once(struct loop *l)
 
     l->now = clock_ms();
     l->iter++;
+#ifdef HAVE_URING
+    if (l->uring) {
+        n = uring_wait(l);
+        if (n < 0)
+            return n;
+        l->now = clock_ms();
+        uring_dispatch(l);
+        loop_run_timers(l);
+        loop_run_deferred(l);
+        return 0;
+    }
+#endif
     n = epoll_wait(l->epfd, l->events, l->nevents, loop_timeout(l));
     if (n == -1) {
         if (errno != EINTR)
@@ -525,14 +588,22 @@ static int loop_once(struct loop *l)
 
 int loop_run(struct loop *l)
 {
-    l->stop = 0;
-    while (!l->stop) {
-        int rc = loop_once(l);
+    int rc = 0;
 
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
+#ifdef HAVE_URING
+    if (l->uring && (rc = uring_run_start(l)) < 0)
+        return rc;
+#endif
+    l->stop = 0;
+    l->running = 1;
+    while (!l->stop && rc == 0)
+        rc = loop_once(l);
+#ifdef HAVE_URING
+    if (l->uring)
+        uring_run_end(l);
+#endif
+    l->running = 0;
+    return rc;
 }
 
 void loop_stop(struct loop *l)

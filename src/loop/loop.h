@@ -1,10 +1,27 @@
 /*
- * loop.h - the event loop: epoll, an fd-indexed table of callbacks, a timer
- * heap, and deferred work run at the end of each iteration (loop_*).
+ * loop.h - the event loop: level-triggered readiness (io_uring polls, or
+ * epoll), an fd-indexed table of callbacks, a timer heap, and deferred work
+ * run at the end of each iteration (loop_*).
  *
  * One loop per worker thread; a loop is never touched from another thread,
- * except loop_wake(), which any thread may call. Readiness is
- * level-triggered: a callback that leaves data unread is called again.
+ * except loop_wake(), which any thread may call. loop_new() and loop_free()
+ * may run in another thread than loop_run(), but loop_run() always runs in
+ * the same one. Readiness is level-triggered: a callback that leaves data
+ * unread is called again.
+ *
+ * Backends: io_uring (one-shot IORING_OP_POLL_ADD polls re-armed every
+ * iteration, interest changes without a syscall, loop_close through the
+ * ring) when the build has liburing and the kernel lets the ring be set up,
+ * epoll otherwise or when the environment has PPFWD_LOOP=epoll. The same
+ * contract holds for both, with these differences on io_uring:
+ * - loop_add/loop_set/loop_del make no syscall, so they cannot report what
+ *   epoll_ctl would (EPERM for a regular file, EBADF for a closed fd): an fd
+ *   the kernel cannot poll is simply never reported.
+ * The kernel reports a socket's FIN (POLLRDHUP) to every poll, whatever it
+ * asks: once it is in, an fd that does not ask for LOOP_READ (an empty
+ * mask after its EOF, or waiting for LOOP_WRITE) is watched by a multishot
+ * poll armed anew after each delivery, so the loop neither spins on the FIN
+ * nor misses the LOOP_WRITE or LOOP_ERROR it waits for (see loop_uring.c).
  */
 #ifndef PPFWD_LOOP_H
 #define PPFWD_LOOP_H
@@ -41,8 +58,21 @@ struct timer {
     void *arg;
 };
 
-/* Creates a loop for fds below max_fds. Returns NULL with errno set. */
+/* Creates a loop for fds below max_fds: io_uring when it can be set up,
+ * unless the environment has PPFWD_LOOP=epoll, epoll otherwise. Returns
+ * NULL with errno set. */
 struct loop *loop_new(int max_fds);
+
+/* The same with the backend chosen (the tests run on both): EPOLL, URING
+ * (NULL with errno ENOSYS without liburing, or why the ring could not be set
+ * up), or AUTO (loop_new() without looking at the environment). */
+#define LOOP_BACKEND_EPOLL 0
+#define LOOP_BACKEND_URING 1
+#define LOOP_BACKEND_AUTO 2
+struct loop *loop_new_backend(int max_fds, int backend);
+
+/* "io_uring" or "epoll". */
+const char *loop_backend(const struct loop *l);
 
 /* Frees the loop. Registered fds are not closed (they belong to the caller);
  * pending deferred work is run first. */
@@ -78,16 +108,19 @@ int loop_del(struct loop *l, int fd, unsigned mask);
 void loop_remove(struct loop *l, int fd);
 
 /* Unregisters fd and closes it, without the EPOLL_CTL_DEL that closing
- * makes needless (fd must not have been dup'ed or inherited). */
+ * makes needless (fd must not have been dup'ed or inherited). With io_uring
+ * the close goes through the ring, submitted at the start of the next
+ * iteration (before loop_run returns at the latest); outside loop_run it is
+ * a plain close(). */
 void loop_close(struct loop *l, int fd);
 
-/* Runs until loop_stop(). Returns 0, or -errno if epoll_wait failed. */
+/* Runs until loop_stop(). Returns 0, or -errno if the wait failed. */
 int loop_run(struct loop *l);
 
 /* Makes loop_run() return after the current iteration. Loop thread only. */
 void loop_stop(struct loop *l);
 
-/* Wakes a loop blocked in epoll_wait from any thread (an eventfd), and calls
+/* Wakes a loop blocked in its wait from any thread (an eventfd), and calls
  * the wake callback in the loop's thread. Signal-safe. */
 void loop_wake(struct loop *l);
 void loop_on_wake(struct loop *l, void (*cb)(struct loop *l, void *arg), void *arg);

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
@@ -23,6 +24,34 @@
 #include "loop/loop.h"
 #include "looptest.h"
 #include "rng.h"
+
+int lt_backend = LOOP_BACKEND_EPOLL;
+
+struct loop *lt_loop_new(int max_fds)
+{
+    return loop_new_backend(max_fds, lt_backend);
+}
+
+int lt_run_both(const char *name, const struct CMUnitTest *tests, size_t n)
+{
+    char group[256];
+    struct loop *l;
+    int fails;
+
+    lt_backend = LOOP_BACKEND_EPOLL;
+    snprintf(group, sizeof(group), "%s [epoll]", name);
+    fails = _cmocka_run_group_tests(group, tests, n, NULL, NULL);
+    snprintf(group, sizeof(group), "%s [io_uring]", name);
+    l = loop_new_backend(8, LOOP_BACKEND_URING);
+    if (l == NULL) {
+        printf("[  SKIPPED ] %s: the ring cannot be set up: %s\n", group, strerror(errno));
+        return fails;
+    }
+    loop_free(l);
+    lt_backend = LOOP_BACKEND_URING;
+    fails += _cmocka_run_group_tests(group, tests, n, NULL, NULL);
+    return fails;
+}
 
 static void on_safety(struct loop *l, struct timer *t, void *arg)
 {
@@ -39,7 +68,7 @@ int lt_setup(void **state)
 
     if (f == NULL)
         return -1;
-    f->l = loop_new(MAX_FDS);
+    f->l = lt_loop_new(MAX_FDS);
     if (f->l == NULL) {
         free(f);
         return -1;

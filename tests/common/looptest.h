@@ -24,6 +24,19 @@ struct lt_fix {
     struct loop_work wd, we; /* test_defer_order's deferred work */
 };
 
+/* The backend lt_setup (and lt_loop_new) give each test: set by
+ * lt_run_both. */
+extern int lt_backend;
+
+/* loop_new_backend(max_fds, lt_backend). */
+struct loop *lt_loop_new(int max_fds);
+
+/* Runs the group twice, on epoll then on io_uring; the io_uring run is
+ * skipped, with the reason, when the ring cannot be set up. Returns the
+ * number of failures, for main(). */
+int lt_run_both(const char *name, const struct CMUnitTest *tests, size_t n);
+#define LT_RUN_BOTH(tests) lt_run_both(__FILE__, tests, sizeof(tests) / sizeof((tests)[0]))
+
 int lt_setup(void **state);
 
 int lt_teardown(void **state);

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "loop/loop.h"
+#include "looptest.h"
 
 #define NOBJ 100000
 
@@ -81,7 +82,7 @@ static void test_many_deferred_frees(void **state)
 
     (void)state;
     assert_non_null(f);
-    assert_non_null(f->l = loop_new(64));
+    assert_non_null(f->l = lt_loop_new(64));
     assert_non_null(f->objs = calloc(NOBJ, sizeof(*f->objs)));
     for (int i = 0; i < NOBJ; i++) {
         struct obj *o = calloc(1, sizeof(*o));
@@ -143,7 +144,7 @@ static void test_twice_and_chained(void **state)
 
     (void)state;
     assert_non_null(f);
-    assert_non_null(f->l = loop_new(64));
+    assert_non_null(f->l = lt_loop_new(64));
     loop_timer_set(f->l, &f->t1, 0, defer_them, f);
     assert_int_equal(loop_run(f->l), 0);
     assert_int_equal(f->chain, 12);     /* both in the same drain */
@@ -159,5 +160,5 @@ int main(void)
         cmocka_unit_test(test_twice_and_chained),
     };
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return LT_RUN_BOTH(tests);
 }

@@ -411,5 +411,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_einval, lt_setup, lt_teardown),
     };
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return LT_RUN_BOTH(tests);
 }

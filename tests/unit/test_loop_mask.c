@@ -14,11 +14,13 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <string.h>
 #include <fcntl.h>
 #include <unistd.h>
 #include <sys/socket.h>
 
 #include "loop/loop.h"
+#include "looptest.h"
 
 static int calls;
 
@@ -30,7 +32,7 @@ static void cb(struct loop *l, int fd, void *arg, unsigned events)
 
 static void test_mask_follows_calls(void **state)
 {
-    struct loop *l = loop_new(1024);
+    struct loop *l = lt_loop_new(1024);
     int sv[2];
 
     (void)state;
@@ -56,11 +58,16 @@ static void test_mask_follows_calls(void **state)
 
 static void test_failed_set_keeps_mask(void **state)
 {
-    struct loop *l = loop_new(1024);
+    struct loop *l = lt_loop_new(1024);
     int sv[2], fd;
 
     (void)state;
     assert_non_null(l);
+    if (strcmp(loop_backend(l), "epoll") != 0) {
+        loop_free(l);
+        /* loop.h: io_uring records interest without a syscall */
+        skip();
+    }
     /* epoll refuses a regular file: nothing is registered */
     fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
     assert_true(fd >= 0);
@@ -94,5 +101,5 @@ int main(void)
         cmocka_unit_test(test_failed_set_keeps_mask),
     };
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return LT_RUN_BOTH(tests);
 }

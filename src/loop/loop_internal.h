@@ -1,0 +1,86 @@
+/*
+ * loop_internal.h - what loop.c (the fd table, timers, deferred work, the
+ * epoll backend) and loop_uring.c (the io_uring backend) share. Not for the
+ * loop's users: loop.h is the contract.
+ */
+#ifndef PPFWD_LOOP_INTERNAL_H
+#define PPFWD_LOOP_INTERNAL_H
+
+#include <stdint.h>
+#include <sys/epoll.h>
+
+#ifdef HAVE_URING
+#include <liburing.h>
+#endif
+
+#include "loop/loop.h"
+
+struct loop_fd {
+    loop_fd_cb *cb;
+    void *arg;
+    unsigned mask; /* LOOP_READ | LOOP_WRITE wanted */
+    int registered;
+    /* epoll: the iteration in which loop_remove() last ran on this fd:
+     * events of that iteration's batch are stale even if the fd number was
+     * registered again (a new connection accepted into a just-closed fd
+     * number). io_uring: the generation in each completion does that. */
+    uint64_t removed_iter;
+#ifdef HAVE_URING
+    /* io_uring: the poll in flight (inflight) was armed with generation gen
+     * for the mask polled; a completion naming another generation is
+     * stale. A poll of a former registration (loop_remove) is an orphan,
+     * cancelled by its generation at the next flush. */
+    uint32_t gen, orphan_gen;
+    int next_dirty; /* the dirty list (see loop_uring.c) */
+    unsigned char polled, inflight, orphan, dirty;
+    unsigned char fin; /* a poll reported POLLRDHUP: the peer's FIN is in */
+#endif
+};
+
+struct loop {
+    int epfd; /* epoll backend; -1 with io_uring */
+    int wakefd;
+    int max_fds;
+    int stop;
+    int running;   /* inside loop_run() */
+    int in_timers; /* inside the timer phase; see loop_timer_set() */
+    uint64_t now;
+    uint64_t iter;
+    struct loop_fd *fds; /* max_fds entries */
+    struct epoll_event *events;
+    int nevents;
+    struct timer **heap; /* heap[i]->idx == i + 1 */
+    size_t ntimers, timers_cap;
+    struct loop_work *defer, *defer_tail; /* deferred work, in order */
+    void (*wake_cb)(struct loop *l, void *arg);
+    void *wake_arg;
+#ifdef HAVE_URING
+    int uring;         /* the io_uring backend is in use */
+    int ring_disabled; /* set up IORING_SETUP_R_DISABLED: enabled by loop_run */
+    int wake_armed;    /* the eventfd's poll is in flight */
+    int dirty;         /* head of the dirty list, -1 when empty */
+    unsigned cq_entries;
+    struct io_uring ring;
+#endif
+};
+
+/* Shared helpers of loop.c. */
+unsigned loop_poll_to_mask(uint32_t ev);
+unsigned loop_deliverable(const struct loop_fd *e);
+void loop_handle_wake(struct loop *l);
+int loop_timeout(const struct loop *l);
+
+#ifdef HAVE_URING
+/* loop_uring.c: the io_uring backend. */
+int uring_open(struct loop *l);
+void uring_close(struct loop *l);
+void uring_interest(struct loop *l, int fd);
+void uring_forget(struct loop *l, int fd);
+int uring_close_fd(struct loop *l, int fd);
+int uring_wait(struct loop *l);
+void uring_dispatch(struct loop *l);
+int uring_run_start(struct loop *l);
+void uring_run_end(struct loop *l);
+#endif
+
+#endif /* PPFWD_LOOP_INTERNAL_H */
