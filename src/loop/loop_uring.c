@@ -41,7 +41,6 @@
 #ifdef HAVE_URING
 #define _GNU_SOURCE
 #include <errno.h>
-#include <limits.h>
 #include <poll.h>
 #include <stdint.h>
 #include <string.h>
