@@ -681,6 +681,20 @@ def send_train(s, datagrams, dest):
     s.sendmsg([b"".join(datagrams)], [(SOL_UDP, UDP_SEGMENT, seg)], 0, dest)
 
 
+def raw_backend_route(lo, workers=2):
+    """A bare UDP socket as the backend (5 s timeout) and ppfwd with one
+    udp:// route to it; returns (backend socket, ppfwd, [route port])."""
+    back = socket.socket(fam_of(lo), socket.SOCK_DGRAM)
+    back.bind((lo, 0))
+    big_buffers(back)
+    back.settimeout(5)
+    on_cleanup(back.close)
+    d, ports = start_ppfwd(lambda ps: ["udp://%s/%s" % (hostport(lo, ps[0]),
+                                                       hostport(lo, back.getsockname()[1]))],
+                           [lo], workers=workers)
+    return back, d, ports
+
+
 def gro_replies(lo):
     """The upstream answers in GSO trains (one send of up to 41 datagrams),
     as QUIC servers do. Once a session's upstream has sent a run, ppfwd sets
@@ -691,14 +705,7 @@ def gro_replies(lo):
     apart. Both clients get every datagram, in order, also the shorter last
     ones; trains of 2,000-byte segments (over what ppfwd sends as GSO) reach
     them cut into single datagrams; the session logs count datagrams."""
-    fam = fam_of(lo)
-    back = socket.socket(fam, socket.SOCK_DGRAM)
-    back.bind((lo, 0))
-    big_buffers(back)
-    back.settimeout(5)
-    on_cleanup(back.close)
-    d, ports = start_ppfwd(lambda ps: ["udp://%s/%s" % (hostport(lo, ps[0]),
-                                                       hostport(lo, back.getsockname()[1]))], [lo])
+    back, d, ports = raw_backend_route(lo)
     dest = (lo, ports[0])
     clients = [Client(i, lo, gro=(i == 0)) for i in range(2)]
     sess = {}
@@ -762,15 +769,7 @@ def gro_trial(lo):
     in buffers of at most 32 (ppfwd's read), where gro_replies sees 41 in
     one. ppfwd is stopped (SIGSTOP) while the backend queues each run, so
     that it reads each run in one call."""
-    fam = fam_of(lo)
-    back = socket.socket(fam, socket.SOCK_DGRAM)
-    back.bind((lo, 0))
-    big_buffers(back)
-    back.settimeout(5)
-    on_cleanup(back.close)
-    d, ports = start_ppfwd(lambda ps: ["udp://%s/%s" % (hostport(lo, ps[0]),
-                                                       hostport(lo, back.getsockname()[1]))],
-                           [lo], workers=1)
+    back, d, ports = raw_backend_route(lo, workers=1)
     dest = (lo, ports[0])
     c = Client(0, lo, gro=True)
     c.reset()
