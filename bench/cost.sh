@@ -7,15 +7,16 @@
 # model").
 #
 #   syscalls   strace -f -c attached to every thread of a running ppfwd for a
-#              load of BENCH_COST_SECS; divided by the upstream connect() calls
-#              (TCP: one per proxied connection, counted by strace itself) or by
+#              load of BENCH_COST_SECS; divided by the upstream socket() calls
+#              (TCP: one per proxied connection, counted by strace itself; the
+#              connect may go through io_uring, the socket() does not) or by
 #              the answers the load generator got (UDP: all=, one request and
 #              its reply per unit, as bench/ab.sh counts). Everything the
 #              workers do is in it: epoll_wait, the accept4 that ends a batch
 #              with EAGAIN, timers.
 #   instr      valgrind --tool=callgrind on ppfwd, counters zeroed once it
 #              serves and dumped after the load (callgrind_control), divided
-#              the same way (TCP: callgrind's count of calls to connect).
+#              the same way (TCP: callgrind's count of calls to socket).
 #              User space only: the kernel's share is what the syscalls cost.
 #
 # Load: bench_tcp_load rate (64 clients, connect + 64-byte echo + close),
@@ -132,7 +133,7 @@ if [ $have_strace = 1 ]; then
             $NF == "total" { tot = $4 }
             NF >= 5 && $1 ~ /^[0-9.]+$/ && $NF != "total" { n[$NF] = $4 }
             END {
-                if (m ~ /^tcp/) u = n["connect"]
+                if (m ~ /^tcp/) u = n["socket"]
                 if (u <= 0) exit
                 printf "%s syscalls %.2f %d\n", m, tot / u, u
                 for (s in n) printf "%s detail %s %.2f\n", m, s, n[s] / u
@@ -151,12 +152,12 @@ if [ $have_cg = 1 ]; then
         stop
         f=$(ls "$tmp/cg.$m".* 2>/dev/null | head -n 1)
         [ -n "$f" ] || continue
-        # Ir over the dump; TCP units are the calls to connect (names are
+        # Ir over the dump; TCP units are the calls to socket (names are
         # compressed: "cfn=(id) name" once, "cfn=(id)" after).
         awk -v m="$m" -v u="$units" '
             /^c?fn=\([0-9]+\) / { id = $1; sub(/^c?fn=/, "", id); name[id] = $2 }
             /^cfn=/ { id = $1; sub(/^cfn=/, "", id); cur = id; next }
-            /^calls=/ { split($1, a, "="); if (name[cur] == "connect") c += a[2] }
+            /^calls=/ { split($1, a, "="); if (name[cur] == "socket") c += a[2] }
             /^summary:/ { ir = $2 }
             END {
                 if (m ~ /^tcp/) u = c
@@ -179,7 +180,7 @@ END {
     }
     if (!hs) print "syscalls: n/a, strace is missing or cannot trace here"
     if (!hc) print "instructions: n/a, valgrind (callgrind) is missing"
-    print "syscalls: strace -f -c over every thread, divided by the upstream connects (TCP)"
+    print "syscalls: strace -f -c over every thread, divided by the upstream sockets (TCP)"
     print "or the answers (UDP); instructions: callgrind, user space only."
     if (detail == 1)
         for (i = 1; i <= n; i++) {

@@ -338,15 +338,12 @@ static void connect_cb(struct loop *l, int fd, void *arg, unsigned events)
 {
     struct conn *c = arg;
     int err = 0;
-    socklen_t len = sizeof(err);
 
-    (void)l;
     /* Writable without EPOLLERR/EPOLLHUP: the handshake is done (tcp_poll
      * reports no EPOLLOUT while in SYN_SENT, and a failed connect raises
      * EPOLLERR with its error in SO_ERROR). Only a failure is read there. */
     if (!(events & LOOP_WRITE) || (events & LOOP_ERROR)) {
-        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
-            err = errno;
+        err = loop_connect_error(l, fd);
         if (err == EINPROGRESS || err == EALREADY)
             return;
     }
@@ -409,19 +406,21 @@ static void connect_upstream(struct conn *c)
         return;
     }
     set_nodelay(c->rl.ufd);
-    if (connect(c->rl.ufd, sa, c->up->addrlen) == 0) {
+    /* Not the upstream's fault: no timeout, no mark against it. */
+    if ((err = loop_set(c->w->loop, c->rl.ufd, LOOP_WRITE, connect_cb, c)) != 0) {
+        fail(c, -err);
+        return;
+    }
+    /* Through the ring on io_uring (connect_cb hears of the end), connect()
+     * on epoll. */
+    err = loop_connect(c->w->loop, c->rl.ufd, sa, c->up->addrlen);
+    if (err == 0) {
         connect_done(c, 0, NULL);
         return;
     }
-    /* Failed at once (ENETUNREACH, EADDRNOTAVAIL...): the error is errno,
-     * not in SO_ERROR, which reads 0. */
-    if (errno != EINPROGRESS) {
-        connect_done(c, errno, NULL);
-        return;
-    }
-    /* Not the upstream's fault: no timeout, no mark against it. */
-    if ((err = loop_add(c->w->loop, c->rl.ufd, LOOP_WRITE, connect_cb, c)) != 0) {
-        fail(c, -err);
+    /* Failed at once (ENETUNREACH, EADDRNOTAVAIL...). */
+    if (err != -EINPROGRESS) {
+        connect_done(c, -err, NULL);
         return;
     }
     loop_timer_set(c->w->loop, &c->timer, rc->connect_timeout_ms, connect_timeout_cb, c);
@@ -602,7 +601,7 @@ static void local_addr(struct conn *c, const struct route_cfg *rc, int fd)
         c->local.sa.sa_family = AF_UNSPEC;
 }
 
-void conn_start(struct worker *w, struct route *r, int fd, const struct sockaddr_storage *peer,
+void conn_start(struct worker *w, struct route *r, int fd, const struct sockaddr *peer,
                 socklen_t peerlen)
 {
     struct conn *c;

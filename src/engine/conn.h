@@ -64,7 +64,7 @@ struct conn {
 
 /* Takes the accepted socket fd of route r (max-conns, then the header phase
  * or the upstream connect); fd is the connection's from now on. */
-void conn_start(struct worker *w, struct route *r, int fd, const struct sockaddr_storage *peer,
+void conn_start(struct worker *w, struct route *r, int fd, const struct sockaddr *peer,
                 socklen_t peerlen);
 
 /* Closes every connection of the worker (the drain timeout ran out). */

@@ -25,9 +25,6 @@
 #include "engine/worker.h"
 
 #define LISTEN_BACKLOG 4096
-/* Connections taken per readiness event: enough to drain a burst, few
- * enough that one busy listener does not starve the relays. */
-#define ACCEPT_BATCH 64
 
 static int set_opt(int fd, int level, int name, int val)
 {
@@ -117,35 +114,26 @@ static void accept_resume(struct loop *l, struct timer *t, void *arg);
  * open. */
 static void accept_pause(struct worker *w)
 {
-    for (size_t i = 0; i < w->nls; i++) {
-        int rc;
-
-        if (w->ls[i] == NULL || w->ls[i]->r->cfg->proto != ROUTE_TCP)
-            continue;
-        /* Still watched, it would spin: the pause then only spares the log. */
-        if ((rc = loop_del(w->loop, w->ls[i]->fd, LOOP_READ)) != 0)
-            log_event(LOG_ERROR, "accept_error", w->ls[i]->r->cfg->name, "step", LOG_STR,
-                      "epoll", "error", LOG_STR, strerror(-rc), LOG_END);
-    }
+    for (size_t i = 0; i < w->nls; i++)
+        if (w->ls[i] != NULL && w->ls[i]->r->cfg->proto == ROUTE_TCP)
+            loop_accept_stop(w->loop, w->ls[i]->fd, 0);
     loop_timer_set(w->loop, &w->accept_pause, ACCEPT_PAUSE_MS, accept_resume, w);
 }
 
-static void accept_cb(struct loop *l, int fd, void *arg, unsigned events)
+/* The loop accepted a connection (accept4 in batches on epoll, the ring's
+ * accepts on io_uring), or failed to. */
+static void accepted(struct loop *l, int lfd, int cfd, const struct sockaddr *peer, socklen_t plen,
+                     void *arg)
 {
     struct listener *ls = arg;
 
-    (void)l, (void)events;
-    for (int i = 0; i < ACCEPT_BATCH; i++) {
-        struct sockaddr_storage peer;
-        socklen_t plen = sizeof(peer);
-        int cfd = accept4(fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (cfd == -1) {
-            if (listen_accept_failed(errno, ls->r->cfg->name))
-                accept_pause(ls->w);
-            return;
-        }
-        conn_start(ls->w, ls->r, cfd, &peer, plen);
+    (void)l, (void)lfd;
+    if (cfd < 0) {
+        if (listen_accept_failed(-cfd, ls->r->cfg->name))
+            accept_pause(ls->w);
+        return;
     }
+    conn_start(ls->w, ls->r, cfd, peer, plen);
 }
 
 static void accept_resume(struct loop *l, struct timer *t, void *arg)
@@ -160,7 +148,7 @@ static void accept_resume(struct loop *l, struct timer *t, void *arg)
 
         if (w->ls[i] == NULL || w->ls[i]->r->cfg->proto != ROUTE_TCP)
             continue;
-        if ((rc = loop_add(l, w->ls[i]->fd, LOOP_READ, accept_cb, w->ls[i])) != 0) {
+        if ((rc = loop_accept(l, w->ls[i]->fd, accepted, w->ls[i])) != 0 && rc != -EEXIST) {
             log_event(LOG_ERROR, "accept_error", w->ls[i]->r->cfg->name, "step", LOG_STR,
                       "epoll", "error", LOG_STR, strerror(-rc), "pause_ms", LOG_UINT,
                       (uint64_t)ACCEPT_PAUSE_MS, LOG_END);
@@ -196,7 +184,7 @@ struct listener *listen_route(struct worker *w, struct route *r)
                   "error", LOG_STR, err, LOG_END);
         goto fail;
     }
-    if ((rc = loop_add(w->loop, ls->fd, LOOP_READ, accept_cb, ls)) != 0) {
+    if ((rc = loop_accept(w->loop, ls->fd, accepted, ls)) != 0) {
         log_event(LOG_ERROR, "listen_error", r->cfg->name, "listen", LOG_STR, r->cfg->listen,
                   "step", LOG_STR, "epoll", "error", LOG_STR, strerror(-rc), LOG_END);
         close(ls->fd);
@@ -221,9 +209,7 @@ void listen_close(struct worker *w, struct listener *ls)
     } else if (ls->fd != -1) {
         /* Closing a listener resets what waits in its backlog: take those
          * connections first (a reload must not drop any). */
-        if (!w->draining)
-            accept_cb(w->loop, ls->fd, ls, LOOP_READ);
-        loop_remove(w->loop, ls->fd);
+        loop_accept_stop(w->loop, ls->fd, !w->draining);
         close(ls->fd);
     }
     route_unref(ls->r);

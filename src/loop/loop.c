@@ -160,6 +160,7 @@ void loop_free(struct loop *l)
     if (l->uring)
         uring_close(l);
 #endif
+    loop_acceptors_free(l);
     close(l->wakefd);
     if (l->epfd != -1)
         close(l->epfd);

@@ -17,6 +17,8 @@
  * - loop_add/loop_set/loop_del make no syscall, so they cannot report what
  *   epoll_ctl would (EPERM for a regular file, EBADF for a closed fd): an fd
  *   the kernel cannot poll is simply never reported.
+ * - loop_accept and loop_connect go through the ring (IORING_OP_ACCEPT,
+ *   IORING_OP_CONNECT): no accept4 or connect call.
  * The kernel reports a socket's FIN (POLLRDHUP) to every poll, whatever it
  * asks: once it is in, an fd that does not ask for LOOP_READ (an empty
  * mask after its EOF, or waiting for LOOP_WRITE) is watched by a multishot
@@ -28,6 +30,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #define LOOP_READ 0x1u
 #define LOOP_WRITE 0x2u
@@ -157,5 +160,43 @@ struct loop_work {
  * work runs in the same drain, in order. A w already queued stays queued
  * once, with its first fn and arg. fn may free the memory w lives in. */
 void loop_defer(struct loop *l, struct loop_work *w, loop_defer_cb *fn, void *arg);
+
+/* ---- listeners and connects ------------------------------------------------ */
+
+/* A connection accepted on lfd (loop_accept): cfd, non-blocking and
+ * close-on-exec, and its peer's address (plen bytes); or cfd = -errno when
+ * accepting failed (EMFILE, ENFILE, ENOBUFS, ENOMEM...: a callback that
+ * does not stop accepting on those is called again at once). EAGAIN,
+ * EINTR and ECONNABORTED are never reported. */
+typedef void loop_accept_cb(struct loop *l, int lfd, int cfd, const struct sockaddr *peer,
+                            socklen_t plen, void *arg);
+
+/* Accepts connections on the listening socket lfd, each handed to cb, until
+ * loop_accept_stop(lfd) (not loop_remove). epoll: lfd's LOOP_READ and a
+ * batch of accept4() per wakeup; io_uring: a few IORING_OP_ACCEPT in flight,
+ * each with its own address buffer, lfd not in the fd table. Returns 0 or
+ * -errno (-EEXIST when lfd is accepting already). */
+int loop_accept(struct loop *l, int lfd, loop_accept_cb *cb, void *arg);
+
+/* Stops accepting on lfd. What the ring had accepted and not yet handed
+ * over is handed to cb before this returns; with drain, so is what waits in
+ * lfd's backlog (close() would reset those connections). Outside loop_run
+ * on io_uring, connections accepted and not handed over are closed. */
+void loop_accept_stop(struct loop *l, int lfd, int drain);
+
+/* Connects fd, a non-blocking socket registered with LOOP_WRITE interest
+ * (loop_set), to sa. Returns 0 when connected at once (epoll only), -errno
+ * when it failed at once (ENETUNREACH...), or -EINPROGRESS: fd's callback
+ * is called once it is done: with LOOP_WRITE and without LOOP_ERROR when it
+ * succeeded; with LOOP_ERROR when it failed, and then loop_connect_error()
+ * says why. On io_uring the
+ * connect is submitted with the next wait: sa must stay valid until then;
+ * until it completes, fd's interest is not polled, and loop_remove or
+ * loop_close cancels it. */
+int loop_connect(struct loop *l, int fd, const struct sockaddr *sa, socklen_t len);
+
+/* Inside the callback that reported a connect's end: 0 or the errno it
+ * failed with (EINPROGRESS: not done yet; epoll: SO_ERROR). */
+int loop_connect_error(struct loop *l, int fd);
 
 #endif /* PPFWD_LOOP_H */

@@ -12,7 +12,12 @@
  * IORING_OP_ASYNC_CANCEL of the old poll and a new poll, then one
  * io_uring_submit_and_wait_timeout submits them and sleeps until a
  * completion or the next timer. Closes go through the ring too
- * (loop_close). accept, connect, read and write stay plain calls.
+ * (loop_close), and so do accepts (loop_accept: LOOP_ACCEPT_SLOTS accepts
+ * in flight per listener, each with its own address buffer, re-armed at
+ * the next flush once it completes) and connects (loop_connect: the
+ * connect is the fd's op in flight instead of a poll, and its completion
+ * is reported as epoll would report the end of a connect). read, write
+ * and the rest stay plain calls.
  *
  * Cancels, not IORING_OP_POLL_REMOVE: a remove that finds a wakeup of the
  * poll queued and not run yet fails with -EALREADY and leaves the poll
@@ -55,11 +60,14 @@
 #define RING_CQ_ENTRIES (4 * RING_ENTRIES)
 
 /* user_data: kind in bits 62-63, fd in bits 32-61, generation in 0-31. */
-enum { UD_IGNORE = 0, UD_POLL = 1, UD_WAKE = 2 };
+enum { UD_IGNORE = 0, UD_POLL = 1, UD_WAKE = 2, UD_ACCEPT = 3 };
 #define UD(kind, fd, gen) ((uint64_t)(kind) << 62 | (uint64_t)(uint32_t)(fd) << 32 | (uint32_t)(gen))
 #define UD_KIND(ud) ((int)((ud) >> 62))
 #define UD_FD(ud) ((int)(((ud) >> 32) & 0x3fffffffu))
 #define UD_GEN(ud) ((uint32_t)(ud))
+/* An accept's: the listener's place in l->acc as the fd, its generation
+ * (28 bits) and the slot (4 bits). */
+#define UD_ACC(idx, gen, slot) UD(UD_ACCEPT, idx, (uint32_t)(gen) << 4 | (uint32_t)(slot))
 
 /* The cheapest setup the kernel takes: task work deferred to the wait and
  * a single submitter (6.1+); the ring is created disabled because loop_new
@@ -101,7 +109,38 @@ int uring_open(struct loop *l)
     }
     l->uring = 1;
     l->dirty = -1;
+    l->connect_fd = -1;
     return 0;
+}
+
+/* Connections accepted by the ring and not handed over yet: those of the
+ * listener at idx (all with idx -1) still in the CQ, which are then
+ * marked to be skipped. With a callback (a listener that stops while its
+ * callback may still run) they are handed to it, else closed. */
+static void close_accepted(struct loop *l, int idx, int hand_over)
+{
+    struct loop_acceptor *a = idx >= 0 ? l->acc[idx] : NULL;
+    struct io_uring_cqe *cqe;
+    unsigned head;
+
+    io_uring_for_each_cqe(&l->ring, head, cqe)
+    {
+        uint64_t ud = cqe->user_data;
+
+        if (UD_KIND(ud) != UD_ACCEPT || cqe->res < 0)
+            continue;
+        if (a != NULL && (UD_FD(ud) != idx || UD_GEN(ud) >> 4 != a->gen))
+            continue;
+        cqe->user_data = UD(UD_IGNORE, 0, 0);
+        if (a != NULL && hand_over) {
+            unsigned slot = UD_GEN(ud) & 0xfu;
+
+            a->cb(l, a->fd, cqe->res, (const struct sockaddr *)&a->slot[slot].addr,
+                  a->slot[slot].len, a->arg);
+        } else {
+            close(cqe->res);
+        }
+    }
 }
 
 void uring_close(struct loop *l)
@@ -118,6 +157,7 @@ void uring_close(struct loop *l)
         io_uring_sqe_set_data64(sqe, UD(UD_IGNORE, 0, 0));
         (void)io_uring_submit_and_get_events(&l->ring);
     }
+    close_accepted(l, -1, 0);
     io_uring_queue_exit(&l->ring);
 }
 
@@ -150,6 +190,7 @@ void uring_forget(struct loop *l, int fd)
         mark_dirty(l, fd);
     }
     e->fin = 0;
+    e->connecting = 0;
 }
 
 /* An SQE, submitting what is queued first when the SQ is full; NULL only if
@@ -208,6 +249,9 @@ static int flush_fd(struct loop *l, int fd)
             return -1;
         e->orphan = 0;
     }
+    /* A connect in flight is not cancelled for a change of interest. */
+    if (e->inflight && e->connecting)
+        return 0;
     if (e->inflight && (!e->registered || e->polled != e->mask)) {
         if (cancel(l, fd, e->gen) < 0)
             return -1;
@@ -229,8 +273,33 @@ static int flush_fd(struct loop *l, int fd)
     return 0;
 }
 
-/* Arms the wake eventfd's poll and every dirty fd's. Returns -1 when the
- * SQ ran dry (what is left stays for the next iteration). */
+/* Arms every listener's accepts not in flight (slot addresses are reset:
+ * the kernel writes the peer's back). */
+static int flush_accepts(struct loop *l)
+{
+    for (int i = 0; i < l->nacc; i++) {
+        struct loop_acceptor *a = l->acc[i];
+
+        for (unsigned k = 0; a != NULL && !a->stopping && k < LOOP_ACCEPT_SLOTS; k++) {
+            struct io_uring_sqe *sqe;
+
+            if (a->armed & (1u << k))
+                continue;
+            if ((sqe = ring_sqe(l)) == NULL)
+                return -1;
+            a->slot[k].len = sizeof(a->slot[k].addr);
+            io_uring_prep_accept(sqe, a->fd, (struct sockaddr *)&a->slot[k].addr,
+                                 &a->slot[k].len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            io_uring_sqe_set_data64(sqe, UD_ACC(i, a->gen, k));
+            a->armed |= 1u << k;
+        }
+    }
+    l->acc_dirty = 0;
+    return 0;
+}
+
+/* Arms the wake eventfd's poll, every dirty fd's and the accepts. Returns
+ * -1 when the SQ ran dry (what is left stays for the next iteration). */
 static int flush(struct loop *l)
 {
     if (!l->wake_armed) {
@@ -250,6 +319,8 @@ static int flush(struct loop *l)
         l->dirty = l->fds[fd].next_dirty;
         l->fds[fd].dirty = 0;
     }
+    if (l->acc_dirty)
+        return flush_accepts(l);
     return 0;
 }
 
@@ -321,6 +392,18 @@ static void on_poll(struct loop *l, uint64_t ud, int res, unsigned flags)
     e = &l->fds[fd];
     if (!e->inflight || UD_GEN(ud) != e->gen)
         return; /* cancelled, or a former registration's */
+    if (e->connecting) {
+        /* As epoll has it: writable, or an error (kept for
+         * loop_connect_error: the ring read and cleared SO_ERROR). */
+        e->connecting = 0;
+        e->inflight = 0;
+        mark_dirty(l, fd);
+        l->connect_fd = fd;
+        l->connect_err = res < 0 ? -res : 0;
+        e->cb(l, fd, e->arg, res < 0 ? LOOP_ERROR | LOOP_SOCKERR : LOOP_WRITE);
+        l->connect_fd = -1;
+        return;
+    }
     if (!more)
         e->inflight = 0;
     /* The fd cannot be polled (EBADF: closed behind the loop's back):
@@ -346,6 +429,27 @@ static void on_poll(struct loop *l, uint64_t ud, int res, unsigned flags)
         e->cb(l, fd, e->arg, ev);
 }
 
+static void on_accept(struct loop *l, uint64_t ud, int res)
+{
+    int idx = UD_FD(ud);
+    unsigned slot = UD_GEN(ud) & 0xfu;
+    struct loop_acceptor *a = idx < l->nacc ? l->acc[idx] : NULL;
+
+    if (a == NULL || a->gen != UD_GEN(ud) >> 4 || !(a->armed & (1u << slot))) {
+        /* A stopped listener's: loop_accept_stop handed over what was in
+         * the CQ when it ran, so this one was taken after. */
+        if (res >= 0)
+            close(res);
+        return;
+    }
+    a->armed &= ~(1u << slot);
+    l->acc_dirty = 1;
+    if (res == -EAGAIN || res == -EINTR || res == -ECONNABORTED || res == -ECANCELED)
+        return;
+    a->cb(l, a->fd, res, (const struct sockaddr *)&a->slot[slot].addr,
+          res < 0 ? 0 : a->slot[slot].len, a->arg);
+}
+
 static void on_cqe(struct loop *l, uint64_t ud, int res, unsigned flags)
 {
     switch (UD_KIND(ud)) {
@@ -356,9 +460,62 @@ static void on_cqe(struct loop *l, uint64_t ud, int res, unsigned flags)
         l->wake_armed = 0;
         loop_handle_wake(l);
         break;
+    case UD_ACCEPT:
+        on_accept(l, ud, res);
+        break;
     default: /* a cancel (-ENOENT, -EALREADY: the poll had ended) or a close */
         break;
     }
+}
+
+int uring_connect(struct loop *l, int fd, const struct sockaddr *sa, socklen_t len)
+{
+    struct loop_fd *e = &l->fds[fd];
+    struct io_uring_sqe *sqe;
+
+    /* Outside loop_run nothing would submit it: a plain connect(). */
+    if (!l->running)
+        return -1;
+    if (e->inflight) {
+        if (cancel(l, fd, e->gen) < 0)
+            return -1;
+        e->inflight = 0;
+        mark_dirty(l, fd);
+    }
+    if ((sqe = ring_sqe(l)) == NULL)
+        return -1;
+    e->gen++;
+    io_uring_prep_connect(sqe, fd, sa, len);
+    io_uring_sqe_set_data64(sqe, UD(UD_POLL, fd, e->gen));
+    e->inflight = 1;
+    e->connecting = 1;
+    e->polled = (unsigned char)e->mask;
+    return 0;
+}
+
+void uring_accept_start(struct loop *l, struct loop_acceptor *a)
+{
+    a->armed = 0;
+    l->acc_dirty = 1;
+}
+
+/* Cancels the listener's accepts now, so that none takes a connection
+ * once this returns, and hands over what they took before. */
+void uring_accept_stop(struct loop *l, int idx)
+{
+    struct loop_acceptor *a = l->acc[idx];
+    struct io_uring_sqe *sqe;
+
+    if (a->armed && l->running && (sqe = ring_sqe(l)) != NULL) {
+        io_uring_prep_cancel_fd(sqe, a->fd, IORING_ASYNC_CANCEL_ALL);
+        io_uring_sqe_set_data64(sqe, UD(UD_IGNORE, 0, 0));
+        /* With deferred task work an accept whose connection came is
+         * completed by the wait: run now, it completes before the cancel
+         * or is cancelled. */
+        (void)io_uring_submit_and_get_events(&l->ring);
+    }
+    a->armed = 0;
+    close_accepted(l, idx, l->running);
 }
 
 void uring_dispatch(struct loop *l)

@@ -1,0 +1,439 @@
+/*
+ * test_loop_sock.c - loop_accept and loop_connect (src/loop/loop_sock.c,
+ * and the ring's accepts and connects in loop_uring.c), on both backends:
+ * every connection is handed over with its peer's address, a listener
+ * stopped with drain hands over everything the ring took and everything
+ * in its backlog before it returns (a reload must not drop connections),
+ * one stopped without drain takes nothing more, an accept failure (out of
+ * fds) reaches the callback, and a connect reports its end as epoll would:
+ * writable, or LOOP_ERROR with the errno from loop_connect_error(); a
+ * connect closed while in flight is never reported.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+#include "loop/loop.h"
+#include "looptest.h"
+
+#define NCLIENTS 40 /* more than the ring's accepts in flight per listener */
+
+/* What the accept callback saw. */
+struct acc {
+    struct lt_fix *f;
+    int lfd;
+    int n, errors, last_err;
+    int fds[2 * NCLIENTS];
+    struct sockaddr_in peers[2 * NCLIENTS];
+    int stop_at;   /* loop_stop() once n reaches it */
+    int stop_on_error;
+};
+
+static int listener(struct sockaddr_in *sa, int backlog)
+{
+    socklen_t len = sizeof(*sa);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    memset(sa, 0, sizeof(*sa));
+    sa->sin_family = AF_INET;
+    sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)sa, sizeof(*sa)), 0);
+    assert_int_equal(listen(fd, backlog), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)sa, &len), 0);
+    return fd;
+}
+
+/* A client connected to sa (loopback: the handshake ends in connect()). */
+static int client(const struct sockaddr_in *sa)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, (const struct sockaddr *)sa, sizeof(*sa)), 0);
+    return fd;
+}
+
+static void on_accept(struct loop *l, int lfd, int cfd, const struct sockaddr *peer,
+                      socklen_t plen, void *arg)
+{
+    struct acc *a = arg;
+
+    assert_int_equal(lfd, a->lfd);
+    if (cfd < 0) {
+        a->errors++;
+        a->last_err = -cfd;
+        if (a->stop_on_error) {
+            loop_accept_stop(l, lfd, 0);
+            loop_stop(l);
+        }
+        return;
+    }
+    assert_true(a->n < 2 * NCLIENTS);
+    assert_int_equal(plen, sizeof(struct sockaddr_in));
+    assert_int_equal(peer->sa_family, AF_INET);
+    assert_true(fcntl(cfd, F_GETFL) & O_NONBLOCK);
+    assert_true(fcntl(cfd, F_GETFD) & FD_CLOEXEC);
+    a->fds[a->n] = cfd;
+    memcpy(&a->peers[a->n], peer, sizeof(a->peers[0]));
+    a->n++;
+    if (a->n == a->stop_at)
+        loop_stop(l);
+}
+
+static void acc_close(struct acc *a)
+{
+    for (int i = 0; i < a->n; i++)
+        close(a->fds[i]);
+}
+
+/* Each of a's peers is one of the clients' own addresses, once. */
+static void assert_peers(const struct acc *a, const int *cl, int n)
+{
+    assert_int_equal(a->n, n);
+    for (int i = 0; i < n; i++) {
+        struct sockaddr_in own;
+        socklen_t len = sizeof(own);
+        int found = 0;
+
+        assert_int_equal(getsockname(cl[i], (struct sockaddr *)&own, &len), 0);
+        for (int k = 0; k < a->n; k++)
+            found += a->peers[k].sin_port == own.sin_port &&
+                     a->peers[k].sin_addr.s_addr == own.sin_addr.s_addr;
+        assert_int_equal(found, 1);
+    }
+}
+
+static void test_accept_hands_peers(void **state)
+{
+    struct lt_fix *f = *state;
+    struct acc a = {.f = f, .stop_at = NCLIENTS};
+    struct sockaddr_in sa;
+    int cl[NCLIENTS];
+
+    a.lfd = listener(&sa, 128);
+    assert_int_equal(loop_accept(f->l, a.lfd, on_accept, &a), 0);
+    assert_int_equal(loop_accept(f->l, a.lfd, on_accept, &a), -EEXIST);
+    for (int i = 0; i < NCLIENTS; i++)
+        cl[i] = client(&sa);
+    assert_int_equal(loop_run(f->l), 0);
+    assert_false(f->timed_out);
+    assert_peers(&a, cl, NCLIENTS);
+    loop_accept_stop(f->l, a.lfd, 0);
+    acc_close(&a);
+    for (int i = 0; i < NCLIENTS; i++)
+        close(cl[i]);
+    close(a.lfd);
+}
+
+/* Inside the loop (a timer): clients connect, then the listener stops. */
+struct stop_case {
+    struct acc a;
+    struct sockaddr_in sa;
+    int cl[NCLIENTS];
+    int drain;
+    int handed_before_stop, handed_by_stop;
+    struct timer t;
+};
+
+static void stop_in_loop(struct loop *l, struct timer *t, void *arg)
+{
+    struct stop_case *s = arg;
+
+    (void)t;
+    for (int i = 0; i < NCLIENTS; i++)
+        s->cl[i] = client(&s->sa);
+    s->handed_before_stop = s->a.n;
+    loop_accept_stop(l, s->a.lfd, s->drain);
+    s->handed_by_stop = s->a.n - s->handed_before_stop;
+    loop_stop(l);
+}
+
+/* Lets the ring arm its accepts (one iteration), then runs stop_in_loop. */
+static void run_stop_case(struct lt_fix *f, struct stop_case *s)
+{
+    s->a.f = f;
+    s->a.stop_at = -1;
+    s->a.lfd = listener(&s->sa, 128);
+    assert_int_equal(loop_accept(f->l, s->a.lfd, on_accept, &s->a), 0);
+    loop_timer_set(f->l, &s->t, 20, stop_in_loop, s);
+    assert_int_equal(loop_run(f->l), 0);
+    assert_false(f->timed_out);
+}
+
+static void test_stop_drain_hands_everything(void **state)
+{
+    struct lt_fix *f = *state;
+    struct stop_case s = {.drain = 1};
+
+    run_stop_case(f, &s);
+    assert_int_equal(s.handed_before_stop, 0);
+    assert_int_equal(s.handed_by_stop, NCLIENTS);
+    assert_peers(&s.a, s.cl, NCLIENTS);
+    /* Nothing is left in the backlog, and nothing more is taken. */
+    assert_int_equal(accept4(s.a.lfd, NULL, NULL, SOCK_NONBLOCK), -1);
+    assert_int_equal(errno, EAGAIN);
+    acc_close(&s.a);
+    for (int i = 0; i < NCLIENTS; i++)
+        close(s.cl[i]);
+    close(s.a.lfd);
+}
+
+static void test_stop_without_drain(void **state)
+{
+    struct lt_fix *f = *state;
+    struct stop_case s = {.drain = 0};
+    struct timer t = {0};
+    int left = 0, late;
+
+    run_stop_case(f, &s);
+    /* What the ring took is handed over; the rest waits in the backlog. */
+    while (left <= NCLIENTS) {
+        int fd = accept4(s.a.lfd, NULL, NULL, SOCK_NONBLOCK);
+
+        if (fd < 0)
+            break;
+        close(fd);
+        left++;
+    }
+    assert_int_equal(s.a.n + left, NCLIENTS);
+    /* A stopped listener takes no more connections. */
+    late = client(&s.sa);
+    loop_timer_set(f->l, &t, 50, lt_on_stop_timer, NULL);
+    assert_int_equal(loop_run(f->l), 0);
+    assert_int_equal(s.a.n + left, NCLIENTS);
+    close(accept4(s.a.lfd, NULL, NULL, SOCK_NONBLOCK));
+    close(late);
+    acc_close(&s.a);
+    for (int i = 0; i < NCLIENTS; i++)
+        close(s.cl[i]);
+    close(s.a.lfd);
+}
+
+/* The listener stops from a callback of the iteration whose completions
+ * include its ring's accepts, not yet dispatched: those connections are
+ * handed over by loop_accept_stop (with io_uring; epoll leaves them in the
+ * backlog), none is lost or leaked. */
+struct stop_from_cb {
+    struct acc a;
+    int handed_by_stop;
+};
+
+static void stop_on_read(struct loop *l, int fd, void *arg, unsigned events)
+{
+    struct stop_from_cb *s = arg;
+    int before = s->a.n;
+
+    (void)events;
+    loop_remove(l, fd);
+    loop_accept_stop(l, s->a.lfd, 0);
+    s->handed_by_stop = s->a.n - before;
+    loop_stop(l);
+}
+
+static void test_stop_hands_over_completed(void **state)
+{
+    struct lt_fix *f = *state;
+    struct stop_from_cb s = {.a = {.f = f, .stop_at = -1}};
+    struct sockaddr_in sa;
+    int cl[NCLIENTS], p[2], left = 0;
+
+    s.a.lfd = listener(&sa, 128);
+    assert_int_equal(pipe(p), 0);
+    /* The pipe's poll is armed before the accepts: its completion comes
+     * first, the accepts' (connections already waiting) right after. */
+    assert_int_equal(loop_add(f->l, p[0], LOOP_READ, stop_on_read, &s), 0);
+    assert_int_equal(loop_accept(f->l, s.a.lfd, on_accept, &s.a), 0);
+    for (int i = 0; i < NCLIENTS; i++)
+        cl[i] = client(&sa);
+    lt_put_byte(p[1]);
+    assert_int_equal(loop_run(f->l), 0);
+    assert_false(f->timed_out);
+    if (strcmp(loop_backend(f->l), "io_uring") == 0)
+        assert_true(s.handed_by_stop > 0);
+    while (left <= NCLIENTS) {
+        int fd = accept4(s.a.lfd, NULL, NULL, SOCK_NONBLOCK);
+
+        if (fd < 0)
+            break;
+        close(fd);
+        left++;
+    }
+    assert_int_equal(s.a.n + left, NCLIENTS);
+    acc_close(&s.a);
+    for (int i = 0; i < NCLIENTS; i++)
+        close(cl[i]);
+    lt_close_pair(p);
+    close(s.a.lfd);
+}
+
+/* Out of fds: the callback hears EMFILE, and can stop accepting. */
+static void test_accept_emfile(void **state)
+{
+    struct lt_fix *f = *state;
+    struct acc a = {.f = f, .stop_at = -1, .stop_on_error = 1};
+    struct rlimit old, low;
+    struct sockaddr_in sa;
+    int cl, top;
+
+    a.lfd = listener(&sa, 16);
+    assert_int_equal(loop_accept(f->l, a.lfd, on_accept, &a), 0);
+    cl = client(&sa);
+    /* The lowest free fd is above every fd open now: none is left. */
+    top = dup(0);
+    assert_true(top >= 0);
+    close(top);
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = (rlim_t)top;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    assert_int_equal(loop_run(f->l), 0);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    assert_false(f->timed_out);
+    assert_int_equal(a.n, 0);
+    assert_true(a.errors >= 1);
+    assert_int_equal(a.last_err, EMFILE);
+    /* Still in the backlog for a later try. */
+    top = accept4(a.lfd, NULL, NULL, SOCK_NONBLOCK);
+    assert_true(top >= 0);
+    close(top);
+    close(cl);
+    close(a.lfd);
+}
+
+struct conn_case {
+    int calls;
+    unsigned events;
+    int err;
+};
+
+static void on_connected(struct loop *l, int fd, void *arg, unsigned events)
+{
+    struct conn_case *c = arg;
+
+    c->calls++;
+    c->events = events;
+    c->err = loop_connect_error(l, fd);
+    loop_del(l, fd, LOOP_WRITE);
+    loop_stop(l);
+}
+
+/* Starts a connect of a fresh non-blocking socket to sa; returns the
+ * socket and loop_connect's result in *rc. */
+static int start_connect(struct lt_fix *f, const struct sockaddr_in *sa, struct conn_case *c,
+                         int *rc)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    assert_true(fd >= 0);
+    assert_int_equal(loop_set(f->l, fd, LOOP_WRITE, on_connected, c), 0);
+    *rc = loop_connect(f->l, fd, (const struct sockaddr *)sa, sizeof(*sa));
+    return fd;
+}
+
+static void test_connect_ok(void **state)
+{
+    struct lt_fix *f = *state;
+    struct conn_case c = {0};
+    struct sockaddr_in sa;
+    int lfd = listener(&sa, 4), fd, rc, afd;
+
+    fd = start_connect(f, &sa, &c, &rc);
+    if (rc == 0) {
+        loop_remove(f->l, fd); /* connected at once (epoll): nothing to wait for */
+    } else {
+        assert_int_equal(rc, -EINPROGRESS);
+        assert_int_equal(loop_run(f->l), 0);
+        assert_false(f->timed_out);
+        assert_int_equal(c.calls, 1);
+        assert_true(c.events & LOOP_WRITE);
+        assert_false(c.events & LOOP_ERROR);
+        assert_int_equal(c.err, 0);
+        loop_remove(f->l, fd);
+    }
+    afd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK);
+    assert_true(afd >= 0);
+    assert_int_equal(write(fd, "x", 1), 1);
+    close(afd);
+    close(fd);
+    close(lfd);
+}
+
+static void test_connect_refused(void **state)
+{
+    struct lt_fix *f = *state;
+    struct conn_case c = {0};
+    struct sockaddr_in sa;
+    int lfd = listener(&sa, 4), fd, rc;
+
+    close(lfd); /* nothing listens on sa's port now */
+    fd = start_connect(f, &sa, &c, &rc);
+    if (rc != -ECONNREFUSED) {
+        assert_int_equal(rc, -EINPROGRESS);
+        assert_int_equal(loop_run(f->l), 0);
+        assert_false(f->timed_out);
+        assert_int_equal(c.calls, 1);
+        assert_true(c.events & LOOP_ERROR);
+        assert_int_equal(c.err, ECONNREFUSED);
+    }
+    loop_close(f->l, fd);
+}
+
+/* A connect that hangs (its SYN dropped: the listener's queue is full),
+ * closed in flight: never reported, and the loop does not spin on it. */
+static void test_connect_closed_in_flight(void **state)
+{
+    struct lt_fix *f = *state;
+    struct conn_case c = {0};
+    struct sockaddr_in sa;
+    struct timer t = {0};
+    int lfd = listener(&sa, 0), fill[4], fd, rc, n;
+
+    for (n = 0; n < 4; n++) {
+        fill[n] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        assert_true(fill[n] >= 0);
+        rc = connect(fill[n], (struct sockaddr *)&sa, sizeof(sa));
+        assert_true(rc == 0 || errno == EINPROGRESS);
+    }
+    fd = start_connect(f, &sa, &c, &rc);
+    assert_int_equal(rc, -EINPROGRESS);
+    loop_timer_set(f->l, &t, 30, lt_on_stop_timer, NULL);
+    assert_int_equal(loop_run(f->l), 0);
+    assert_int_equal(c.calls, 0); /* still hanging */
+    loop_close(f->l, fd);
+    loop_timer_set(f->l, &t, 50, lt_on_stop_timer, NULL);
+    assert_int_equal(loop_run(f->l), 0);
+    assert_int_equal(c.calls, 0);
+    for (n = 0; n < 4; n++)
+        close(fill[n]);
+    close(lfd);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_accept_hands_peers, lt_setup, lt_teardown),
+        cmocka_unit_test_setup_teardown(test_stop_drain_hands_everything, lt_setup, lt_teardown),
+        cmocka_unit_test_setup_teardown(test_stop_without_drain, lt_setup, lt_teardown),
+        cmocka_unit_test_setup_teardown(test_stop_hands_over_completed, lt_setup, lt_teardown),
+        cmocka_unit_test_setup_teardown(test_accept_emfile, lt_setup, lt_teardown),
+        cmocka_unit_test_setup_teardown(test_connect_ok, lt_setup, lt_teardown),
+        cmocka_unit_test_setup_teardown(test_connect_refused, lt_setup, lt_teardown),
+        cmocka_unit_test_setup_teardown(test_connect_closed_in_flight, lt_setup, lt_teardown),
+    };
+
+    return LT_RUN_BOTH(tests) != 0;
+}
