@@ -149,7 +149,7 @@ $(B)/hex2bin: tests/tools/hex2bin.c tests/common/vectors.c tests/common/vectors.
 	$(CC) $(CFLAGS_ALL) -Itests/common -o $@ $(filter %.c,$^)
 
 # Runs a program with io_uring refused by a seccomp filter (EPERM), for
-# tests/integration/test_loop_fallback.py: the loop's fallback to epoll.
+# tests/integration/test_uring_refused.py: the loop's fallback to epoll.
 $(B)/no_uring: tests/tools/no_uring.c tests/common/nouring.c tests/common/nouring.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -Itests/common -o $@ $(filter %.c,$^)

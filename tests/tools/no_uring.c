@@ -8,7 +8,7 @@
  * kernel.io_uring_disabled=2 or a container runtime's seccomp profile),
  * then execs PROGRAM, which inherits the filter with every thread and
  * child it starts. The sysctl is global, the filter is for this process
- * tree only: tests/integration/test_loop_fallback.py runs ppfwd under it
+ * tree only: tests/integration/test_uring_refused.py runs ppfwd under it
  * while other tests run beside it.
  *
  * Exits 2 on a usage error, 3 when the filter cannot be installed (the

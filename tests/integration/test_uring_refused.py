@@ -21,7 +21,7 @@ the tool itself: io_uring_setup under it fails with EPERM.
 
 The tool is $PPFWD_NO_URING, default no_uring in the build directory of
 $PPFWD (build/no_uring for build/asan/ppfwd; `make` builds it).
-Run: /usr/bin/python3 tests/integration/test_loop_fallback.py [SCENARIO...]"""
+Run: /usr/bin/python3 tests/integration/test_uring_refused.py [SCENARIO...]"""
 
 import os
 import socket
