@@ -131,7 +131,7 @@ $(DAEMON_ASAN): $(DAEMON_LIB_OBJ_ASAN)
 
 # ---- tests (cmocka, ASan + UBSan) -------------------------------------------
 
-tests: $(TEST_BIN) $(ITEST_BIN) $(B)/asan/ppfwd $(B)/hex2bin
+tests: $(TEST_BIN) $(ITEST_BIN) $(B)/asan/ppfwd $(B)/hex2bin $(B)/no_uring
 
 $(B)/asan/tests/%: tests/unit/%.c $(COMMON_OBJ_ASAN) $(DAEMON_ASAN) $(STATIC_ASAN)
 	@mkdir -p $(@D)
@@ -145,6 +145,12 @@ $(B)/asan/itests/%: tests/integration/%.c $(COMMON_OBJ_ASAN) $(DAEMON_ASAN) $(ST
 
 $(B)/hex2bin: tests/tools/hex2bin.c tests/common/vectors.c tests/common/vectors.h \
 		include/proxyproto.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -Itests/common -o $@ $(filter %.c,$^)
+
+# Runs a program with io_uring refused by a seccomp filter (EPERM), for
+# tests/integration/test_uring_refused.py: the loop's fallback to epoll.
+$(B)/no_uring: tests/tools/no_uring.c tests/common/nouring.c tests/common/nouring.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -Itests/common -o $@ $(filter %.c,$^)
 

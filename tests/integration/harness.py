@@ -450,19 +450,21 @@ def check_daemons_exit():
 
 
 class Ppfwd:
-    """One ppfwd process with JSON logs in a temp file."""
+    """One ppfwd process with JSON logs in a temp file. wrap: a command
+    that runs ppfwd (its arguments go first), such as build/no_uring."""
 
-    def __init__(self, routes, workers=2, extra=(), nofile=None):
+    def __init__(self, routes, workers=2, extra=(), nofile=None, wrap=()):
         self.routes, self.workers, self.extra = routes, workers, list(extra)
         self.nofile = nofile
+        self.wrap = list(wrap)
         self.dir = tmpdir()
         self.log_path = os.path.join(self.dir, "ppfwd.log")
         self.p = None
         _daemons.append(self)
 
     def start(self, ports, timeout=10.0):
-        argv = [PPFWD, "--log-format", "json", "-l", "debug", "-w", str(self.workers)] + \
-            self.extra + list(self.routes)
+        argv = self.wrap + [PPFWD, "--log-format", "json", "-l", "debug", "-w",
+                            str(self.workers)] + self.extra + list(self.routes)
         pre = None
         if self.nofile:
             n = self.nofile
@@ -565,7 +567,8 @@ class Ppfwd:
 PIPE_CACHE_FDS = 2 * 64
 
 
-def start_ppfwd(make_routes, nports, workers=2, extra=(), hosts=None, attempts=5, nofile=None):
+def start_ppfwd(make_routes, nports, workers=2, extra=(), hosts=None, attempts=5, nofile=None,
+                wrap=()):
     """Starts ppfwd on fresh ports: make_routes(ports) -> route URLs. Retries
     with new ports when one of them was taken meanwhile (the race of
     free_port)."""
@@ -573,7 +576,7 @@ def start_ppfwd(make_routes, nports, workers=2, extra=(), hosts=None, attempts=5
     for _ in range(attempts):
         hs = hosts or [V4] * nports
         ports = [free_port(h) for h in hs]
-        d = Ppfwd(make_routes(ports), workers, extra, nofile)
+        d = Ppfwd(make_routes(ports), workers, extra, nofile, wrap)
         try:
             d.start(ports)
             return d, ports
