@@ -18,6 +18,8 @@
 #              serves and dumped after the load (callgrind_control), divided
 #              the same way (TCP: callgrind's count of calls to socket).
 #              User space only: the kernel's share is what the syscalls cost.
+#              Under valgrind ppfwd runs on its epoll backend (loop_new: the
+#              ring deadlocks valgrind), so TCP's count is epoll's path.
 #
 # Load: bench_tcp_load rate (64 clients, connect + 64-byte echo + close),
 # bench_udp_load (window 32 over 4 sockets), as bench/ab.sh. Modes: TCP plain,

@@ -87,13 +87,20 @@ static int loop_open_backend(struct loop *l, int backend)
     return loop_open_epoll(l);
 }
 
+/* valgrind preloads its vgpreload_*.so into the program it runs. */
+static int under_valgrind(void)
+{
+    const char *preload = getenv("LD_PRELOAD");
+
+    return preload != NULL && strstr(preload, "vgpreload_") != NULL;
+}
+
 struct loop *loop_new(int max_fds)
 {
     const char *env = getenv("PPFWD_LOOP");
+    int epoll = (env != NULL && strcmp(env, "epoll") == 0) || under_valgrind();
 
-    return loop_new_backend(max_fds, env != NULL && strcmp(env, "epoll") == 0
-                                         ? LOOP_BACKEND_EPOLL
-                                         : LOOP_BACKEND_AUTO);
+    return loop_new_backend(max_fds, epoll ? LOOP_BACKEND_EPOLL : LOOP_BACKEND_AUTO);
 }
 
 struct loop *loop_new_backend(int max_fds, int backend)

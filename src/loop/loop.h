@@ -62,8 +62,10 @@ struct timer {
 };
 
 /* Creates a loop for fds below max_fds: io_uring when it can be set up,
- * unless the environment has PPFWD_LOOP=epoll, epoll otherwise. Returns
- * NULL with errno set. */
+ * unless the environment has PPFWD_LOOP=epoll or the process runs under
+ * valgrind (its LD_PRELOAD: valgrind 3.19 holds its one lock while a thread
+ * sleeps in io_uring_enter, so no other thread runs, signals included),
+ * epoll otherwise. Returns NULL with errno set. */
 struct loop *loop_new(int max_fds);
 
 /* The same with the backend chosen (the tests run on both): EPOLL, URING

@@ -343,11 +343,45 @@ static void test_auto_falls_back(void **state)
     in_child(child_auto_falls_back);
 }
 
+/* Under valgrind (its preload named in LD_PRELOAD) loop_new() takes epoll:
+ * a thread asleep in io_uring_enter there holds valgrind's lock, and the
+ * process hangs, deaf to SIGTERM. Only the variable is looked at, so
+ * setting it here is enough (nothing is exec'd while it is set). */
+static void test_valgrind_picks_epoll(void **state)
+{
+    struct loop *l;
+    const char *old = getenv("LD_PRELOAD");
+    char *saved = old ? strdup(old) : NULL;
+
+    (void)state;
+    unsetenv("PPFWD_LOOP");
+    assert_int_equal(setenv("LD_PRELOAD", "/usr/libexec/valgrind/vgpreload_core-amd64-linux.so", 1), 0);
+    l = loop_new(16);
+    assert_non_null(l);
+    assert_string_equal(loop_backend(l), "epoll");
+    loop_free(l);
+    if (saved != NULL)
+        setenv("LD_PRELOAD", saved, 1);
+    else
+        unsetenv("LD_PRELOAD");
+    free(saved);
+    /* Without it, the ring when the kernel allows one. */
+    l = loop_new_backend(16, LOOP_BACKEND_URING);
+    if (l == NULL)
+        return;
+    loop_free(l);
+    l = loop_new(16);
+    assert_non_null(l);
+    assert_string_equal(loop_backend(l), "io_uring");
+    loop_free(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_uring_refused),
         cmocka_unit_test(test_auto_falls_back),
+        cmocka_unit_test(test_valgrind_picks_epoll),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
