@@ -283,6 +283,49 @@ static void test_stop_hands_over_completed(void **state)
     close(s.a.lfd);
 }
 
+static int open_fds(void)
+{
+    int n = 0;
+
+    for (int fd = 0; fd < MAX_FDS; fd++)
+        n += fcntl(fd, F_GETFD) != -1;
+    return n;
+}
+
+/* Clients connect to accepts in flight, and the loop stops in the same
+ * callback: the ring's accepts complete as loop_run ends, and wait in the
+ * CQ, never handed over. loop_free closes them (none leaks). */
+static void connect_and_stop(struct loop *l, struct timer *t, void *arg)
+{
+    struct stop_case *s = arg;
+
+    (void)t;
+    for (int i = 0; i < 4; i++)
+        s->cl[i] = client(&s->sa);
+    loop_stop(l);
+}
+
+static void test_free_closes_accepted(void **state)
+{
+    struct stop_case s = {.a = {.f = *state, .stop_at = -1}};
+    struct timer t = {0};
+    struct loop *l;
+    int base = open_fds();
+
+    l = lt_loop_new(MAX_FDS);
+    assert_non_null(l);
+    s.a.lfd = listener(&s.sa, 128);
+    assert_int_equal(loop_accept(l, s.a.lfd, on_accept, &s.a), 0);
+    loop_timer_set(l, &t, 20, connect_and_stop, &s);
+    assert_int_equal(loop_run(l), 0);
+    loop_free(l);
+    acc_close(&s.a);
+    for (int i = 0; i < 4; i++)
+        close(s.cl[i]);
+    close(s.a.lfd);
+    assert_int_equal(open_fds(), base);
+}
+
 /* Out of fds: the callback hears EMFILE, and can stop accepting. */
 static void test_accept_emfile(void **state)
 {
@@ -529,6 +572,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stop_without_drain, lt_setup, lt_teardown),
         cmocka_unit_test_setup_teardown(test_stop_hands_over_completed, lt_setup, lt_teardown),
         cmocka_unit_test_setup_teardown(test_accept_emfile, lt_setup, lt_teardown),
+        cmocka_unit_test_setup_teardown(test_free_closes_accepted, lt_setup, lt_teardown),
         cmocka_unit_test_setup_teardown(test_connect_ok, lt_setup, lt_teardown),
         cmocka_unit_test_setup_teardown(test_connect_refused, lt_setup, lt_teardown),
         cmocka_unit_test_setup_teardown(test_connect_closed_in_flight, lt_setup, lt_teardown),
