@@ -326,6 +326,35 @@ static void test_free_closes_accepted(void **state)
     assert_int_equal(open_fds(), base);
 }
 
+/* A listener stopped outside loop_run (after it, the ring's accepts in
+ * flight) and closed: nothing listens on its port any more. (Its accepts
+ * were left in flight on io_uring, holding the socket: a client connected,
+ * and the next loop_run's accept wrote its address into the freed
+ * acceptor.) */
+static void test_stop_outside_run(void **state)
+{
+    struct lt_fix *f = *state;
+    struct acc a = {.f = f, .stop_at = -1};
+    struct sockaddr_in sa;
+    struct timer t = {0};
+    int cl;
+
+    a.lfd = listener(&sa, 16);
+    assert_int_equal(loop_accept(f->l, a.lfd, on_accept, &a), 0);
+    loop_timer_set(f->l, &t, 20, lt_on_stop_timer, NULL); /* the accepts are armed */
+    assert_int_equal(loop_run(f->l), 0);
+    loop_accept_stop(f->l, a.lfd, 0);
+    close(a.lfd);
+    cl = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(cl >= 0);
+    assert_int_equal(connect(cl, (struct sockaddr *)&sa, sizeof(sa)), -1);
+    assert_int_equal(errno, ECONNREFUSED);
+    close(cl);
+    loop_timer_set(f->l, &t, 20, lt_on_stop_timer, NULL);
+    assert_int_equal(loop_run(f->l), 0);
+    assert_int_equal(a.n, 0);
+}
+
 /* Out of fds: the callback hears EMFILE, and can stop accepting. */
 static void test_accept_emfile(void **state)
 {
@@ -573,6 +602,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stop_hands_over_completed, lt_setup, lt_teardown),
         cmocka_unit_test_setup_teardown(test_accept_emfile, lt_setup, lt_teardown),
         cmocka_unit_test_setup_teardown(test_free_closes_accepted, lt_setup, lt_teardown),
+        cmocka_unit_test_setup_teardown(test_stop_outside_run, lt_setup, lt_teardown),
         cmocka_unit_test_setup_teardown(test_connect_ok, lt_setup, lt_teardown),
         cmocka_unit_test_setup_teardown(test_connect_refused, lt_setup, lt_teardown),
         cmocka_unit_test_setup_teardown(test_connect_closed_in_flight, lt_setup, lt_teardown),
