@@ -208,7 +208,11 @@ void listen_close(struct worker *w, struct listener *ls)
         udp_stop(w, ls);
     } else if (ls->fd != -1) {
         /* Closing a listener resets what waits in its backlog: take those
-         * connections first (a reload must not drop any). */
+         * connections first (a reload must not drop any), paused
+         * (accept_pause) or not: a paused one is not accepting, and
+         * loop_accept_stop drains only a listener that is. */
+        if (!w->draining)
+            (void)loop_accept(w->loop, ls->fd, accepted, ls);
         loop_accept_stop(w->loop, ls->fd, !w->draining);
         close(ls->fd);
     }

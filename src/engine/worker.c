@@ -68,8 +68,12 @@ static int worker_sync(struct worker *w)
     }
     if (w->id == 0 && health_sync(w, srv->routes, srv->nroutes) != 0)
         rc = -1;
-    for (size_t j = 0; j < w->nls; j++)
+    /* Each out of w->ls once closed: a drain that runs out of fds pauses
+     * accepting on w->ls (accept_pause), the rest of which is closed next. */
+    for (size_t j = 0; j < w->nls; j++) {
         listen_close(w, w->ls[j]);
+        w->ls[j] = NULL;
+    }
     free(w->ls);
     w->ls = nls;
     w->nls = srv->nroutes;

@@ -192,9 +192,10 @@ void loop_accept_stop(struct loop *l, int lfd, int drain);
  * is called once it is done: with LOOP_WRITE and without LOOP_ERROR when it
  * succeeded; with LOOP_ERROR when it failed, and then loop_connect_error()
  * says why. On io_uring the
- * connect is submitted with the next wait: sa must stay valid until then;
- * until it completes, fd's interest is not polled, and loop_remove or
- * loop_close cancels it. */
+ * connect is submitted with the next wait: sa must stay valid until then,
+ * or until fd leaves the loop (loop_remove, loop_close: a connect not
+ * submitted yet is dropped, one in flight cancelled); until it completes,
+ * fd's interest is not polled. */
 int loop_connect(struct loop *l, int fd, const struct sockaddr *sa, socklen_t len);
 
 /* Inside the callback that reported a connect's end: 0 or the errno it

@@ -177,12 +177,36 @@ void uring_interest(struct loop *l, int fd)
     mark_dirty(l, fd);
 }
 
+/* A connect not submitted yet reads its address when it is: the caller
+ * may free that once fd has left the loop (conn.c's is its route's config,
+ * freed with its last connection before the next wait). Found among the
+ * SQEs the kernel has not consumed (no SQPOLL: it consumes only when this
+ * thread enters), it becomes a no-op; 1 then, else 0 (submitted). */
+static int connect_unqueue(struct loop *l, int fd, uint32_t gen)
+{
+    struct io_uring_sq *sq = &l->ring.sq;
+    uint64_t ud = UD(UD_POLL, fd, gen);
+
+    for (unsigned i = *sq->khead; i != sq->sqe_tail; i++) {
+        struct io_uring_sqe *sqe = &sq->sqes[i & sq->ring_mask];
+
+        if (sqe->opcode == IORING_OP_CONNECT && sqe->user_data == ud) {
+            io_uring_prep_nop(sqe);
+            io_uring_sqe_set_data64(sqe, UD(UD_IGNORE, 0, 0));
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* fd leaves the loop: its poll becomes an orphan, cancelled at the next
  * flush, and a completion of it is stale from now on. */
 void uring_forget(struct loop *l, int fd)
 {
     struct loop_fd *e = &l->fds[fd];
 
+    if (e->inflight && e->connecting && connect_unqueue(l, fd, e->gen))
+        e->inflight = 0; /* never went out: nothing to cancel */
     if (e->inflight) {
         e->orphan = 1;
         e->orphan_gen = e->gen;
@@ -500,19 +524,28 @@ void uring_accept_start(struct loop *l, struct loop_acceptor *a)
 }
 
 /* Cancels the listener's accepts now, so that none takes a connection
- * once this returns, and hands over what they took before. */
+ * once this returns, and hands over what they took before. Outside
+ * loop_run too (a caller tearing down after it): left in flight, they
+ * would hold lfd (listening on once closed) and write the address of a
+ * connection that comes into the freed slots. Only the submitter may
+ * submit (SINGLE_ISSUER: EEXIST for another thread): a cancel it refused
+ * becomes a no-op, not to cancel what lfd's number names by the next
+ * submission. */
 void uring_accept_stop(struct loop *l, int idx)
 {
     struct loop_acceptor *a = l->acc[idx];
     struct io_uring_sqe *sqe;
 
-    if (a->armed && l->running && (sqe = ring_sqe(l)) != NULL) {
+    if (a->armed && (sqe = ring_sqe(l)) != NULL) {
         io_uring_prep_cancel_fd(sqe, a->fd, IORING_ASYNC_CANCEL_ALL);
         io_uring_sqe_set_data64(sqe, UD(UD_IGNORE, 0, 0));
         /* With deferred task work an accept whose connection came is
          * completed by the wait: run now, it completes before the cancel
          * or is cancelled. */
-        (void)io_uring_submit_and_get_events(&l->ring);
+        if (io_uring_submit_and_get_events(&l->ring) < 0) {
+            io_uring_prep_nop(sqe);
+            io_uring_sqe_set_data64(sqe, UD(UD_IGNORE, 0, 0));
+        }
     }
     a->armed = 0;
     close_accepted(l, idx, l->running);

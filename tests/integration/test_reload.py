@@ -279,5 +279,116 @@ def listener_kept_when_its_replacement_cannot_open():
     echo.close()
 
 
+@scenario
+def paused_listener_drained_at_reload():
+    """A listener paused by EMFILE (accept_error) when a reload closes it:
+    what waits in its backlog is taken before the close, as for a listener
+    that is not paused, instead of reset. (Paused, it had no acceptor left
+    for loop_accept_stop to drain: the clients got a reset.) The held fds
+    are given back just before the SIGHUP, inside the 100 ms pause (a
+    resume that comes first accepts them: the test then passes anyway)."""
+    echo = EchoServer()
+    path = os.path.join(tmpdir(), "ppfwd.yaml")
+    pa, pc = free_port(), free_port()
+
+    def conf(extra):
+        lines = ["routes:", "  a:", "    listen: tcp://127.0.0.1:%d" % pa,
+                 "    upstream: 127.0.0.1:%d" % echo.port] + extra
+        lines += ["  c:", "    listen: tcp://127.0.0.1:%d" % pc,
+                  "    upstream: 127.0.0.1:%d" % echo.port,
+                  "    accept_proxy: optional", "    header_timeout: 60s"]
+        with open(path + ".tmp", "w") as f:
+            f.write("\n".join(lines) + "\n")
+        os.rename(path + ".tmp", path)
+
+    nofile = 64
+    conf([])
+    d = Ppfwd([], workers=1, extra=["-c", path], nofile=nofile)
+    d.start([pa, pc])
+    held = []
+    # Every descriptor taken by silent clients of route c.
+    for _ in range(nofile):
+        free = nofile - len(os.listdir("/proc/%d/fd" % d.pid))
+        if free <= 0:
+            break
+        for _ in range(free):
+            held.append(connect(V4, pc))
+        wait_for(lambda: nofile - len(os.listdir("/proc/%d/fd" % d.pid)) <= 0, 5,
+                 "the clients of c accepted")
+    # Clients of a wait in its backlog: accepting them fails, a pauses.
+    waiting = []
+    for _ in range(3):
+        s = connect(V4, pa)
+        s.sendall(b"ping")
+        s.shutdown(socket.SHUT_WR)
+        waiting.append(s)
+    d.wait_event("accept_error")
+    conf(["    idle_timeout: 30m"])
+    for s in held:
+        s.close()
+    # The reload reads the file, the drain accepts and connects: enough
+    # descriptors back that none of them fails with EMFILE.
+    wait_for(lambda: nofile - len(os.listdir("/proc/%d/fd" % d.pid)) >= nofile // 2, 5,
+             "descriptors given back", step=0.002)
+    reloaded(d, 1)
+    for i, s in enumerate(waiting):
+        eq(recv_all(s), b"ping", "client %d of a, waiting in the closed listener's backlog" % i)
+        s.close()
+    eq(echo_once(pa), b"ping", "route a serves")
+    echo.close()
+
+
+@scenario
+def reload_closing_two_listeners_out_of_fds():
+    """A reload removes two TCP routes, a and b, with clients waiting in
+    both backlogs and few descriptors free: a's drain takes the last ones,
+    b's drain then fails with EMFILE and pauses accepting. The pause went
+    over the worker's listeners, a among them, already closed and freed
+    (a use-after-free: ASan aborts ppfwd)."""
+    echo = EchoServer()
+    path = os.path.join(tmpdir(), "ppfwd.yaml")
+    pa, pb, pc = free_port(), free_port(), free_port()
+
+    def conf(names):
+        lines = ["routes:"]
+        for name, port in (("a", pa), ("b", pb)):
+            if name in names:
+                lines += ["  %s:" % name, "    listen: tcp://127.0.0.1:%d" % port,
+                          "    upstream: 127.0.0.1:%d" % echo.port]
+        lines += ["  c:", "    listen: tcp://127.0.0.1:%d" % pc,
+                  "    upstream: 127.0.0.1:%d" % echo.port,
+                  "    accept_proxy: optional", "    header_timeout: 60s"]
+        with open(path + ".tmp", "w") as f:
+            f.write("\n".join(lines) + "\n")
+        os.rename(path + ".tmp", path)
+
+    nofile = 64
+    conf("ab")
+    d = Ppfwd([], workers=1, extra=["-c", path], nofile=nofile)
+    d.start([pa, pb, pc])
+    held = []
+    for _ in range(nofile):
+        free = nofile - len(os.listdir("/proc/%d/fd" % d.pid))
+        if free <= 0:
+            break
+        for _ in range(free):
+            held.append(connect(V4, pc))
+        wait_for(lambda: nofile - len(os.listdir("/proc/%d/fd" % d.pid)) <= 0, 5,
+                 "the clients of c accepted")
+    waiting = [connect(V4, pa) for _ in range(16)] + [connect(V4, pb) for _ in range(4)]
+    d.wait_event("accept_error")
+    conf("")
+    for s in held[:6]:
+        s.close()
+    wait_for(lambda: nofile - len(os.listdir("/proc/%d/fd" % d.pid)) >= 6, 5,
+             "descriptors given back", step=0.002)
+    reloaded(d, 1)
+    for s in waiting + held[6:]:
+        s.close()
+    eq(echo_once(pc), b"ping", "route c serves")
+    check(d.p.poll() is None, "ppfwd still runs")
+    echo.close()
+
+
 if __name__ == "__main__":
     sys.exit(run())

@@ -7,7 +7,10 @@
  * one stopped without drain takes nothing more, an accept failure (out of
  * fds) reaches the callback, and a connect reports its end as epoll would:
  * writable, or LOOP_ERROR with the errno from loop_connect_error(); a
- * connect closed while in flight is never reported.
+ * connect closed while in flight is never reported. The connect tests run
+ * loop_connect outside loop_run (a plain connect() on io_uring too) and
+ * inside it (the ring's connect); one closed in the callback that started
+ * it never reads its address afterwards.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -280,6 +283,78 @@ static void test_stop_hands_over_completed(void **state)
     close(s.a.lfd);
 }
 
+static int open_fds(void)
+{
+    int n = 0;
+
+    for (int fd = 0; fd < MAX_FDS; fd++)
+        n += fcntl(fd, F_GETFD) != -1;
+    return n;
+}
+
+/* Clients connect to accepts in flight, and the loop stops in the same
+ * callback: the ring's accepts complete as loop_run ends, and wait in the
+ * CQ, never handed over. loop_free closes them (none leaks). */
+static void connect_and_stop(struct loop *l, struct timer *t, void *arg)
+{
+    struct stop_case *s = arg;
+
+    (void)t;
+    for (int i = 0; i < 4; i++)
+        s->cl[i] = client(&s->sa);
+    loop_stop(l);
+}
+
+static void test_free_closes_accepted(void **state)
+{
+    struct stop_case s = {.a = {.f = *state, .stop_at = -1}};
+    struct timer t = {0};
+    struct loop *l;
+    int base = open_fds();
+
+    l = lt_loop_new(MAX_FDS);
+    assert_non_null(l);
+    s.a.lfd = listener(&s.sa, 128);
+    assert_int_equal(loop_accept(l, s.a.lfd, on_accept, &s.a), 0);
+    loop_timer_set(l, &t, 20, connect_and_stop, &s);
+    assert_int_equal(loop_run(l), 0);
+    loop_free(l);
+    acc_close(&s.a);
+    for (int i = 0; i < 4; i++)
+        close(s.cl[i]);
+    close(s.a.lfd);
+    assert_int_equal(open_fds(), base);
+}
+
+/* A listener stopped outside loop_run (after it, the ring's accepts in
+ * flight) and closed: nothing listens on its port any more. (Its accepts
+ * were left in flight on io_uring, holding the socket: a client connected,
+ * and the next loop_run's accept wrote its address into the freed
+ * acceptor.) */
+static void test_stop_outside_run(void **state)
+{
+    struct lt_fix *f = *state;
+    struct acc a = {.f = f, .stop_at = -1};
+    struct sockaddr_in sa;
+    struct timer t = {0};
+    int cl;
+
+    a.lfd = listener(&sa, 16);
+    assert_int_equal(loop_accept(f->l, a.lfd, on_accept, &a), 0);
+    loop_timer_set(f->l, &t, 20, lt_on_stop_timer, NULL); /* the accepts are armed */
+    assert_int_equal(loop_run(f->l), 0);
+    loop_accept_stop(f->l, a.lfd, 0);
+    close(a.lfd);
+    cl = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(cl >= 0);
+    assert_int_equal(connect(cl, (struct sockaddr *)&sa, sizeof(sa)), -1);
+    assert_int_equal(errno, ECONNREFUSED);
+    close(cl);
+    loop_timer_set(f->l, &t, 20, lt_on_stop_timer, NULL);
+    assert_int_equal(loop_run(f->l), 0);
+    assert_int_equal(a.n, 0);
+}
+
 /* Out of fds: the callback hears EMFILE, and can stop accepting. */
 static void test_accept_emfile(void **state)
 {
@@ -422,6 +497,102 @@ static void test_connect_closed_in_flight(void **state)
     close(lfd);
 }
 
+/* loop_connect called inside loop_run, as conn.c calls it: on io_uring the
+ * ring's connect (outside loop_run it is a plain connect()). */
+struct in_loop {
+    struct lt_fix *f;
+    struct conn_case c;
+    struct sockaddr_in sa;    /* what loop_connect is given */
+    struct sockaddr_in reuse; /* written over sa once fd is closed */
+    int fd, rc, close_it;
+};
+
+static void connect_from_timer(struct loop *l, struct timer *t, void *arg)
+{
+    struct in_loop *k = arg;
+
+    (void)t;
+    k->fd = start_connect(k->f, &k->sa, &k->c, &k->rc);
+    if (k->close_it) {
+        /* The memory sa lives in may go with the fd: conn.c's is the
+         * route's config, freed with its last connection before the next
+         * wait. Another address there now must not be connected to. */
+        loop_close(l, k->fd);
+        k->fd = -1;
+        memcpy(&k->sa, &k->reuse, sizeof(k->sa));
+        return;
+    }
+    if (k->rc != -EINPROGRESS)
+        loop_stop(l); /* ended at once: nothing will be reported */
+}
+
+static void test_connect_in_loop(void **state)
+{
+    struct in_loop k = {.f = *state};
+    struct timer t = {0};
+    int lfd = listener(&k.sa, 4), afd;
+
+    loop_timer_set(k.f->l, &t, 0, connect_from_timer, &k);
+    assert_int_equal(loop_run(k.f->l), 0);
+    assert_false(k.f->timed_out);
+    if (k.rc == -EINPROGRESS) {
+        assert_int_equal(k.c.calls, 1);
+        assert_true(k.c.events & LOOP_WRITE);
+        assert_false(k.c.events & LOOP_ERROR);
+        assert_int_equal(k.c.err, 0);
+    } else {
+        assert_int_equal(k.rc, 0);
+    }
+    afd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK);
+    assert_true(afd >= 0);
+    assert_int_equal(write(k.fd, "x", 1), 1);
+    loop_close(k.f->l, k.fd);
+    close(afd);
+    close(lfd);
+}
+
+static void test_connect_in_loop_refused(void **state)
+{
+    struct in_loop k = {.f = *state};
+    struct timer t = {0};
+
+    close(listener(&k.sa, 4)); /* nothing listens on sa's port now */
+    loop_timer_set(k.f->l, &t, 0, connect_from_timer, &k);
+    assert_int_equal(loop_run(k.f->l), 0);
+    assert_false(k.f->timed_out);
+    if (k.rc == -EINPROGRESS) {
+        assert_int_equal(k.c.calls, 1);
+        assert_true(k.c.events & LOOP_ERROR);
+        assert_int_equal(k.c.err, ECONNREFUSED);
+    } else {
+        assert_int_equal(k.rc, -ECONNREFUSED);
+    }
+    loop_close(k.f->l, k.fd);
+}
+
+/* A connect closed in the callback that started it, its address then
+ * overwritten: nothing connects to what is there now (on io_uring the
+ * connect was queued, not submitted: it read the address at the next
+ * wait, and connected to it before its cancel). */
+static void test_connect_closed_before_submit(void **state)
+{
+    struct in_loop k = {.f = *state, .close_it = 1};
+    struct timer t = {0}, stop = {0};
+    int other = listener(&k.reuse, 4), afd;
+
+    close(listener(&k.sa, 4)); /* refused, on epoll's connect() at once */
+    loop_timer_set(k.f->l, &t, 0, connect_from_timer, &k);
+    loop_timer_set(k.f->l, &stop, 50, lt_on_stop_timer, NULL);
+    assert_int_equal(loop_run(k.f->l), 0);
+    assert_int_equal(k.c.calls, 0);
+    afd = accept4(other, NULL, NULL, SOCK_NONBLOCK);
+    if (afd >= 0)
+        close(afd);
+    assert_int_equal(afd, -1);
+    assert_int_equal(errno, EAGAIN);
+    close(other);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -430,9 +601,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stop_without_drain, lt_setup, lt_teardown),
         cmocka_unit_test_setup_teardown(test_stop_hands_over_completed, lt_setup, lt_teardown),
         cmocka_unit_test_setup_teardown(test_accept_emfile, lt_setup, lt_teardown),
+        cmocka_unit_test_setup_teardown(test_free_closes_accepted, lt_setup, lt_teardown),
+        cmocka_unit_test_setup_teardown(test_stop_outside_run, lt_setup, lt_teardown),
         cmocka_unit_test_setup_teardown(test_connect_ok, lt_setup, lt_teardown),
         cmocka_unit_test_setup_teardown(test_connect_refused, lt_setup, lt_teardown),
         cmocka_unit_test_setup_teardown(test_connect_closed_in_flight, lt_setup, lt_teardown),
+        cmocka_unit_test_setup_teardown(test_connect_in_loop, lt_setup, lt_teardown),
+        cmocka_unit_test_setup_teardown(test_connect_in_loop_refused, lt_setup, lt_teardown),
+        cmocka_unit_test_setup_teardown(test_connect_closed_before_submit, lt_setup, lt_teardown),
     };
 
     return LT_RUN_BOTH(tests) != 0;
