@@ -358,16 +358,6 @@ static void connect_timeout_cb(struct loop *l, struct timer *t, void *arg)
     connect_done(arg, ETIMEDOUT, "connect timeout");
 }
 
-static void set_nodelay(int fd)
-{
-    int one = 1;
-
-    /* Proxied protocols are often request/response: never hold a small
-     * write back waiting for an ACK. (Accepted sockets inherit it from the
-     * listener, listen_open.) */
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-}
-
 /* The upstream socket (transparent.c); with transparent=on bound to the
  * real client, or ppfwd's own address after a header without addresses
  * (LOCAL, UNSPEC). */
@@ -405,7 +395,10 @@ static void connect_upstream(struct conn *c)
         fail(c, err);
         return;
     }
-    set_nodelay(c->rl.ufd);
+    /* Proxied protocols are often request/response: never hold a small
+     * write back waiting for an ACK. (Accepted sockets inherit it from the
+     * listener, listen_open.) Through the ring where it can. */
+    loop_tcp_nodelay(c->w->loop, c->rl.ufd);
     /* Not the upstream's fault: no timeout, no mark against it. */
     if ((err = loop_set(c->w->loop, c->rl.ufd, LOOP_WRITE, connect_cb, c)) != 0) {
         fail(c, -err);

@@ -198,6 +198,13 @@ void loop_accept_stop(struct loop *l, int lfd, int drain);
  * fd's interest is not polled. */
 int loop_connect(struct loop *l, int fd, const struct sockaddr *sa, socklen_t len);
 
+/* Sets TCP_NODELAY on the TCP socket fd: through the ring, queued with the
+ * next wait (ahead of a connect queued after it), when the kernel takes
+ * socket commands (Linux 6.7+: probed once per loop); else setsockopt().
+ * A failure is not reported: the socket keeps Nagle's algorithm, no
+ * worse than before. */
+void loop_tcp_nodelay(struct loop *l, int fd);
+
 /* Inside the callback that reported a connect's end: 0 or the errno it
  * failed with (EINPROGRESS: not done yet; epoll: SO_ERROR). */
 int loop_connect_error(struct loop *l, int fd);

@@ -80,13 +80,14 @@ struct loop {
     void *wake_arg;
     struct loop_acceptor **acc; /* loop_accept's listeners; NULL holes */
     int nacc;
+    uint32_t acc_gen; /* the last acceptor generation handed out */
 #ifdef HAVE_URING
     int uring;         /* the io_uring backend is in use */
     int ring_disabled; /* set up IORING_SETUP_R_DISABLED: enabled by loop_run */
     int wake_armed;    /* the eventfd's poll is in flight */
     int dirty;         /* head of the dirty list, -1 when empty */
     int acc_dirty;     /* an acceptor has a slot to arm */
-    uint32_t acc_gen;  /* the last acceptor generation handed out */
+    int sockopt_cmd;   /* the ring takes setsockopt commands (probed) */
     int connect_fd;    /* the connect whose end is being reported, or -1 */
     int connect_err;   /* and its result, 0 or an errno */
     unsigned cq_entries;
@@ -113,6 +114,7 @@ int uring_wait(struct loop *l);
 void uring_dispatch(struct loop *l);
 int uring_run_start(struct loop *l);
 int uring_connect(struct loop *l, int fd, const struct sockaddr *sa, socklen_t len);
+int uring_nodelay(struct loop *l, int fd);
 void uring_accept_start(struct loop *l, struct loop_acceptor *a);
 void uring_accept_stop(struct loop *l, int idx);
 void uring_run_end(struct loop *l);

@@ -12,6 +12,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdlib.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -179,11 +181,24 @@ int loop_connect(struct loop *l, int fd, const struct sockaddr *sa, socklen_t le
     return -errno;
 }
 
+void loop_tcp_nodelay(struct loop *l, int fd)
+{
+    int one = 1;
+
+    (void)l;
+#ifdef HAVE_URING
+    if (l->uring && uring_nodelay(l, fd) == 0)
+        return;
+#endif
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
 int loop_connect_error(struct loop *l, int fd)
 {
     int err = 0;
     socklen_t len = sizeof(err);
 
+    (void)l;
 #ifdef HAVE_URING
     /* The ring's connect read and cleared SO_ERROR: its result is kept. */
     if (l->uring && l->connect_fd == fd)

@@ -22,12 +22,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/utsname.h>
 
 #include "loop/loop.h"
 #include "looptest.h"
@@ -593,9 +596,75 @@ static void test_connect_closed_before_submit(void **state)
     close(other);
 }
 
+/* TCP_NODELAY from inside the loop: set by the next iteration; on
+ * io_uring with Linux 6.7+ through the ring (not yet set when the call
+ * returns: that shows the path taken). */
+struct nodelay_case {
+    int fd, at_once, later;
+    struct timer t;
+};
+
+static int nodelay_of(int fd)
+{
+    int v = -1;
+    socklen_t len = sizeof(v);
+
+    assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &len), 0);
+    return v;
+}
+
+static void nodelay_check(struct loop *l, struct timer *t, void *arg)
+{
+    struct nodelay_case *n = arg;
+
+    (void)t;
+    n->later = nodelay_of(n->fd);
+    loop_stop(l);
+}
+
+static void nodelay_set(struct loop *l, struct timer *t, void *arg)
+{
+    struct nodelay_case *n = arg;
+
+    (void)t;
+    loop_tcp_nodelay(l, n->fd);
+    n->at_once = nodelay_of(n->fd);
+    loop_timer_set(l, &n->t, 1, nodelay_check, n);
+}
+
+static int kernel_at_least(int major, int minor)
+{
+    struct utsname u;
+    int ma = 0, mi = 0;
+
+    assert_int_equal(uname(&u), 0);
+    assert_true(sscanf(u.release, "%d.%d", &ma, &mi) == 2);
+    return ma > major || (ma == major && mi >= minor);
+}
+
+static void test_tcp_nodelay(void **state)
+{
+    struct lt_fix *f = *state;
+    struct nodelay_case n = {.at_once = -1, .later = -1};
+
+    n.fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    assert_true(n.fd >= 0);
+    assert_int_equal(nodelay_of(n.fd), 0);
+    loop_timer_set(f->l, &n.t, 1, nodelay_set, &n);
+    assert_int_equal(loop_run(f->l), 0);
+    assert_false(f->timed_out);
+    assert_int_equal(n.later, 1);
+    if (strcmp(loop_backend(f->l), "io_uring") == 0 && kernel_at_least(6, 7))
+        assert_int_equal(n.at_once, 0);
+    else if (strcmp(loop_backend(f->l), "epoll") == 0)
+        assert_int_equal(n.at_once, 1);
+    close(n.fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_tcp_nodelay, lt_setup, lt_teardown),
         cmocka_unit_test_setup_teardown(test_accept_hands_peers, lt_setup, lt_teardown),
         cmocka_unit_test_setup_teardown(test_stop_drain_hands_everything, lt_setup, lt_teardown),
         cmocka_unit_test_setup_teardown(test_stop_without_drain, lt_setup, lt_teardown),
