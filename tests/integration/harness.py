@@ -167,20 +167,42 @@ def read_log(p):
 # ---- ports and waiting ------------------------------------------------------
 
 
+# Ports handed out below the kernel's ephemeral range (32768-60999 by
+# default): a port bind(0) returned is taken again by the next outgoing
+# connection or UDP socket that wants an ephemeral one, and a test that
+# listens on it later (a route added at a reload while clients run) loses
+# the race now and then. Below the range only a listener can take it.
+_PORT_LOW, _PORT_HIGH = 20000, 32767
+_ports_given = set()
+
+
+def _bindable(fam, kind, host, port):
+    s = socket.socket(fam, kind)
+    try:
+        s.bind((host, port))
+        return True
+    except OSError as e:
+        if e.errno not in (errno.EADDRINUSE, errno.EACCES):
+            raise
+        return False
+    finally:
+        s.close()
+
+
 def free_port(host=V4):
-    """A port that was free a moment ago (bind port 0, read it, close).
-    Callers that lose a race retry: see Ppfwd.start."""
+    """A port that was free for both TCP and UDP a moment ago, outside the
+    ephemeral range, never the same twice in one run. Callers that lose a
+    race with another program retry: see Ppfwd.start."""
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-    for _ in range(20):
-        s = socket.socket(fam, socket.SOCK_STREAM)
-        try:
-            s.bind((host, 0))
-            return s.getsockname()[1]
-        except OSError as e:
-            if e.errno != errno.EADDRINUSE:
-                raise
-        finally:
-            s.close()
+    rnd = random.Random(os.getpid() ^ time.monotonic_ns())
+    for _ in range(200):
+        port = rnd.randint(_PORT_LOW, _PORT_HIGH)
+        if port in _ports_given:
+            continue
+        if _bindable(fam, socket.SOCK_STREAM, host, port) and \
+                _bindable(fam, socket.SOCK_DGRAM, host, port):
+            _ports_given.add(port)
+            return port
     raise Fail("no free port on %s" % host)
 
 

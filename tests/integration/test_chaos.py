@@ -233,7 +233,10 @@ def chaos_reload_flood_sigterm():
           "too little happened: %d echoes, %d vanished, %d UDP" % (chaos.ok, chaos.vanished,
                                                                    chaos.udp))
     failed = d.events("reload_failed") + d.events("reload_error")
-    check(not failed, "a reload failed: %r" % failed[:1])
+    # The reason is logged before reload_failed (listen_failed, config_error...).
+    why = [e for e in d.events() if e.get("level") in ("error", "warn")
+           and e.get("msg") not in ("reload_failed", "reload_error")]
+    check(not failed, "a reload failed: %r after %r" % (failed[:1], why[:3]))
     # The vanished UDP clients' sessions end at their 1 s idle timeout.
     d.wait_fds(base, 10)
     rss1 = rss_mib(d.pid)
