@@ -358,7 +358,15 @@ static void mc_read(struct mconn *c)
     }
     c->len += (size_t)n;
     c->req[c->len] = '\0';
-    if (strstr(c->req, "\r\n\r\n") != NULL || strstr(c->req, "\n\n") != NULL) {
+    if (memchr(c->req, '\0', c->len) != NULL) {
+        /* No NUL in an HTTP head (RFC 9110 5.5); searched with memmem
+         * below, a head with one would otherwise wait for its deadline. */
+        if (mc_respond(c, "400 Bad Request", "NUL byte in the request head\n") != 0) {
+            mc_close(c);
+            return;
+        }
+    } else if (memmem(c->req, c->len, "\r\n\r\n", 4) != NULL ||
+               memmem(c->req, c->len, "\n\n", 2) != NULL) {
         if (mc_route(c) != 0) {
             mc_close(c);
             return;

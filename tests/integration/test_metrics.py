@@ -231,7 +231,8 @@ def connection_cap_closes_the_oldest_idle():
 @scenario
 def oversized_request_refused():
     """A request head over 4 KiB gets 431 and the connection closes; the
-    endpoint serves the next scrape as usual. Other methods get 405."""
+    endpoint serves the next scrape as usual. Other methods get 405, a NUL
+    byte in the head 400 at once."""
     d, _, mport, echo = with_metrics()
     s = socket.create_connection((V4, mport), timeout=5)
     s.sendall(b"GET /metrics HTTP/1.0\r\n" + b"X-Big: " + b"a" * 8192 + b"\r\n\r\n")
@@ -243,6 +244,14 @@ def oversized_request_refused():
     got = recv_all(s, timeout=5)
     s.close()
     check(got.startswith(b"HTTP/1.0 405 "), "POST answer: %r" % got[:80])
+    # A NUL byte in the head: answered at once, not at the 5 s deadline.
+    s = socket.create_connection((V4, mport), timeout=5)
+    t0 = time.monotonic()
+    s.sendall(b"GET /metrics HTTP/1.0\r\nX-A: b\0c\r\n\r\n")
+    got = recv_all(s, timeout=5)
+    s.close()
+    check(got.startswith(b"HTTP/1.0 400 "), "NUL answer: %r" % got[:80])
+    check(time.monotonic() - t0 < 2, "NUL answer took %.1f s" % (time.monotonic() - t0))
     timed_scrape(mport)
     echo.close()
 
