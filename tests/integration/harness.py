@@ -171,8 +171,11 @@ def read_log(p):
 # default): a port bind(0) returned is taken again by the next outgoing
 # connection or UDP socket that wants an ephemeral one, and a test that
 # listens on it later (a route added at a reload while clients run) loses
-# the race now and then. Below the range only a listener can take it.
-_PORT_LOW, _PORT_HIGH = 20000, 32767
+# the race now and then. Below the range only a listener can take it; and
+# below bench/'s fixed ports (27100 and up), which a benchmark run beside
+# the tests holds with SO_REUSEPORT, as ppfwd does: sharing one would mix
+# the two runs' traffic.
+_PORT_LOW, _PORT_HIGH = 10000, 26999
 _ports_given = set()
 
 
