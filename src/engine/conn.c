@@ -562,16 +562,19 @@ static void start_header(struct conn *c)
 
 /* ---- accepting ------------------------------------------------------------ */
 
-static void refuse_early(struct worker *w, struct route *r, int fd, const char *reason)
+/* A refusal before the connection has a struct conn (max-conns, memory).
+ * The client is the peer unless a PROXY header could name another, which
+ * was not read: then it is unknown and left out. */
+static void refuse_early(struct worker *w, struct route *r, int fd, const struct sockaddr *peer,
+                         const char *reason)
 {
-    struct sockaddr_storage peer;
-    socklen_t len = sizeof(peer);
+    const struct sockaddr *client = NULL;
 
-    if (getpeername(fd, (struct sockaddr *)&peer, &len) == -1)
-        peer.ss_family = AF_UNSPEC;
+    if (r->cfg->accept_proxy == ACCEPT_PROXY_OFF)
+        client = peer;
     route_count(r, w->id, STAT_REFUSED, 1);
     log_event(LOG_WARN, "conn_refused", r->cfg->name, "reason", LOG_STR, reason, "peer", LOG_ADDR,
-              (const struct sockaddr *)&peer, LOG_END);
+              peer, "client", LOG_ADDR, client, LOG_END);
     close(fd);
 }
 
@@ -600,13 +603,13 @@ void conn_start(struct worker *w, struct route *r, int fd, const struct sockaddr
     struct conn *c;
 
     if (route_enter(r) != ADMIT_OK) {
-        refuse_early(w, r, fd, route_admit_reason(ADMIT_FULL, 0));
+        refuse_early(w, r, fd, peer, route_admit_reason(ADMIT_FULL, 0));
         return;
     }
     c = calloc(1, sizeof(*c));
     if (c == NULL) {
         route_leave(r);
-        refuse_early(w, r, fd, strerror(ENOMEM));
+        refuse_early(w, r, fd, peer, strerror(ENOMEM));
         return;
     }
     route_count(r, w->id, STAT_CONNS, 1);

@@ -447,10 +447,16 @@ def max_conns_exceeded():
         held.append(s)
     on_cleanup(lambda: [s.close() for s in held])
     s = connect(V4, mp)
+    me = fmt_addr(s.getsockname())
     dt = expect_closed(s, 3)
     check(dt < 1.0, "the connection over max-conns was closed only after %.1fs" % dt)
     s.close()
-    d.wait_event("conn_refused")
+    ev = d.wait_event("conn_refused")[0]
+    eq(ev.get("reason"), "max-conns reached", "conn_refused reason")
+    eq(ev.get("peer"), me, "conn_refused peer")
+    # Without accept-proxy the real client is the peer: named as in every
+    # connection event (INTERFACE.md, Logs).
+    eq(ev.get("client"), me, "conn_refused client")
     held.pop().close()
 
     def served():
