@@ -597,6 +597,22 @@ static void local_addr(struct conn *c, const struct route_cfg *rc, int fd)
         c->local.sa.sa_family = AF_UNSPEC;
 }
 
+/* conn_open (debug): the peer, the address it connected to, and the client
+ * when it is known at accept (no PROXY header to wait for). */
+static void log_open(struct conn *c, int fd)
+{
+    union conn_addr local = c->local;
+    socklen_t len = sizeof(local);
+
+    /* A TCP socket's address (IPv4 or IPv6) fits. */
+    if (local.sa.sa_family == AF_UNSPEC && getsockname(fd, &local.sa, &len) == -1)
+        local.sa.sa_family = AF_UNSPEC;
+    log_event(LOG_DEBUG, "conn_open", c->r->cfg->name, "client", LOG_ADDR,
+              c->r->cfg->accept_proxy == ACCEPT_PROXY_OFF ? &c->client.sa : NULL, "peer", LOG_ADDR,
+              &c->peer.sa, "local", LOG_ADDR, local.sa.sa_family != AF_UNSPEC ? &local.sa : NULL,
+              LOG_END);
+}
+
 void conn_start(struct worker *w, struct route *r, int fd, const struct sockaddr *peer,
                 socklen_t peerlen)
 {
@@ -634,6 +650,8 @@ void conn_start(struct worker *w, struct route *r, int fd, const struct sockaddr
         local_addr(c, r->cfg, fd);
     c->client = c->peer;
     c->dst = c->local;
+    if (log_enabled(LOG_DEBUG))
+        log_open(c, fd);
     /* TCP_NODELAY came from the listener (listen_open). */
     if (r->cfg->accept_proxy == ACCEPT_PROXY_OFF)
         client_known(c);
