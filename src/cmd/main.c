@@ -231,12 +231,24 @@ static int main_run(const struct main_opts *o, int nurls, char **urls)
         cfg_free(&cfg);
         return CLI_EXIT_FAIL;
     }
-    if (o->log_level)
+    if (o->log_level) {
         cfg.log_level = log_level_parse(o->log_level);
-    if (o->log_format)
+        cfg.cli_set |= CFG_CLI_LOG_LEVEL;
+    }
+    if (o->log_format) {
         cfg.log_format = strcmp(o->log_format, "json") == 0 ? LOG_FORMAT_JSON : LOG_FORMAT_TEXT;
-    if (o->workers)
+        cfg.cli_set |= CFG_CLI_LOG_FORMAT;
+    }
+    if (o->workers) {
         cfg.workers = (int)o->workers;
+        cfg.cli_set |= CFG_CLI_WORKERS;
+    }
+    if (o->metrics.ss_family != AF_UNSPEC)
+        cfg.cli_set |= CFG_CLI_METRICS;
+    if (o->watch)
+        cfg.cli_set |= CFG_CLI_WATCH;
+    if (o->docker_on)
+        cfg.cli_set |= CFG_CLI_DOCKER;
     cfg.watch |= o->watch;
     log_init(cfg.log_level >= 0 ? cfg.log_level : LOG_INFO,
              cfg.log_format >= 0 ? cfg.log_format : LOG_FORMAT_AUTO);

@@ -70,9 +70,18 @@ struct cfg {
     char *metrics;  /* "ADDR:PORT" or NULL */
     int watch;      /* YAML watch: true (or --watch): reload when the -c file changes */
     char *docker;   /* the Docker Engine API socket (--docker, docker:), or NULL */
+    unsigned cli_set; /* CFG_CLI_*: the globals the command line gave (they win over the
+                       * file's, at start and at each reload) */
     struct route_cfg *routes;
     size_t nroutes;
 };
+
+#define CFG_CLI_LOG_LEVEL 0x01
+#define CFG_CLI_LOG_FORMAT 0x02
+#define CFG_CLI_WORKERS 0x04
+#define CFG_CLI_METRICS 0x08
+#define CFG_CLI_WATCH 0x10
+#define CFG_CLI_DOCKER 0x20
 
 /* Problems found while loading: one message per problem, each naming the
  * route and the key (and for a file, "FILE:LINE:"). */

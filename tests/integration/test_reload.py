@@ -14,7 +14,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import json  # noqa: E402
+
 from harness import (V4, EchoServer, Fail, Ppfwd, check, connect, eq, free_port,  # noqa: E402
+                     PPFWD, read_log, spawn, stop,  # noqa: E402
                      recv_all, run, scenario, tmpdir, wait_for, wait_listen)
 
 
@@ -387,6 +390,65 @@ def reload_closing_two_listeners_out_of_fds():
         s.close()
     eq(echo_once(pc), b"ping", "route c serves")
     check(d.p.poll() is None, "ppfwd still runs")
+    echo.close()
+
+
+def _log_events(p, name):
+    out = []
+    for line in read_log(p).splitlines():
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        if e.get("msg") == name:
+            out.append(e)
+    return out
+
+
+def _globals_yaml(path, level, workers, lp, up):
+    with open(path + ".tmp", "w") as f:
+        f.write("log: {level: %s, format: json}\nworkers: %d\nroutes:\n  a:\n"
+                "    listen: tcp://127.0.0.1:%d\n    upstream: 127.0.0.1:%d\n"
+                % (level, workers, lp, up))
+    os.rename(path + ".tmp", path)
+
+
+@scenario
+def reload_applies_log_level_and_warns_of_restart_keys():
+    """The file's log: level applies at a reload (as nginx's and HAProxy's
+    reloads apply everything), unless -l gave one; a changed key that needs
+    a new process (workers) is said in a config_warning, never dropped
+    silently."""
+    echo = EchoServer()
+    d = tmpdir()
+    path = os.path.join(d, "ppfwd.yaml")
+    pa, pb = free_port(), free_port()
+    _globals_yaml(path, "info", 1, pa, echo.port)
+    p = spawn([PPFWD, "-c", path], os.path.join(d, "a.log"))
+    wait_listen(pa, 10, p)
+    # -l on the command line wins over the file's level, at reloads too.
+    path_b = os.path.join(d, "b.yaml")
+    _globals_yaml(path_b, "info", 1, pb, echo.port)
+    q = spawn([PPFWD, "-l", "info", "-c", path_b], os.path.join(d, "b.log"))
+    wait_listen(pb, 10, q)
+    eq(echo_once(pa), b"ping", "served at info")
+    check(not _log_events(p, "conn_open"), "no debug line at info")
+    _globals_yaml(path, "debug", 2, pa, echo.port)
+    _globals_yaml(path_b, "debug", 1, pb, echo.port)
+    for proc in (p, q):
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: _log_events(proc, "reload") or None, 5, "reload logged")
+    eq(echo_once(pa), b"ping", "served at debug")
+    wait_for(lambda: _log_events(p, "conn_open") or None, 5, "conn_open (debug) after the reload")
+    warns = [e for e in _log_events(p, "config_warning") if e.get("key") == "workers"]
+    check(len(warns) == 1 and "next start" in warns[0].get("warning", ""),
+          "a config_warning names workers: %r" % _log_events(p, "config_warning"))
+    eq(echo_once(pb), b"ping", "served (-l info)")
+    time.sleep(0.2)
+    check(not _log_events(q, "conn_open"), "-l info kept over the file's debug")
+    check(not _log_events(q, "config_warning"), "nothing else changed: no warning")
+    eq(stop(p), 0, "exit status")
+    eq(stop(q), 0, "exit status (-l)")
     echo.close()
 
 
