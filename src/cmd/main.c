@@ -193,6 +193,32 @@ static const struct sockaddr_storage *main_metrics(const struct main_opts *o, co
     return NULL;
 }
 
+/* The problems of a config refused at start: with --log-format json, one
+ * config_error event per problem (one JSON object per line, as every line
+ * is then: INTERFACE.md, Logs), else one plain line each. */
+static void main_config_errors(const struct main_opts *o, const struct cfg_errors *errs)
+{
+    if (o->log_format == NULL || strcmp(o->log_format, "json") != 0 || errs->at == NULL) {
+        for (size_t i = 0; i < errs->n; i++)
+            cli_error(NULL, "%s", errs->msg[i]);
+        return;
+    }
+    log_init(LOG_INFO, LOG_FORMAT_JSON);
+    for (size_t i = 0; i < errs->n; i++) {
+        const struct cfg_error_at *a = &errs->at[i];
+
+        const char *err = a->error ? a->error : errs->msg[i];
+
+        if (a->file != NULL)
+            log_event(LOG_ERROR, "config_error", a->route, "key", LOG_STR, a->key, "error",
+                      LOG_STR, err, "file", LOG_STR, a->file, "line", LOG_UINT,
+                      (uint64_t)a->line, LOG_END);
+        else
+            log_event(LOG_ERROR, "config_error", a->route, "key", LOG_STR, a->key, "error",
+                      LOG_STR, err, LOG_END);
+    }
+}
+
 /* Loads the routes (URLs or -c FILE), applies the global options over the
  * file's, and runs them until SIGTERM/SIGINT. */
 static int main_run(const struct main_opts *o, int nurls, char **urls)
@@ -225,8 +251,7 @@ static int main_run(const struct main_opts *o, int nurls, char **urls)
     if (rc == 0 && cfg.docker != NULL && main_docker_socket("docker", cfg.docker) != 0)
         rc = -1;
     if (rc != 0) {
-        for (size_t i = 0; i < errs.n; i++)
-            cli_error(NULL, "%s", errs.msg[i]);
+        main_config_errors(o, &errs);
         cfg_errors_free(&errs);
         cfg_free(&cfg);
         return CLI_EXIT_FAIL;

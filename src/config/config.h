@@ -85,9 +85,18 @@ struct cfg {
 
 /* Problems found while loading: one message per problem, each naming the
  * route and the key (and for a file, "FILE:LINE:"). */
+struct cfg_error_at {
+    char *file;   /* NULL for a URL */
+    unsigned line; /* 0 for a URL */
+    char *route;  /* the route's name (YAML) or URL, or NULL for a top-level key */
+    char *key;    /* the key as spelled where it was given, or NULL */
+    char *error;  /* the problem alone (msg[i] is all of it in one line) */
+};
+
 struct cfg_errors {
     char **msg;
     size_t n;
+    struct cfg_error_at *at; /* the parts of msg[i], for a log line's fields; may be NULL */
 };
 
 /* Builds c from route URLs (PROTO://[BIND]:PORT/UPSTREAM[,UPSTREAM...][?K=V&...]).

@@ -690,5 +690,40 @@ def bad_yaml_check():
         raise Fail("\n  ".join([""] + bad))
 
 
+@scenario
+def bad_config_json_lines():
+    """With --log-format json every stderr line is one JSON object
+    (INTERFACE.md, Logs), a refused config's problems included: one
+    config_error each, with the route, the key, the error and, for a file,
+    its file and line. Without it they stay plain lines."""
+    import json
+    url = "tcp://127.0.0.1:%d/127.0.0.1:%d?foo=bar&send-proxy=v3" % (free_port(), free_port())
+    r = subprocess.run([PPFWD, "--log-format", "json", url], capture_output=True, timeout=10,
+                       text=True)
+    eq(r.returncode, 1, "exit status")
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    try:
+        evs = [json.loads(ln) for ln in lines]
+    except ValueError:
+        raise Fail("not one JSON object per line: %r" % r.stderr[:400])
+    eq([(e.get("msg"), e.get("level"), e.get("route"), e.get("key")) for e in evs],
+       [("config_error", "error", url, "foo"), ("config_error", "error", url, "send-proxy")],
+       "config_error lines")
+    check(all(e.get("error") and "time" in e and "file" not in e for e in evs), "fields: %r" % evs)
+    path = os.path.join(tmpdir(), "bad.yaml")
+    with open(path, "w") as f:
+        f.write("routes:\n  ssh:\n    listen: tcp://127.0.0.1:%d\n    upstream: 127.0.0.1:%d\n"
+                "    accept_proxy: sometimes\n" % (free_port(), free_port()))
+    r = subprocess.run([PPFWD, "--log-format", "json", "-c", path], capture_output=True,
+                       timeout=10, text=True)
+    eq(r.returncode, 1, "exit status (file)")
+    evs = [json.loads(ln) for ln in r.stderr.splitlines() if ln.strip()]
+    eq([(e.get("msg"), e.get("route"), e.get("key"), e.get("file"), e.get("line")) for e in evs],
+       [("config_error", "ssh", "accept_proxy", path, 5)], "config_error of a file")
+    r = subprocess.run([PPFWD, url], capture_output=True, timeout=10, text=True)
+    check(r.stderr.startswith("ppfwd: route ") and "key foo" in r.stderr,
+          "plain lines without --log-format json: %r" % r.stderr[:300])
+
+
 if __name__ == "__main__":
     sys.exit(run())
