@@ -299,7 +299,11 @@ static int main_dispatch(int argc, char **argv)
     if (cmd != NULL && strcmp(cmd, "encode") == 0)
         return encode_main(argc - optind, argv + optind);
     if (cmd != NULL && strcmp(cmd, "whoami") == 0)
-        return whoami_main(argc - optind, argv + optind);
+        return whoami_main(argc - optind, argv + optind,
+                           o.log_level ? log_level_parse(o.log_level) : -1,
+                           !o.log_format                      ? -1
+                           : strcmp(o.log_format, "json") == 0 ? LOG_FORMAT_JSON
+                                                               : LOG_FORMAT_TEXT);
     if (cmd != NULL && strcmp(cmd, "check") == 0)
         return check_main(argc - optind, argv + optind);
     if (cmd != NULL || o.config != NULL || o.docker_on)

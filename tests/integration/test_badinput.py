@@ -22,7 +22,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import (PPFWD, V4, V6, EchoServer, Fail, Server, check, connect, eq,  # noqa: E402
                      expect_closed, fmt_addr, free_port, on_cleanup, recv_all, run, scenario,
-                     start_ppfwd, tmpdir, v1, v2, wait_for, V2_SIG, spawn, stop, read_log)
+                     start_ppfwd, tmpdir, v1, v2, wait_for, V2_SIG, spawn, stop, read_log,
+                     wait_listen)
 
 
 def with_good_route(bad_routes, upstream_port=None, extra_ports=0, hosts=None):
@@ -723,6 +724,32 @@ def bad_config_json_lines():
     r = subprocess.run([PPFWD, url], capture_output=True, timeout=10, text=True)
     check(r.stderr.startswith("ppfwd: route ") and "key foo" in r.stderr,
           "plain lines without --log-format json: %r" % r.stderr[:300])
+
+
+@scenario
+def whoami_takes_log_options_before_it():
+    """`ppfwd -l LEVEL --log-format FORMAT whoami ...`: the global log options
+    apply to whoami too (they were ignored without a word)."""
+    d = tmpdir()
+    port = free_port()
+    p = spawn([PPFWD, "--log-format", "text", "whoami", "--accept-proxy=off",
+               "127.0.0.1:%d" % port], os.path.join(d, "text.log"))
+    wait_for(lambda: "whoami_listen" in read_log(p) or None, 10, "whoami_listen")
+    line = [ln for ln in read_log(p).splitlines() if "whoami_listen" in ln][0]
+    check(not line.startswith("{") and " info whoami_listen " in line,
+          "text line: %r" % line)
+    eq(stop(p), 0, "exit status")
+    port = free_port()
+    q = spawn([PPFWD, "-l", "warn", "--log-format", "json", "whoami", "--accept-proxy=required",
+               "127.0.0.1:%d" % port], os.path.join(d, "warn.log"))
+    wait_listen(port, 10, q)
+    s = connect(V4, port)
+    s.sendall(b"GARBAGE\r\n")
+    expect_closed(s)
+    s.close()
+    wait_for(lambda: "proxy_header_refused" in read_log(q) or None, 5, "the refusal (warn)")
+    check("whoami_listen" not in read_log(q), "-l warn: no info line: %r" % read_log(q)[:300])
+    eq(stop(q), 0, "exit status (-l warn)")
 
 
 if __name__ == "__main__":
