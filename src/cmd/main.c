@@ -145,7 +145,7 @@ static int main_option(struct main_opts *o, int c)
         o->docker = optarg;
         return optarg ? main_docker_socket("--docker", optarg) : 0;
     case OPT_METRICS:
-        rc = addr_parse(optarg, 0, &o->metrics);
+        rc = addr_parse(optarg, ADDR_PARSE_ANY, &o->metrics);
         if (rc != 0)
             cli_error(NULL, "--metrics '%s': %s", optarg, addr_strerror(rc));
         return rc;
@@ -188,7 +188,7 @@ static const struct sockaddr_storage *main_metrics(const struct main_opts *o, co
 {
     if (o->metrics.ss_family != AF_UNSPEC)
         return &o->metrics;
-    if (cfg->metrics != NULL && addr_parse(cfg->metrics, 0, buf) == 0)
+    if (cfg->metrics != NULL && addr_parse(cfg->metrics, ADDR_PARSE_ANY, buf) == 0)
         return buf;
     return NULL;
 }

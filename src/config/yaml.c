@@ -404,7 +404,7 @@ static void yaml_metrics(struct cfg *c, struct place *at, const char *s)
     struct sockaddr_storage ss;
     int rc;
 
-    rc = s != NULL ? addr_parse(s, 0, &ss) : -ADDR_EHOST;
+    rc = s != NULL ? addr_parse(s, ADDR_PARSE_ANY, &ss) : -ADDR_EHOST;
     if (rc != 0) {
         cfg_problem(at, "metrics", "bad value '%s': %s", s ? s : "", addr_strerror(rc));
         return;
