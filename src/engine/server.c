@@ -321,23 +321,19 @@ static int str_differ(const char *a, const char *b)
     return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
 }
 
-/* A reloaded file's global keys. log: level applies at once (unless -l
- * gave one); the others need a new process (a worker count, a metrics
- * socket, the log format of a stream already written): a change is said
- * in a config_warning rather than dropped silently. Keys the command line
- * gave win over the file's, as at start. */
+/* A reloaded file's global keys take effect at start only (ppfwd.yaml(5)):
+ * a change is said in a config_warning rather than dropped silently. Keys
+ * the command line gave win over the file's, at start as at reloads: their
+ * changes in the file are moot. */
 static void reload_globals(struct server *srv, const struct cfg *nc)
 {
     const struct cfg *st = srv->start;
     unsigned cli = st->cli_set;
     static const char later[] = "changed in the file: takes effect at the next start";
 
-    if (!(cli & CFG_CLI_LOG_LEVEL)) {
-        enum log_level want = nc->log_level >= 0 ? (enum log_level)nc->log_level : LOG_INFO;
-
-        if (want != log_level_get())
-            log_set_level(want);
-    }
+    if (!(cli & CFG_CLI_LOG_LEVEL) && nc->log_level != st->log_level)
+        log_event(LOG_WARN, "config_warning", NULL, "key", LOG_STR, "level", "warning", LOG_STR,
+                  later, LOG_END);
     if (!(cli & CFG_CLI_LOG_FORMAT) && nc->log_format != st->log_format)
         log_event(LOG_WARN, "config_warning", NULL, "key", LOG_STR, "format", "warning", LOG_STR,
                   later, LOG_END);

@@ -36,9 +36,8 @@
 #include "util/json.h"
 #include "util/log.h"
 
-/* Set by log_init() before any thread starts; the threshold may change
- * later (log_set_level, at a reload), the format not. */
-static atomic_int log_threshold = LOG_INFO;
+/* Set by log_init() before any thread starts, read-only afterwards. */
+static enum log_level log_threshold = LOG_INFO;
 static enum log_format log_fmt = LOG_FORMAT_AUTO;
 
 static const char *const log_names[] = {"debug", "info", "warn", "error"};
@@ -54,7 +53,7 @@ struct log_line {
 
 void log_init(enum log_level level, enum log_format format)
 {
-    atomic_store_explicit(&log_threshold, (int)level, memory_order_relaxed);
+    log_threshold = level;
     log_fmt = format;
     if (log_fmt == LOG_FORMAT_AUTO)
         log_fmt = isatty(STDERR_FILENO) ? LOG_FORMAT_TEXT : LOG_FORMAT_JSON;
@@ -68,20 +67,9 @@ int log_level_parse(const char *s)
     return -1;
 }
 
-void log_set_level(enum log_level level)
-{
-    atomic_store_explicit(&log_threshold, (int)level, memory_order_relaxed);
-}
-
-enum log_level log_level_get(void)
-{
-    return (enum log_level)atomic_load_explicit(&log_threshold, memory_order_relaxed);
-}
-
 int log_enabled(enum log_level level)
 {
-    return (int)level >= atomic_load_explicit(&log_threshold, memory_order_relaxed) &&
-           level <= LOG_ERROR;
+    return level >= log_threshold && level <= LOG_ERROR;
 }
 
 static void line_put(struct log_line *b, const char *s, size_t n)

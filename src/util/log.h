@@ -42,12 +42,6 @@ enum log_type {
  * Call before starting threads. */
 void log_init(enum log_level level, enum log_format format);
 
-/* Changes the threshold while threads run (a reload's log: level). */
-void log_set_level(enum log_level level);
-
-/* The current threshold. */
-enum log_level log_level_get(void);
-
 /* Parses "debug", "info", "warn", "error"; returns the level or -1. */
 int log_level_parse(const char *s);
 
