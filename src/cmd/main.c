@@ -145,7 +145,7 @@ static int main_option(struct main_opts *o, int c)
         o->docker = optarg;
         return optarg ? main_docker_socket("--docker", optarg) : 0;
     case OPT_METRICS:
-        rc = addr_parse(optarg, 0, &o->metrics);
+        rc = addr_parse(optarg, ADDR_PARSE_ANY, &o->metrics);
         if (rc != 0)
             cli_error(NULL, "--metrics '%s': %s", optarg, addr_strerror(rc));
         return rc;
@@ -188,9 +188,35 @@ static const struct sockaddr_storage *main_metrics(const struct main_opts *o, co
 {
     if (o->metrics.ss_family != AF_UNSPEC)
         return &o->metrics;
-    if (cfg->metrics != NULL && addr_parse(cfg->metrics, 0, buf) == 0)
+    if (cfg->metrics != NULL && addr_parse(cfg->metrics, ADDR_PARSE_ANY, buf) == 0)
         return buf;
     return NULL;
+}
+
+/* The problems of a config refused at start: with --log-format json, one
+ * config_error event per problem (one JSON object per line, as every line
+ * is then: INTERFACE.md, Logs), else one plain line each. */
+static void main_config_errors(const struct main_opts *o, const struct cfg_errors *errs)
+{
+    if (o->log_format == NULL || strcmp(o->log_format, "json") != 0 || errs->at == NULL) {
+        for (size_t i = 0; i < errs->n; i++)
+            cli_error(NULL, "%s", errs->msg[i]);
+        return;
+    }
+    log_init(LOG_INFO, LOG_FORMAT_JSON);
+    for (size_t i = 0; i < errs->n; i++) {
+        const struct cfg_error_at *a = &errs->at[i];
+
+        const char *err = a->error ? a->error : errs->msg[i];
+
+        if (a->file != NULL)
+            log_event(LOG_ERROR, "config_error", a->route, "key", LOG_STR, a->key, "error",
+                      LOG_STR, err, "file", LOG_STR, a->file, "line", LOG_UINT,
+                      (uint64_t)a->line, LOG_END);
+        else
+            log_event(LOG_ERROR, "config_error", a->route, "key", LOG_STR, a->key, "error",
+                      LOG_STR, err, LOG_END);
+    }
 }
 
 /* Loads the routes (URLs or -c FILE), applies the global options over the
@@ -225,18 +251,29 @@ static int main_run(const struct main_opts *o, int nurls, char **urls)
     if (rc == 0 && cfg.docker != NULL && main_docker_socket("docker", cfg.docker) != 0)
         rc = -1;
     if (rc != 0) {
-        for (size_t i = 0; i < errs.n; i++)
-            cli_error(NULL, "%s", errs.msg[i]);
+        main_config_errors(o, &errs);
         cfg_errors_free(&errs);
         cfg_free(&cfg);
         return CLI_EXIT_FAIL;
     }
-    if (o->log_level)
+    if (o->log_level) {
         cfg.log_level = log_level_parse(o->log_level);
-    if (o->log_format)
+        cfg.cli_set |= CFG_CLI_LOG_LEVEL;
+    }
+    if (o->log_format) {
         cfg.log_format = strcmp(o->log_format, "json") == 0 ? LOG_FORMAT_JSON : LOG_FORMAT_TEXT;
-    if (o->workers)
+        cfg.cli_set |= CFG_CLI_LOG_FORMAT;
+    }
+    if (o->workers) {
         cfg.workers = (int)o->workers;
+        cfg.cli_set |= CFG_CLI_WORKERS;
+    }
+    if (o->metrics.ss_family != AF_UNSPEC)
+        cfg.cli_set |= CFG_CLI_METRICS;
+    if (o->watch)
+        cfg.cli_set |= CFG_CLI_WATCH;
+    if (o->docker_on)
+        cfg.cli_set |= CFG_CLI_DOCKER;
     cfg.watch |= o->watch;
     log_init(cfg.log_level >= 0 ? cfg.log_level : LOG_INFO,
              cfg.log_format >= 0 ? cfg.log_format : LOG_FORMAT_AUTO);
@@ -262,7 +299,11 @@ static int main_dispatch(int argc, char **argv)
     if (cmd != NULL && strcmp(cmd, "encode") == 0)
         return encode_main(argc - optind, argv + optind);
     if (cmd != NULL && strcmp(cmd, "whoami") == 0)
-        return whoami_main(argc - optind, argv + optind);
+        return whoami_main(argc - optind, argv + optind,
+                           o.log_level ? log_level_parse(o.log_level) : -1,
+                           !o.log_format                      ? -1
+                           : strcmp(o.log_format, "json") == 0 ? LOG_FORMAT_JSON
+                                                               : LOG_FORMAT_TEXT);
     if (cmd != NULL && strcmp(cmd, "check") == 0)
         return check_main(argc - optind, argv + optind);
     if (cmd != NULL || o.config != NULL || o.docker_on)

@@ -379,7 +379,7 @@ static int whoami_args(int argc, char **argv, struct whoami *w, const char **spe
     return rc != 0 ? -1 : 0;
 }
 
-int whoami_main(int argc, char **argv)
+int whoami_main(int argc, char **argv, int log_level, int log_format)
 {
     struct whoami *w = calloc(1, sizeof(*w));
     const char *spec = NULL;
@@ -393,7 +393,8 @@ int whoami_main(int argc, char **argv)
     w->fd = w->sigfd = -1;
     rc = whoami_args(argc, argv, w, &spec);
     if (rc == 0) {
-        log_init(LOG_INFO, LOG_FORMAT_AUTO);
+        log_init(log_level >= 0 ? (enum log_level)log_level : LOG_INFO,
+                 log_format >= 0 ? (enum log_format)log_format : LOG_FORMAT_AUTO);
         rc = whoami_run(w, spec);
     } else {
         rc = rc > 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;

@@ -35,9 +35,15 @@ void cfg_problem(const struct place *at, const char *key, const char *fmt, ...)
     va_list ap;
     int n;
 
+    struct cfg_error_at *w;
+
     if (v == NULL)
         return;
     at->errs->msg = v;
+    w = grow(at->errs->at, at->errs->n, sizeof(*w));
+    if (w == NULL)
+        return;
+    at->errs->at = w;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
@@ -52,8 +58,17 @@ void cfg_problem(const struct place *at, const char *key, const char *fmt, ...)
         snprintf(head, sizeof(head), "routes");
     n = key ? asprintf(&v[at->errs->n], "%s: key %s: %s", head, key, msg)
             : asprintf(&v[at->errs->n], "%s: %s", head, msg);
-    if (n >= 0)
-        at->errs->n++;
+    if (n < 0)
+        return;
+    w += at->errs->n;
+    memset(w, 0, sizeof(*w));
+    w->line = at->file ? at->line : 0;
+    /* Without memory for the parts, the message alone still says it all. */
+    w->file = at->file ? strdup(at->file) : NULL;
+    w->route = at->route ? strdup(at->route) : NULL;
+    w->key = key ? strdup(key) : NULL;
+    w->error = strdup(msg);
+    at->errs->n++;
 }
 
 static void route_defaults(struct route_cfg *r)
@@ -95,9 +110,18 @@ void cfg_free(struct cfg *c)
 
 void cfg_errors_free(struct cfg_errors *errs)
 {
-    for (size_t i = 0; i < errs->n; i++)
+    for (size_t i = 0; i < errs->n; i++) {
         free(errs->msg[i]);
+        if (errs->at != NULL) {
+            free(errs->at[i].file);
+            free(errs->at[i].route);
+            free(errs->at[i].key);
+            free(errs->at[i].error);
+        }
+    }
     free(errs->msg);
+    free(errs->at);
     errs->msg = NULL;
+    errs->at = NULL;
     errs->n = 0;
 }

@@ -70,15 +70,33 @@ struct cfg {
     char *metrics;  /* "ADDR:PORT" or NULL */
     int watch;      /* YAML watch: true (or --watch): reload when the -c file changes */
     char *docker;   /* the Docker Engine API socket (--docker, docker:), or NULL */
+    unsigned cli_set; /* CFG_CLI_*: the globals the command line gave (they win over the
+                       * file's, at start and at each reload) */
     struct route_cfg *routes;
     size_t nroutes;
 };
 
+#define CFG_CLI_LOG_LEVEL 0x01
+#define CFG_CLI_LOG_FORMAT 0x02
+#define CFG_CLI_WORKERS 0x04
+#define CFG_CLI_METRICS 0x08
+#define CFG_CLI_WATCH 0x10
+#define CFG_CLI_DOCKER 0x20
+
 /* Problems found while loading: one message per problem, each naming the
  * route and the key (and for a file, "FILE:LINE:"). */
+struct cfg_error_at {
+    char *file;   /* NULL for a URL */
+    unsigned line; /* 0 for a URL */
+    char *route;  /* the route's name (YAML) or URL, or NULL for a top-level key */
+    char *key;    /* the key as spelled where it was given, or NULL */
+    char *error;  /* the problem alone (msg[i] is all of it in one line) */
+};
+
 struct cfg_errors {
     char **msg;
     size_t n;
+    struct cfg_error_at *at; /* the parts of msg[i], for a log line's fields; may be NULL */
 };
 
 /* Builds c from route URLs (PROTO://[BIND]:PORT/UPSTREAM[,UPSTREAM...][?K=V&...]).

@@ -80,6 +80,10 @@ const struct key *cfg_key_find(const char *name);
  * given twice (with at->key_lines), a bad value. */
 void cfg_key_set(struct route_cfg *r, const struct place *at, const char *name, const char *v);
 
+/* Parses a boolean: on, true, yes, 1 or off, false, no, 0, in any case
+ * (YAML's True, ON, ...). Returns 1, 0, or -EINVAL. */
+int cfg_parse_bool(const char *s);
+
 /* Parses a decimal number 0..max, the whole string. Returns 0 or -EINVAL. */
 int cfg_parse_uint(const char *s, unsigned long max, unsigned *out);
 

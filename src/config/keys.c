@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <proxyproto.h>
 
@@ -76,20 +77,30 @@ static const char *set_enum(struct route_cfg *r, const struct key *k, const char
     return "bad value";
 }
 
-static const char *set_bool(struct route_cfg *r, const struct key *k, const char *v,
-                            const struct place *at)
+int cfg_parse_bool(const char *s)
 {
     static const char *const on[] = {"on", "true", "yes", "1", NULL};
     static const char *const off[] = {"off", "false", "no", "0", NULL};
 
-    (void)at;
     for (int i = 0; on[i] != NULL; i++) {
-        if (strcmp(v, on[i]) == 0 || strcmp(v, off[i]) == 0) {
-            *FIELD(r, k, int) = strcmp(v, on[i]) == 0;
-            return NULL;
-        }
+        if (strcasecmp(s, on[i]) == 0)
+            return 1;
+        if (strcasecmp(s, off[i]) == 0)
+            return 0;
     }
-    return "bad value (expected on or off)";
+    return -EINVAL;
+}
+
+static const char *set_bool(struct route_cfg *r, const struct key *k, const char *v,
+                            const struct place *at)
+{
+    int b = cfg_parse_bool(v);
+
+    (void)at;
+    if (b < 0)
+        return "bad value (expected on or off)";
+    *FIELD(r, k, int) = b;
+    return NULL;
 }
 
 /* A timeout of 0 would close everything at once; 0 is refused rather than

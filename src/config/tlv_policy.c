@@ -132,12 +132,45 @@ void tlvs_passed(enum tlvs_mode mode, const struct pp_tlv_set *list, struct pp_t
     out->bits[PP2_TYPE_CRC32C >> 3] &= (uint8_t) ~(1u << (PP2_TYPE_CRC32C & 7));
 }
 
+/* Whether a receiver takes the TLV of type and value v (vlen bytes; hex
+ * digits when hex): parsed as pp_parse parses a header, type rules included
+ * (an SSL value of 5 bytes or more with whole sub-TLVs, ...), after a LOCAL
+ * header of its own. Returns 0, or -1 with the library's error in *bad. */
+static int tlv_check(uint8_t type, const char *v, int hex, size_t vlen, int *bad)
+{
+    uint8_t hdr[PP_V2_HDR_LEN + TLV_ADDED_MAX];
+    struct pp_parse_opts opts = {.max_len = PP_V2_MAX_LEN, .flags = 0};
+    struct pp_header h;
+    size_t n = 3 + vlen;
+    ssize_t got;
+
+    if (n > TLV_ADDED_MAX)
+        return 0; /* the caller's own cap refuses it */
+    memcpy(hdr, PP_V2_SIG, PP_V2_SIG_LEN);
+    hdr[12] = PP2_VERSION | PP2_CMD_LOCAL;
+    hdr[13] = PP2_FAM_UNSPEC_UNSPEC;
+    hdr[14] = (uint8_t)(n >> 8);
+    hdr[15] = (uint8_t)n;
+    hdr[16] = type;
+    hdr[17] = (uint8_t)(vlen >> 8);
+    hdr[18] = (uint8_t)vlen;
+    if (hex)
+        tlv_hex_decode(v, 2 * vlen, hdr + 19);
+    else
+        memcpy(hdr + 19, v, vlen);
+    got = pp_parse(hdr, PP_V2_HDR_LEN + n, &h, &opts);
+    if (got == (ssize_t)(PP_V2_HDR_LEN + n))
+        return 0;
+    *bad = got < 0 ? (int)-got : PP_EBADTLV;
+    return -1;
+}
+
 int tlv_block_add(struct tlv_block *b, const char *s, char *err, size_t errlen)
 {
     const char *eq = strchr(s, '='), *v;
     size_t vlen, max = 0xFFFF;
     uint8_t type, *nb;
-    int hex;
+    int hex, bad = 0;
 
     if (eq == NULL) {
         snprintf(err, errlen, "'%s': expected TYPE=VALUE", s);
@@ -182,6 +215,11 @@ int tlv_block_add(struct tlv_block *b, const char *s, char *err, size_t errlen)
                  "'%.*s=...': the added TLVs would take %zu bytes, more than the %d a v2 header "
                  "leaves for them within %d bytes (PP_V2_DEFAULT_CAP, what receivers accept)",
                  (int)(eq - s), s, b->len + vlen + 3, TLV_ADDED_MAX, PP_V2_DEFAULT_CAP);
+        return -1;
+    }
+    if (tlv_check(type, v, hex, vlen, &bad) != 0) {
+        snprintf(err, errlen, "'%.*s=...': every header sent would be refused by its receiver: %s",
+                 (int)(eq - s), s, pp_strerror(bad));
         return -1;
     }
     nb = realloc(b->bytes, b->len + 3 + vlen);

@@ -67,7 +67,9 @@ struct tlv_block {
  * even number of hex digits; empty is allowed), and appends the TLV to b.
  * Refused with a message: a missing "=VALUE", an unknown type name, a type
  * above 255, crc32c (use crc32c=on), bad hex, an AUTHORITY over 255 bytes or
- * a UNIQUE_ID over 128 (the spec's limits), or a block over TLV_ADDED_MAX.
+ * a UNIQUE_ID over 128 (the spec's limits), a block over TLV_ADDED_MAX, or
+ * any other value pp_parse refuses in a header (an SSL value shorter than 5
+ * bytes or with broken sub-TLVs): every header sent would be refused.
  * Returns 0, or -1 (b unchanged).
  */
 int tlv_block_add(struct tlv_block *b, const char *s, char *err, size_t errlen);

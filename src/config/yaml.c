@@ -404,7 +404,7 @@ static void yaml_metrics(struct cfg *c, struct place *at, const char *s)
     struct sockaddr_storage ss;
     int rc;
 
-    rc = s != NULL ? addr_parse(s, 0, &ss) : -ADDR_EHOST;
+    rc = s != NULL ? addr_parse(s, ADDR_PARSE_ANY, &ss) : -ADDR_EHOST;
     if (rc != 0) {
         cfg_problem(at, "metrics", "bad value '%s': %s", s ? s : "", addr_strerror(rc));
         return;
@@ -429,10 +429,12 @@ static void yaml_top(struct cfg *c, struct place *at, yaml_document_t *d, const 
     } else if (strcmp(k, "metrics") == 0) {
         yaml_metrics(c, at, s);
     } else if (strcmp(k, "watch") == 0) {
-        if (s != NULL && (strcmp(s, "true") == 0 || strcmp(s, "on") == 0))
-            c->watch = 1;
-        else if (s == NULL || (strcmp(s, "false") != 0 && strcmp(s, "off") != 0))
+        int b = s != NULL ? cfg_parse_bool(s) : -1;
+
+        if (b < 0)
             cfg_problem(at, k, "bad value '%s' (expected true or false)", s ? s : "");
+        else
+            c->watch = b;
     } else if (strcmp(k, "docker") == 0) {
         free(c->docker);
         c->docker = NULL;

@@ -562,16 +562,19 @@ static void start_header(struct conn *c)
 
 /* ---- accepting ------------------------------------------------------------ */
 
-static void refuse_early(struct worker *w, struct route *r, int fd, const char *reason)
+/* A refusal before the connection has a struct conn (max-conns, memory).
+ * The client is the peer unless a PROXY header could name another, which
+ * was not read: then it is unknown and left out. */
+static void refuse_early(struct worker *w, struct route *r, int fd, const struct sockaddr *peer,
+                         const char *reason)
 {
-    struct sockaddr_storage peer;
-    socklen_t len = sizeof(peer);
+    const struct sockaddr *client = NULL;
 
-    if (getpeername(fd, (struct sockaddr *)&peer, &len) == -1)
-        peer.ss_family = AF_UNSPEC;
+    if (r->cfg->accept_proxy == ACCEPT_PROXY_OFF)
+        client = peer;
     route_count(r, w->id, STAT_REFUSED, 1);
     log_event(LOG_WARN, "conn_refused", r->cfg->name, "reason", LOG_STR, reason, "peer", LOG_ADDR,
-              (const struct sockaddr *)&peer, LOG_END);
+              peer, "client", LOG_ADDR, client, LOG_END);
     close(fd);
 }
 
@@ -594,19 +597,35 @@ static void local_addr(struct conn *c, const struct route_cfg *rc, int fd)
         c->local.sa.sa_family = AF_UNSPEC;
 }
 
+/* conn_open (debug): the peer, the address it connected to, and the client
+ * when it is known at accept (no PROXY header to wait for). */
+static void log_open(struct conn *c, int fd)
+{
+    union conn_addr local = c->local;
+    socklen_t len = sizeof(local);
+
+    /* A TCP socket's address (IPv4 or IPv6) fits. */
+    if (local.sa.sa_family == AF_UNSPEC && getsockname(fd, &local.sa, &len) == -1)
+        local.sa.sa_family = AF_UNSPEC;
+    log_event(LOG_DEBUG, "conn_open", c->r->cfg->name, "client", LOG_ADDR,
+              c->r->cfg->accept_proxy == ACCEPT_PROXY_OFF ? &c->client.sa : NULL, "peer", LOG_ADDR,
+              &c->peer.sa, "local", LOG_ADDR, local.sa.sa_family != AF_UNSPEC ? &local.sa : NULL,
+              LOG_END);
+}
+
 void conn_start(struct worker *w, struct route *r, int fd, const struct sockaddr *peer,
                 socklen_t peerlen)
 {
     struct conn *c;
 
     if (route_enter(r) != ADMIT_OK) {
-        refuse_early(w, r, fd, route_admit_reason(ADMIT_FULL, 0));
+        refuse_early(w, r, fd, peer, route_admit_reason(ADMIT_FULL, 0));
         return;
     }
     c = calloc(1, sizeof(*c));
     if (c == NULL) {
         route_leave(r);
-        refuse_early(w, r, fd, strerror(ENOMEM));
+        refuse_early(w, r, fd, peer, strerror(ENOMEM));
         return;
     }
     route_count(r, w->id, STAT_CONNS, 1);
@@ -631,6 +650,8 @@ void conn_start(struct worker *w, struct route *r, int fd, const struct sockaddr
         local_addr(c, r->cfg, fd);
     c->client = c->peer;
     c->dst = c->local;
+    if (log_enabled(LOG_DEBUG))
+        log_open(c, fd);
     /* TCP_NODELAY came from the listener (listen_open). */
     if (r->cfg->accept_proxy == ACCEPT_PROXY_OFF)
         client_known(c);

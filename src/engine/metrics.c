@@ -27,6 +27,7 @@
 #include <unistd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
 
 #include "util/addr.h"
 #include "util/log.h"
@@ -484,10 +485,23 @@ static int fd_limit(void)
 /* Opens the listener and the loop. Returns 0 or -errno. */
 static int metrics_open(const struct sockaddr *sa)
 {
-    int one = 1, rc;
+    const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
+    int any6 = sa->sa_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr);
+    struct sockaddr_in any4;
+    int one = 1, off = 0, rc;
 
     M.fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    /* [::] (":PORT"): every address, IPv4 too; 0.0.0.0 where there is no IPv6. */
+    if (M.fd == -1 && any6 && errno == EAFNOSUPPORT) {
+        memset(&any4, 0, sizeof(any4));
+        any4.sin_family = AF_INET;
+        any4.sin_port = sin6->sin6_port;
+        sa = (const struct sockaddr *)&any4;
+        any6 = 0;
+        M.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    }
     if (M.fd == -1 || setsockopt(M.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+        (any6 && setsockopt(M.fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off)) == -1) ||
         bind(M.fd, sa, addr_len(sa)) == -1 || listen(M.fd, 128) == -1 ||
         (M.loop = loop_new(fd_limit())) == NULL)
         return -errno;

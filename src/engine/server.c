@@ -316,6 +316,41 @@ static size_t swap_routes(struct server *srv, struct route **v, size_t n)
     return removed;
 }
 
+static int str_differ(const char *a, const char *b)
+{
+    return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
+}
+
+/* A reloaded file's global keys take effect at start only (ppfwd.yaml(5)):
+ * a change is said in a config_warning rather than dropped silently. Keys
+ * the command line gave win over the file's, at start as at reloads: their
+ * changes in the file are moot. */
+static void reload_globals(struct server *srv, const struct cfg *nc)
+{
+    const struct cfg *st = srv->start;
+    unsigned cli = st->cli_set;
+    static const char later[] = "changed in the file: takes effect at the next start";
+
+    if (!(cli & CFG_CLI_LOG_LEVEL) && nc->log_level != st->log_level)
+        log_event(LOG_WARN, "config_warning", NULL, "key", LOG_STR, "level", "warning", LOG_STR,
+                  later, LOG_END);
+    if (!(cli & CFG_CLI_LOG_FORMAT) && nc->log_format != st->log_format)
+        log_event(LOG_WARN, "config_warning", NULL, "key", LOG_STR, "format", "warning", LOG_STR,
+                  later, LOG_END);
+    if (!(cli & CFG_CLI_WORKERS) && nc->workers != st->workers)
+        log_event(LOG_WARN, "config_warning", NULL, "key", LOG_STR, "workers", "warning", LOG_STR,
+                  later, LOG_END);
+    if (!(cli & CFG_CLI_METRICS) && str_differ(nc->metrics, st->metrics))
+        log_event(LOG_WARN, "config_warning", NULL, "key", LOG_STR, "metrics", "warning", LOG_STR,
+                  later, LOG_END);
+    if (!(cli & CFG_CLI_WATCH) && nc->watch != st->watch)
+        log_event(LOG_WARN, "config_warning", NULL, "key", LOG_STR, "watch", "warning", LOG_STR,
+                  later, LOG_END);
+    if (!(cli & CFG_CLI_DOCKER) && str_differ(nc->docker, st->docker))
+        log_event(LOG_WARN, "config_warning", NULL, "key", LOG_STR, "docker", "warning", LOG_STR,
+                  later, LOG_END);
+}
+
 /* The quick half, on the control thread while the server is not stopping:
  * the file's (or the command line's) routes and the containers' latest, as
  * one new route set. Takes ld. A file route that cannot listen fails the
@@ -336,6 +371,8 @@ void server_reload_apply(struct server *srv, struct server_load *ld, const char 
         log_event(LOG_ERROR, "reload_failed", NULL, "file", LOG_STR, srv->path, "trigger",
                   LOG_STR, why, "kept", LOG_STR, "the running config", LOG_END);
     } else {
+        if (ld->file != NULL)
+            reload_globals(srv, ld->file->cfg);
         removed = swap_routes(srv, v, s.n);
         wake_all(srv, srv->nworkers, WAKE_SYNC);
         log_event(LOG_INFO, "reload", NULL, "file", LOG_STR, srv->path, "trigger", LOG_STR, why,
@@ -485,7 +522,7 @@ static void server_free(struct server *srv)
 
 int server_run(struct cfg *cfg, const char *path, const struct sockaddr_storage *metrics)
 {
-    struct server srv = {.path = path, .drain_ms = DRAIN_MS_DEFAULT};
+    struct server srv = {.path = path, .drain_ms = DRAIN_MS_DEFAULT, .start = cfg};
     int max_fds = raise_fd_limit(), nthreads = 0, rc = -1;
     struct watch *wt = NULL;
     sigset_t set;

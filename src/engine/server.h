@@ -34,6 +34,7 @@ struct server {
     int nworkers;
     unsigned drain_ms;
     struct control *control; /* reloads and the serving state: control.h */
+    const struct cfg *start; /* the config it started with (globals: log, workers, ...) */
 };
 
 /* Runs cfg's routes until SIGTERM/SIGINT (reloading path on SIGHUP) and the

@@ -119,7 +119,13 @@ int addr_parse(const char *s, unsigned flags, struct sockaddr_storage *out)
     int rc;
 
     memset(out, 0, sizeof(*out));
-    if (s[0] == '/')
+    if (s[0] == ':' && (flags & ADDR_PARSE_ANY)) {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)out;
+
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_addr = in6addr_any;
+        rc = parse_port(s + 1, &sin6->sin6_port);
+    } else if (s[0] == '/')
         rc = parse_unix(s, flags, (struct sockaddr_un *)out);
     else if (s[0] == '[')
         rc = parse_inet6(s, (struct sockaddr_in6 *)out);

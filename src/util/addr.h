@@ -28,11 +28,15 @@ enum addr_error {
 
 /* addr_parse flags. */
 #define ADDR_PARSE_UNIX 0x01 /* accept an absolute unix path ("/run/x.sock") */
+#define ADDR_PARSE_ANY 0x02  /* accept ":PORT", every address: [::]:PORT (dual-stack) */
 
 /*
  * Parses s into *out (zeroed first):
  *   "1.2.3.4:5"          AF_INET; dotted quad, no leading zeros
  *   "[2001:db8::1]:5"    AF_INET6; brackets required, as in URLs
+ *   ":5"                 AF_INET6 [::], only with ADDR_PARSE_ANY (every address,
+ *                        as a route's "tcp://:PORT"; the listener makes it
+ *                        dual-stack, or 0.0.0.0 without IPv6)
  *   "/run/app.sock"      AF_UNIX, only with ADDR_PARSE_UNIX; at most 108 bytes,
  *                        the size of sun_path (and of a PROXY v2 UNIX address):
  *                        sun_path is NUL-terminated unless all 108 are used

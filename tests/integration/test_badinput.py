@@ -22,7 +22,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import (PPFWD, V4, V6, EchoServer, Fail, Server, check, connect, eq,  # noqa: E402
                      expect_closed, fmt_addr, free_port, on_cleanup, recv_all, run, scenario,
-                     start_ppfwd, tmpdir, v1, v2, wait_for, V2_SIG, spawn, stop, read_log)
+                     start_ppfwd, tmpdir, v1, v2, wait_for, V2_SIG, spawn, stop, read_log,
+                     wait_listen)
 
 
 def with_good_route(bad_routes, upstream_port=None, extra_ports=0, hosts=None):
@@ -447,10 +448,16 @@ def max_conns_exceeded():
         held.append(s)
     on_cleanup(lambda: [s.close() for s in held])
     s = connect(V4, mp)
+    me = fmt_addr(s.getsockname())
     dt = expect_closed(s, 3)
     check(dt < 1.0, "the connection over max-conns was closed only after %.1fs" % dt)
     s.close()
-    d.wait_event("conn_refused")
+    ev = d.wait_event("conn_refused")[0]
+    eq(ev.get("reason"), "max-conns reached", "conn_refused reason")
+    eq(ev.get("peer"), me, "conn_refused peer")
+    # Without accept-proxy the real client is the peer: named as in every
+    # connection event (INTERFACE.md, Logs).
+    eq(ev.get("client"), me, "conn_refused client")
     held.pop().close()
 
     def served():
@@ -682,6 +689,67 @@ def bad_yaml_check():
         bad.append("ppfwd -c bad0.yaml exit 0")
     if bad:
         raise Fail("\n  ".join([""] + bad))
+
+
+@scenario
+def bad_config_json_lines():
+    """With --log-format json every stderr line is one JSON object
+    (INTERFACE.md, Logs), a refused config's problems included: one
+    config_error each, with the route, the key, the error and, for a file,
+    its file and line. Without it they stay plain lines."""
+    import json
+    url = "tcp://127.0.0.1:%d/127.0.0.1:%d?foo=bar&send-proxy=v3" % (free_port(), free_port())
+    r = subprocess.run([PPFWD, "--log-format", "json", url], capture_output=True, timeout=10,
+                       text=True)
+    eq(r.returncode, 1, "exit status")
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    try:
+        evs = [json.loads(ln) for ln in lines]
+    except ValueError:
+        raise Fail("not one JSON object per line: %r" % r.stderr[:400])
+    eq([(e.get("msg"), e.get("level"), e.get("route"), e.get("key")) for e in evs],
+       [("config_error", "error", url, "foo"), ("config_error", "error", url, "send-proxy")],
+       "config_error lines")
+    check(all(e.get("error") and "time" in e and "file" not in e for e in evs), "fields: %r" % evs)
+    path = os.path.join(tmpdir(), "bad.yaml")
+    with open(path, "w") as f:
+        f.write("routes:\n  ssh:\n    listen: tcp://127.0.0.1:%d\n    upstream: 127.0.0.1:%d\n"
+                "    accept_proxy: sometimes\n" % (free_port(), free_port()))
+    r = subprocess.run([PPFWD, "--log-format", "json", "-c", path], capture_output=True,
+                       timeout=10, text=True)
+    eq(r.returncode, 1, "exit status (file)")
+    evs = [json.loads(ln) for ln in r.stderr.splitlines() if ln.strip()]
+    eq([(e.get("msg"), e.get("route"), e.get("key"), e.get("file"), e.get("line")) for e in evs],
+       [("config_error", "ssh", "accept_proxy", path, 5)], "config_error of a file")
+    r = subprocess.run([PPFWD, url], capture_output=True, timeout=10, text=True)
+    check(r.stderr.startswith("ppfwd: route ") and "key foo" in r.stderr,
+          "plain lines without --log-format json: %r" % r.stderr[:300])
+
+
+@scenario
+def whoami_takes_log_options_before_it():
+    """`ppfwd -l LEVEL --log-format FORMAT whoami ...`: the global log options
+    apply to whoami too (they were ignored without a word)."""
+    d = tmpdir()
+    port = free_port()
+    p = spawn([PPFWD, "--log-format", "text", "whoami", "--accept-proxy=off",
+               "127.0.0.1:%d" % port], os.path.join(d, "text.log"))
+    wait_for(lambda: "whoami_listen" in read_log(p) or None, 10, "whoami_listen")
+    line = [ln for ln in read_log(p).splitlines() if "whoami_listen" in ln][0]
+    check(not line.startswith("{") and " info whoami_listen " in line,
+          "text line: %r" % line)
+    eq(stop(p), 0, "exit status")
+    port = free_port()
+    q = spawn([PPFWD, "-l", "warn", "--log-format", "json", "whoami", "--accept-proxy=required",
+               "127.0.0.1:%d" % port], os.path.join(d, "warn.log"))
+    wait_listen(port, 10, q)
+    s = connect(V4, port)
+    s.sendall(b"GARBAGE\r\n")
+    expect_closed(s)
+    s.close()
+    wait_for(lambda: "proxy_header_refused" in read_log(q) or None, 5, "the refusal (warn)")
+    check("whoami_listen" not in read_log(q), "-l warn: no info line: %r" % read_log(q)[:300])
+    eq(stop(q), 0, "exit status (-l warn)")
 
 
 if __name__ == "__main__":

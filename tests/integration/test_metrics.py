@@ -127,6 +127,22 @@ def with_metrics():
     return d, port, mport, echo
 
 
+@scenario
+def metrics_on_every_address():
+    """--metrics :PORT (as a route's tcp://:PORT, and Prometheus exporters'
+    :9100): every address, IPv4 and IPv6 alike."""
+    echo = EchoServer()
+    mport = free_port()
+    d, (port,) = start_ppfwd(lambda ps: ["tcp://127.0.0.1:%d/127.0.0.1:%d" % (ps[0], echo.port)],
+                             1, extra=["--metrics", ":%d" % mport])
+    ev = wait_for(lambda: d.events("metrics_listen"), 5, "metrics_listen")[0]
+    eq(ev.get("listen"), "[::]:%d" % mport, "metrics_listen address")
+    eq(scrape(mport, "/healthz")[0], 200, "healthz over IPv4")
+    with urllib.request.urlopen("http://[::1]:%d/healthz" % mport, timeout=5) as r:
+        eq(r.status, 200, "healthz over IPv6")
+    echo.close()
+
+
 def timed_scrape(mport, limit=1.0):
     t0 = time.monotonic()
     try:

@@ -294,6 +294,37 @@ def allow_deny_on_real_client():
 
 
 @scenario
+def conn_open_logged_at_debug():
+    """conn_open (debug, docs/log-events.md): the peer, the address it
+    connected to and, without accept-proxy, the client; with accept-proxy
+    the client is not known yet at accept and is left out."""
+    echo = EchoServer()
+    d, (plain, hdr) = start_ppfwd(lambda ps: [
+        "tcp://127.0.0.1:%d/127.0.0.1:%d" % (ps[0], echo.port),
+        "tcp://127.0.0.1:%d/127.0.0.1:%d?accept-proxy=required" % (ps[1], echo.port)], 2,
+        extra=RELAY)
+    s = connect(V4, plain)
+    me = fmt_addr(s.getsockname())
+    s.sendall(b"hi")
+    s.shutdown(socket.SHUT_WR)
+    eq(recv_all(s, 5), b"hi", "echo")
+    s.close()
+    e = d.wait_event("conn_open", lambda e: e.get("peer") == me)[0]
+    eq(e.get("client"), me, "conn_open client")
+    eq(e.get("local"), "127.0.0.1:%d" % plain, "conn_open local")
+    eq(e.get("level"), "debug", "conn_open level")
+    s = connect(V4, hdr)
+    me = fmt_addr(s.getsockname())
+    s.sendall(v1(("192.0.2.1", 5), ("127.0.0.1", hdr)) + b"x")
+    s.shutdown(socket.SHUT_WR)
+    eq(recv_all(s, 5), b"x", "echo after a header")
+    s.close()
+    e = d.wait_event("conn_open", lambda e: e.get("peer") == me)[0]
+    check("client" not in e, "no client before the header: %r" % e)
+    eq(e.get("local"), "127.0.0.1:%d" % hdr, "conn_open local (accept-proxy)")
+
+
+@scenario
 def idle_timeout_closes():
     """idle-timeout=1s closes a connection with no traffic either way, and
     not one that keeps talking."""

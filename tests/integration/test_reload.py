@@ -14,7 +14,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import json  # noqa: E402
+
 from harness import (V4, EchoServer, Fail, Ppfwd, check, connect, eq, free_port,  # noqa: E402
+                     PPFWD, read_log, spawn, stop,  # noqa: E402
                      recv_all, run, scenario, tmpdir, wait_for, wait_listen)
 
 
@@ -389,6 +392,61 @@ def reload_closing_two_listeners_out_of_fds():
     check(d.p.poll() is None, "ppfwd still runs")
     echo.close()
 
+
+def _log_events(p, name):
+    out = []
+    for line in read_log(p).splitlines():
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        if e.get("msg") == name:
+            out.append(e)
+    return out
+
+
+def _globals_yaml(path, level, workers, lp, up):
+    with open(path + ".tmp", "w") as f:
+        f.write("log: {level: %s, format: json}\nworkers: %d\nroutes:\n  a:\n"
+                "    listen: tcp://127.0.0.1:%d\n    upstream: 127.0.0.1:%d\n"
+                % (level, workers, lp, up))
+    os.rename(path + ".tmp", path)
+
+
+@scenario
+def reload_warns_of_start_only_keys():
+    """The top-level keys take effect at start only (ppfwd.yaml(5)): a reload
+    whose file changes them says so in a config_warning naming each key
+    (they were dropped without a word), and they stay as they were: no
+    debug line after log: {level: debug}. Keys the command line gave (-l)
+    win over the file's: their changes are moot, not warned."""
+    echo = EchoServer()
+    d = tmpdir()
+    path = os.path.join(d, "ppfwd.yaml")
+    pa, pb = free_port(), free_port()
+    _globals_yaml(path, "info", 1, pa, echo.port)
+    p = spawn([PPFWD, "-c", path], os.path.join(d, "a.log"))
+    wait_listen(pa, 10, p)
+    path_b = os.path.join(d, "b.yaml")
+    _globals_yaml(path_b, "info", 1, pb, echo.port)
+    q = spawn([PPFWD, "-l", "info", "-c", path_b], os.path.join(d, "b.log"))
+    wait_listen(pb, 10, q)
+    _globals_yaml(path, "debug", 2, pa, echo.port)
+    _globals_yaml(path_b, "debug", 1, pb, echo.port)
+    for proc in (p, q):
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: _log_events(proc, "reload") or None, 5, "reload logged")
+    keys = sorted(e.get("key") for e in _log_events(p, "config_warning"))
+    eq(keys, ["level", "workers"], "config_warning keys")
+    check(all("next start" in e.get("warning", "") and "route" not in e
+              for e in _log_events(p, "config_warning")), "warnings: %r" % _log_events(p, "config_warning"))
+    eq(echo_once(pa), b"ping", "served after the reload")
+    time.sleep(0.2)
+    check(not _log_events(p, "conn_open"), "the level stays info until the next start")
+    check(not _log_events(q, "config_warning"), "-l info: the file's level is moot, not warned")
+    eq(stop(p), 0, "exit status")
+    eq(stop(q), 0, "exit status (-l)")
+    echo.close()
 
 if __name__ == "__main__":
     sys.exit(run())

@@ -14,6 +14,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <cmocka.h>
 
@@ -29,6 +31,23 @@ static void path_of(char *buf, size_t n, char c)
     buf[0] = '/';
     memset(buf + 1, c, n - 1);
     buf[n] = '\0';
+}
+
+/* ":PORT" is [::]:PORT with ADDR_PARSE_ANY (--metrics :9100), refused without. */
+static void test_parse_any(void **state)
+{
+    struct sockaddr_storage ss;
+    const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&ss;
+
+    (void)state;
+    assert_int_equal(addr_parse(":9100", ADDR_PARSE_ANY, &ss), 0);
+    assert_int_equal(ss.ss_family, AF_INET6);
+    assert_true(IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr));
+    assert_int_equal(ntohs(sin6->sin6_port), 9100);
+    assert_int_equal(addr_parse(":9100", 0, &ss), -ADDR_EHOST);
+    assert_int_equal(addr_parse(":", ADDR_PARSE_ANY, &ss), -ADDR_ENOPORT);
+    assert_int_equal(addr_parse(":09", ADDR_PARSE_ANY, &ss), -ADDR_EPORT);
+    assert_int_equal(addr_parse(":65536", ADDR_PARSE_ANY, &ss), -ADDR_EPORT);
 }
 
 static void test_parse_unix_lengths(void **state)
@@ -116,6 +135,7 @@ static void test_unix_108_roundtrip(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_any),
         cmocka_unit_test(test_parse_unix_lengths),
         cmocka_unit_test(test_format_unix_full),
         cmocka_unit_test(test_unix_108_roundtrip),

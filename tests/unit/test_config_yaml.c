@@ -257,6 +257,37 @@ static void test_yaml_top_level(void **state)
     assert_int_equal(cfgt_cfg.workers, 1024);
 }
 
+/* watch: takes YAML's booleans as the route keys do (crc32c: yes, True):
+ * True, yes, on, 1 and False, no, off, 0, in any case. */
+static void test_yaml_booleans(void **state)
+{
+    static const char *const on[] = {"true", "True", "TRUE", "yes", "Yes", "on", "ON", "1"};
+    static const char *const off[] = {"false", "False", "no", "NO", "off", "Off", "0"};
+    char y[256];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(on) / sizeof(on[0]); i++) {
+        snprintf(y, sizeof(y),
+                 "watch: %s\nroutes:\n  a: {listen: 'tcp://:1', upstream: '127.0.0.1:2', "
+                 "send_proxy: v2, crc32c: %s}\n",
+                 on[i], on[i]);
+        cfgt_load_yaml_ok(y);
+        assert_int_equal(cfgt_cfg.watch, 1);
+        assert_int_equal(cfgt_cfg.routes[0].crc32c, 1);
+    }
+    for (size_t i = 0; i < sizeof(off) / sizeof(off[0]); i++) {
+        snprintf(y, sizeof(y),
+                 "watch: %s\nroutes:\n  a: {listen: 'tcp://:1', upstream: '127.0.0.1:2', "
+                 "send_proxy: v2, crc32c: %s}\n",
+                 off[i], off[i]);
+        cfgt_load_yaml_ok(y);
+        assert_int_equal(cfgt_cfg.watch, 0);
+        assert_int_equal(cfgt_cfg.routes[0].crc32c, 0);
+    }
+    cfgt_yaml_fails_at("watch: maybe\nroutes:\n  a: {listen: 'tcp://:1', upstream: '127.0.0.1:2'}\n",
+                       1, NULL, "watch");
+}
+
 static void test_yaml_syntax(void **state)
 {
     char want[256];
@@ -426,6 +457,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_yaml_errors, cfgt_setup, cfgt_teardown),
         cmocka_unit_test_setup_teardown(test_yaml_route_errors, cfgt_setup, cfgt_teardown),
         cmocka_unit_test_setup_teardown(test_yaml_top_level, cfgt_setup, cfgt_teardown),
+        cmocka_unit_test_setup_teardown(test_yaml_booleans, cfgt_setup, cfgt_teardown),
         cmocka_unit_test_setup_teardown(test_yaml_syntax, cfgt_setup, cfgt_teardown),
         cmocka_unit_test_setup_teardown(test_yaml_every_problem, cfgt_setup, cfgt_teardown),
         cmocka_unit_test_setup_teardown(test_yaml_duplicates, cfgt_setup, cfgt_teardown),

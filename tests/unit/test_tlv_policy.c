@@ -154,6 +154,11 @@ static void test_block_refused(void **state)
         {"0xe0=hex:abc", "odd number of hex digits"},
         {"0xe0=hex:zz", "'z' is not a hex digit"},
         {"=x", "unknown TLV type"},
+        /* Values every receiver refuses (pp_parse): each header sent would be. */
+        {"ssl=hex:01", "TLV value length not allowed"},
+        {"ssl=", "TLV value length not allowed"},
+        {"0x20=hex:0100000000ff0001", "malformed TLV"},
+        {"ssl=hex:0100000000210005544c53", "malformed TLV"},
     };
     struct tlv_block b = {0};
 
@@ -164,6 +169,18 @@ static void test_block_refused(void **state)
             fail_msg("add-tlv=%s: message '%s' lacks '%s'", bad[i].s, err, bad[i].msg);
         assert_int_equal(b.len, 0);
     }
+}
+
+/* SSL values a receiver takes: the 5-byte fixed part, with whole sub-TLVs. */
+static void test_block_ssl_accepted(void **state)
+{
+    struct tlv_block b = {0};
+
+    (void)state;
+    assert_int_equal(tlv_block_add(&b, "ssl=hex:0100000000", err, sizeof(err)), 0);
+    assert_int_equal(tlv_block_add(&b, "0x20=hex:0100000000210003544c53", err, sizeof(err)), 0);
+    assert_int_equal(b.len, 3 + 5 + 3 + 5 + 6);
+    tlv_block_free(&b);
 }
 
 static void test_block_limits(void **state)
@@ -213,6 +230,7 @@ int main(void)
         cmocka_unit_test(test_tlvs_refused),
         cmocka_unit_test(test_block_text_and_hex_in_order),
         cmocka_unit_test(test_block_refused),
+        cmocka_unit_test(test_block_ssl_accepted),
         cmocka_unit_test(test_block_limits),
     };
 
