@@ -317,6 +317,33 @@ static void established(struct conn *c)
 
 /* ---- connecting upstream ------------------------------------------------- */
 
+static void connect_to(struct conn *c, int i);
+
+/* After a failed connect: the client goes on to another upstream when one
+ * is live (nginx's proxy_next_upstream, on by default; HAProxy's redispatch),
+ * each tried at most once: the one that failed is paused now (balance_result),
+ * so a pick that is live is one not tried yet, unless its pause ran out
+ * meanwhile, which the count of upstreams bounds. Nothing was sent upstream
+ * yet, so the client's bytes (its header included) wait for the next one. */
+static int connect_retry(struct conn *c)
+{
+    uint64_t now = loop_now(c->w->loop);
+    int i;
+
+    if ((size_t)c->retries + 1 >= c->r->cfg->nup || c->retries == UINT8_MAX)
+        return 0;
+    i = balance_pick(c->r, (const struct sockaddr *)&c->client, now);
+    if (i < 0 || !balance_live(c->r, (size_t)i, now))
+        return 0;
+    loop_timer_cancel(c->w->loop, &c->timer);
+    atomic_fetch_sub_explicit(&c->r->ups[c->up - c->r->cfg->up].conns, 1, memory_order_relaxed);
+    c->up = NULL;
+    close_fd(c, &c->rl.ufd);
+    c->retries++;
+    connect_to(c, i);
+    return 1;
+}
+
 /* The upstream connect's outcome: 0, or the errno it failed with. Counts a
  * failure and keeps the upstream's last outcome for ppfwd_upstream_up. */
 static void connect_done(struct conn *c, int err, const char *error)
@@ -331,6 +358,8 @@ static void connect_done(struct conn *c, int err, const char *error)
               "error", LOG_STR, error ? error : strerror(err), LOG_END);
     if (err == ETIMEDOUT && c->r->cfg->transparent)
         route_transparent_no_reply(c->r, c->up->name);
+    if (connect_retry(c))
+        return;
     conn_close(c, error ? error : strerror(err));
 }
 
@@ -369,14 +398,22 @@ static int upstream_socket(struct conn *c, int family)
 
 static void connect_upstream(struct conn *c)
 {
-    const struct route_cfg *rc = c->r->cfg;
-    int i = balance_pick(c->r, (const struct sockaddr *)&c->client, loop_now(c->w->loop)), err;
-    const struct sockaddr *sa;
+    int i = balance_pick(c->r, (const struct sockaddr *)&c->client, loop_now(c->w->loop));
 
     if (i < 0) {
         refuse_with(c, STAT_REFUSED, "conn_refused", "no live upstream");
         return;
     }
+    connect_to(c, i);
+}
+
+/* Connects to upstream i of the route. */
+static void connect_to(struct conn *c, int i)
+{
+    const struct route_cfg *rc = c->r->cfg;
+    const struct sockaddr *sa;
+    int err;
+
     c->up = &rc->up[i];
     atomic_fetch_add_explicit(&c->r->ups[i].conns, 1, memory_order_relaxed);
     sa = (const struct sockaddr *)&c->up->addr;

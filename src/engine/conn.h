@@ -58,6 +58,7 @@ struct conn {
     uint8_t hdr_anon;          /* ... without addresses (LOCAL, UNSPEC) */
     uint8_t silent;            /* direct after header-timeout's silence: its first bytes
                                 * are checked once they come (late_check) */
+    uint8_t retries;           /* upstreams tried after the first failed connect */
     struct relay rl;           /* the client and upstream sockets, and the bytes between them */
     uint8_t hin[HEADER_INLINE];
 };

@@ -3,8 +3,8 @@
 upstream, source sticks and moves only the clients of an upstream that went
 down, health checks take a killed upstream out of the rotation within 3 s
 and bring it back after it returns (its probes carry a LOCAL header when the
-route sends PROXY), and with every upstream down connections are refused at
-once.
+route sends PROXY), a connect refused by one upstream goes on to the next,
+and with every upstream down connections are refused at once.
 Run: /usr/bin/python3 tests/integration/test_balance.py [SCENARIO...]"""
 
 import os
@@ -175,6 +175,33 @@ def check_removes_and_restores():
     d.wait_event("upstream_up", timeout=3.0)
     got = [ask(port) for _ in range(4)]
     check(any(g.endswith("a") for g in got), "a gets traffic again: %r" % got)
+
+
+@scenario
+def failed_connect_goes_on_to_the_next():
+    """A connect refused by one upstream goes on to the next live one, for
+    the same client (its bytes arrive whole); each failure is counted and
+    logged. With a lone upstream there is nothing to go on to: closed."""
+    dead = Named("dead")
+    dead_port = dead.port
+    dead.close()
+    ups = [Named("a"), Named("b")]
+
+    class Port:
+        port = dead_port
+    d, (port, lone) = start_ppfwd(
+        lambda ps: route(ps, [Port, ups[0], ups[1]], "balance=roundrobin") +
+        ["tcp://127.0.0.1:%d/127.0.0.1:%d" % (ps[1], dead_port)], 2, workers=1)
+    got = [ask(port, payload=b"hello %d" % i) for i in range(6)]
+    check(all(g in ("a", "b") for g in got), "every client answered: %r" % got)
+    got_bytes = sorted(ups[0].got + ups[1].got)
+    eq(got_bytes, sorted(b"hello %d" % i for i in range(6)), "each client's bytes, once")
+    errs = d.events("upstream_error")
+    check(errs and all(e.get("upstream") == "127.0.0.1:%d" % dead_port for e in errs),
+          "the refused connects logged: %r" % errs)
+    eq(ask(lone), "", "a lone refused upstream: closed")
+    d.wait_event("conn_close", lambda e: e.get("upstream") == "127.0.0.1:%d" % dead_port
+                 and e.get("error"))
 
 
 @scenario
