@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE /* strndup */
 #include <netdb.h>
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,8 +48,16 @@ static const char *resolve(const char *s, int family, int passive, struct sockad
     hints.ai_family = family;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = (passive ? AI_PASSIVE : 0) | AI_NUMERICSERV;
-    if (getaddrinfo(hlen ? host : NULL, port, &hints, &res) != 0)
+    if (getaddrinfo(hlen ? host : NULL, port, &hints, &res) != 0) {
+        struct in6_addr a;
+
+        /* An address of the other family: say so, not "cannot resolve". */
+        if (family == AF_INET && inet_pton(AF_INET6, host, &a) == 1)
+            return "an IPv6 address where IPv4 is asked (tcp4, udp4)";
+        if (family == AF_INET6 && inet_pton(AF_INET, host, &a) == 1)
+            return "an IPv4 address where IPv6 is asked (tcp6, udp6)";
         return "cannot resolve the host";
+    }
     memcpy(out, res->ai_addr, res->ai_addrlen);
     *outlen = res->ai_addrlen;
     freeaddrinfo(res);

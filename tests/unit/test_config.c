@@ -175,6 +175,8 @@ static void test_url_errors(void **state)
     refused("tcp://127.0.0.1:1/", "key upstream", NULL);
     refused("tcp://127.0.0.1:1/::1:80", "key upstream", "brackets");
     refused("tcp://127.0.0.1:1/host.invalid:80", "key upstream", "resolve");
+    refused("tcp4://[::1]:1/127.0.0.1:2", "key listen", "an IPv6 address where IPv4");
+    refused("udp6://127.0.0.1:1/127.0.0.1:2", "key listen", "an IPv4 address where IPv6");
     refused("tcp://127.0.0.1:1", "route 'tcp://127.0.0.1:1'", "PROTO://");
 }
 
