@@ -652,8 +652,12 @@ static int log_json(enum log_level level, const char *event, const char *route, 
     json_string(&j, "time", ts);
     json_string(&j, "level", log_names[level]);
     json_string(&j, "msg", event);
+    /* Every line has a route (INTERFACE.md: "at least time, level, msg,
+     * route"): null for a process-wide event. */
     if (route != NULL)
         json_string(&j, "route", route);
+    else
+        json_null(&j, "route");
     while ((key = va_arg(*ap, const char *)) != NULL) {
         t = va_arg(*ap, int);
         if (log_fetch(ap, t, &v) != 0)
