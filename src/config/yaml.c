@@ -422,8 +422,8 @@ static void yaml_top(struct cfg *c, struct place *at, yaml_document_t *d, const 
     if (strcmp(k, "log") == 0) {
         yaml_log(c, at, d, v);
     } else if (strcmp(k, "workers") == 0) {
-        if (s == NULL || cfg_parse_uint(s, 1024, &n) != 0 || n == 0)
-            cfg_problem(at, k, "bad value '%s' (expected 1-1024)", s ? s : "");
+        if (s == NULL || cfg_parse_uint(s, 4096, &n) != 0 || n == 0)
+            cfg_problem(at, k, "bad value '%s' (expected 1-4096)", s ? s : "");
         else
             c->workers = (int)n;
     } else if (strcmp(k, "metrics") == 0) {

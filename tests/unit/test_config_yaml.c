@@ -229,7 +229,7 @@ static void test_yaml_top_level(void **state)
     cfgt_yaml_fails_at("workers: 0\nroutes:\n  a: {listen: 'tcp://:1', upstream: '127.0.0.1:2'}\n",
                        1, NULL, "workers");
     cfgt_yaml_fails_at(
-        "workers: 1025\nroutes:\n  a: {listen: 'tcp://:1', upstream: '127.0.0.1:2'}\n", 1, NULL,
+        "workers: 4097\nroutes:\n  a: {listen: 'tcp://:1', upstream: '127.0.0.1:2'}\n", 1, NULL,
         "workers");
     cfgt_yaml_fails_at("routes:\n  a: {listen: 'tcp://:1', upstream: '127.0.0.1:2'}\nworker: 2\n",
                        3, NULL, "worker");
@@ -250,11 +250,11 @@ static void test_yaml_top_level(void **state)
         "metrics");
     cfgt_yaml_fails_at("workers: 2\n", 1, NULL, "routes");
     cfgt_yaml_fails_at("routes: [a, b]\n", 1, NULL, "routes");
-    cfgt_load_yaml_ok("log: {level: debug, format: text}\nworkers: 1024\n"
+    cfgt_load_yaml_ok("log: {level: debug, format: text}\nworkers: 4096\n"
                       "routes:\n  a: {listen: 'tcp://:1', upstream: '127.0.0.1:2'}\n");
     assert_int_equal(cfgt_cfg.log_level, LOG_DEBUG);
     assert_int_equal(cfgt_cfg.log_format, LOG_FORMAT_TEXT);
-    assert_int_equal(cfgt_cfg.workers, 1024);
+    assert_int_equal(cfgt_cfg.workers, 4096);
 }
 
 /* watch: takes YAML's booleans as the route keys do (crc32c: yes, True):
