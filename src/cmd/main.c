@@ -36,9 +36,10 @@ struct main_opts {
     int watch;
     int docker_on;      /* --docker given */
     const char *docker; /* its SOCKET, or NULL: the file's, else the default */
+    unsigned drain_ms;  /* --drain-timeout, or 0 */
 };
 
-enum { OPT_LOG_FORMAT = 256, OPT_METRICS, OPT_RELAY, OPT_WATCH, OPT_DOCKER };
+enum { OPT_LOG_FORMAT = 256, OPT_METRICS, OPT_RELAY, OPT_WATCH, OPT_DOCKER, OPT_DRAIN };
 
 /* One option per line reads as a table. */
 /* clang-format off */
@@ -51,6 +52,7 @@ static const struct option longopts[] = {
     {"relay", required_argument, NULL, OPT_RELAY},
     {"watch", no_argument, NULL, OPT_WATCH},
     {"docker", optional_argument, NULL, OPT_DOCKER},
+    {"drain-timeout", required_argument, NULL, OPT_DRAIN},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -84,6 +86,8 @@ static void main_help(void)
           "      --docker[=SOCKET]                   routes also from container labels\n"
           "                                          ppfwd.route.NAME=ROUTE (default SOCKET\n"
           "                                          unix:///var/run/docker.sock)\n"
+          "      --drain-timeout DURATION            at SIGTERM/SIGINT, how long open\n"
+          "                                          connections may finish (default 10s)\n"
           "\n"
           "ROUTE: PROTO://[BIND]:PORT/UPSTREAM[,UPSTREAM...][?KEY=VALUE&...]\n"
           "  e.g. 'tcp://:2222/127.0.0.1:22?send-proxy=v2'\n"
@@ -144,6 +148,12 @@ static int main_option(struct main_opts *o, int c)
         o->docker_on = 1;
         o->docker = optarg;
         return optarg ? main_docker_socket("--docker", optarg) : 0;
+    case OPT_DRAIN:
+        if (cfg_parse_duration(optarg, &o->drain_ms) == 0 && o->drain_ms > 0)
+            return 0;
+        cli_error(NULL, "--drain-timeout: expected a duration (500ms, 10s, 5m, 1h), got '%s'",
+                  optarg);
+        return -1;
     case OPT_METRICS:
         rc = addr_parse(optarg, ADDR_PARSE_ANY, &o->metrics);
         if (rc != 0)
@@ -274,6 +284,10 @@ static int main_run(const struct main_opts *o, int nurls, char **urls)
         cfg.cli_set |= CFG_CLI_WATCH;
     if (o->docker_on)
         cfg.cli_set |= CFG_CLI_DOCKER;
+    if (o->drain_ms) {
+        cfg.drain_ms = o->drain_ms;
+        cfg.cli_set |= CFG_CLI_DRAIN;
+    }
     cfg.watch |= o->watch;
     log_init(cfg.log_level >= 0 ? cfg.log_level : LOG_INFO,
              cfg.log_format >= 0 ? cfg.log_format : LOG_FORMAT_AUTO);

@@ -70,6 +70,7 @@ struct cfg {
     char *metrics;  /* "ADDR:PORT" or NULL */
     int watch;      /* YAML watch: true (or --watch): reload when the -c file changes */
     char *docker;   /* the Docker Engine API socket (--docker, docker:), or NULL */
+    unsigned drain_ms; /* --drain-timeout, drain_timeout: 0 when not set (then 10 s) */
     unsigned cli_set; /* CFG_CLI_*: the globals the command line gave (they win over the
                        * file's, at start and at each reload) */
     struct route_cfg *routes;
@@ -82,6 +83,7 @@ struct cfg {
 #define CFG_CLI_METRICS 0x08
 #define CFG_CLI_WATCH 0x10
 #define CFG_CLI_DOCKER 0x20
+#define CFG_CLI_DRAIN 0x40
 
 /* Problems found while loading: one message per problem, each naming the
  * route and the key (and for a file, "FILE:LINE:"). */

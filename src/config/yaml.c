@@ -440,6 +440,12 @@ static void yaml_top(struct cfg *c, struct place *at, yaml_document_t *d, const 
         c->docker = NULL;
         if (s == NULL || *s == '\0' || (c->docker = strdup(s)) == NULL)
             cfg_problem(at, k, "expected the API socket, e.g. unix:///var/run/docker.sock");
+    } else if (strcmp(k, "drain_timeout") == 0) {
+        if (s == NULL || cfg_parse_duration(s, &n) != 0 || n == 0)
+            cfg_problem(at, k, "bad value '%s' (expected a duration: 500ms, 10s, 5m, 1h)",
+                        s ? s : "");
+        else
+            c->drain_ms = n;
     } else if (strcmp(k, "routes") == 0) {
         at->routes_seen = 1;
         if (v->type == YAML_MAPPING_NODE)
@@ -447,7 +453,8 @@ static void yaml_top(struct cfg *c, struct place *at, yaml_document_t *d, const 
         else
             cfg_problem(at, k, "expected a mapping of named routes");
     } else {
-        cfg_problem(at, k, "unknown key (expected log, workers, metrics, watch, docker, routes)");
+        cfg_problem(at, k, "unknown key (expected log, workers, metrics, watch, docker, "
+                            "drain_timeout, routes)");
     }
 }
 

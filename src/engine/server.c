@@ -349,6 +349,9 @@ static void reload_globals(struct server *srv, const struct cfg *nc)
     if (!(cli & CFG_CLI_DOCKER) && str_differ(nc->docker, st->docker))
         log_event(LOG_WARN, "config_warning", NULL, "key", LOG_STR, "docker", "warning", LOG_STR,
                   later, LOG_END);
+    if (!(cli & CFG_CLI_DRAIN) && nc->drain_ms != st->drain_ms)
+        log_event(LOG_WARN, "config_warning", NULL, "key", LOG_STR, "drain_timeout", "warning",
+                  LOG_STR, later, LOG_END);
 }
 
 /* The quick half, on the control thread while the server is not stopping:
@@ -522,7 +525,9 @@ static void server_free(struct server *srv)
 
 int server_run(struct cfg *cfg, const char *path, const struct sockaddr_storage *metrics)
 {
-    struct server srv = {.path = path, .drain_ms = DRAIN_MS_DEFAULT, .start = cfg};
+    struct server srv = {.path = path,
+                         .drain_ms = cfg->drain_ms ? cfg->drain_ms : DRAIN_MS_DEFAULT,
+                         .start = cfg};
     int max_fds = raise_fd_limit(), nthreads = 0, rc = -1;
     struct watch *wt = NULL;
     sigset_t set;

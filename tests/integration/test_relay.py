@@ -9,13 +9,14 @@ import json
 import os
 import selectors
 import socket
+import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import (V4, V6, EchoServer, Fail, Server, check, connect, eq, fmt_addr,  # noqa: E402
+from harness import (PPFWD, V4, V6, EchoServer, Fail, Server, check, connect, eq, fmt_addr,  # noqa: E402
                      recv_all, recv_line, run, scenario, start_ppfwd, wait_for, capture_handler,
                      parse_header, v1, v2, whoami)
 
@@ -350,6 +351,36 @@ def idle_timeout_closes():
     eq(busy.recv(10), b"still", "the busy connection outlived the idle timeout")
     busy.close()
     idle.close()
+
+
+@scenario
+def drain_timeout_closes_what_is_left():
+    """--drain-timeout 500ms: at SIGTERM a connection that stays open is
+    closed after half a second (not the default 10 s) and ppfwd exits 0;
+    a bad value is refused at start."""
+    import signal as sig
+    echo = EchoServer()
+    d, (port,) = start_ppfwd(lambda ps: ["tcp://127.0.0.1:%d/127.0.0.1:%d" % (ps[0], echo.port)],
+                             1, extra=["--drain-timeout", "500ms"])
+    s = connect(V4, port)
+    s.sendall(b"hold\n")
+    s.settimeout(3)
+    eq(s.recv(100), b"hold\n", "echo before SIGTERM")
+    t0 = time.monotonic()
+    d.p.send_signal(sig.SIGTERM)
+    try:
+        rc = d.p.wait(5)
+    except Exception:
+        raise Fail("ppfwd still running 5 s after SIGTERM with --drain-timeout 500ms")
+    took = time.monotonic() - t0
+    check(0.4 <= took < 3, "exited %.2f s after SIGTERM" % took)
+    eq(rc, 0, "exit status after the drain timeout")
+    eq(d.events("stopping")[0].get("drain_ms"), 500, "stopping names the drain timeout")
+    check(s.recv(100) == b"", "the held connection closed")
+    s.close()
+    r = subprocess.run([PPFWD, "--drain-timeout", "soon", "tcp://127.0.0.1:1/127.0.0.1:2"],
+                       capture_output=True, text=True, timeout=5)
+    check(r.returncode != 0 and "--drain-timeout" in r.stderr, "bad value refused: %r" % r.stderr)
 
 
 @scenario

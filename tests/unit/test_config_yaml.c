@@ -255,6 +255,16 @@ static void test_yaml_top_level(void **state)
     assert_int_equal(cfgt_cfg.log_level, LOG_DEBUG);
     assert_int_equal(cfgt_cfg.log_format, LOG_FORMAT_TEXT);
     assert_int_equal(cfgt_cfg.workers, 4096);
+    assert_int_equal(cfgt_cfg.drain_ms, 0); /* not set: the 10 s default */
+    cfgt_load_yaml_ok("drain_timeout: 2500ms\n"
+                      "routes:\n  a: {listen: 'tcp://:1', upstream: '127.0.0.1:2'}\n");
+    assert_int_equal(cfgt_cfg.drain_ms, 2500);
+    cfgt_yaml_fails_at(
+        "drain_timeout: 0\nroutes:\n  a: {listen: 'tcp://:1', upstream: '127.0.0.1:2'}\n", 1, NULL,
+        "drain_timeout");
+    cfgt_yaml_fails_at(
+        "drain_timeout: soon\nroutes:\n  a: {listen: 'tcp://:1', upstream: '127.0.0.1:2'}\n", 1,
+        NULL, "drain_timeout");
 }
 
 /* watch: takes YAML's booleans as the route keys do (crc32c: yes, True):
