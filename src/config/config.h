@@ -55,6 +55,7 @@ struct route_cfg {
     struct cidr_list deny;  /* real clients refused; wins over allow */
     unsigned max_conns;     /* 0: unlimited */
     enum balance balance;
+    int next_upstream;           /* TCP: a failed connect goes on to the next live upstream */
     unsigned check_ms;           /* 0: no health check */
     unsigned connect_timeout_ms; /* default 5000 */
     unsigned header_timeout_ms;  /* default 5000 */

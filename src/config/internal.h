@@ -70,7 +70,7 @@ struct key {
 
 /* The table (CFG_NKEYS rows; keys.c asserts the count, so that arrays
  * indexed by key, such as place.key_lines, can be sized at compile time). */
-#define CFG_NKEYS 20
+#define CFG_NKEYS 21
 extern const struct key *const cfg_keys;
 
 /* Finds a key by its URL or YAML spelling; NULL if there is none. */

@@ -372,6 +372,8 @@ static const struct key table[] = {
     CIDRS("deny", deny, 0),
     UINT("max-conns", set_count, max_conns, 0),
     ENUM("balance", balance, balance_words),
+    {.name = "next-upstream", .set = set_bool, .equal = eq_int, .off = OFF(next_upstream),
+     .tcp_only = 1},
     UINT("check", set_check, check_ms, 1),
     UINT("connect-timeout", set_timeout, connect_timeout_ms, 1),
     UINT("header-timeout", set_timeout, header_timeout_ms, 1),

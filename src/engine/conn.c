@@ -319,9 +319,9 @@ static void established(struct conn *c)
 
 static void connect_to(struct conn *c, int i);
 
-/* After a failed connect: the client goes on to another upstream when one
- * is live (nginx's proxy_next_upstream, on by default; HAProxy's redispatch),
- * each tried at most once: the one that failed is paused now (balance_result),
+/* After a failed connect, with next-upstream=on: the client goes on to
+ * another upstream when one is live (nginx's proxy_next_upstream; HAProxy's
+ * redispatch), each tried at most once: the one that failed is paused now (balance_result),
  * so a pick that is live is one not tried yet, unless its pause ran out
  * meanwhile, which the count of upstreams bounds. Nothing was sent upstream
  * yet, so the client's bytes (its header included) wait for the next one. */
@@ -330,7 +330,8 @@ static int connect_retry(struct conn *c)
     uint64_t now = loop_now(c->w->loop);
     int i;
 
-    if ((size_t)c->retries + 1 >= c->r->cfg->nup || c->retries == UINT8_MAX)
+    if (!c->r->cfg->next_upstream || (size_t)c->retries + 1 >= c->r->cfg->nup ||
+        c->retries == UINT8_MAX)
         return 0;
     i = balance_pick(c->r, (const struct sockaddr *)&c->client, now);
     if (i < 0 || !balance_live(c->r, (size_t)i, now))

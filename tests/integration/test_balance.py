@@ -179,9 +179,10 @@ def check_removes_and_restores():
 
 @scenario
 def failed_connect_goes_on_to_the_next():
-    """A connect refused by one upstream goes on to the next live one, for
-    the same client (its bytes arrive whole); each failure is counted and
-    logged. With a lone upstream there is nothing to go on to: closed."""
+    """next-upstream=on: a connect refused by one upstream goes on to the
+    next live one, for the same client (its bytes arrive whole); each failure
+    is logged. With a lone upstream there is nothing to go on to: closed.
+    Without the key (off), the client that drew the dead upstream is closed."""
     dead = Named("dead")
     dead_port = dead.port
     dead.close()
@@ -189,9 +190,11 @@ def failed_connect_goes_on_to_the_next():
 
     class Port:
         port = dead_port
-    d, (port, lone) = start_ppfwd(
-        lambda ps: route(ps, [Port, ups[0], ups[1]], "balance=roundrobin") +
-        ["tcp://127.0.0.1:%d/127.0.0.1:%d" % (ps[1], dead_port)], 2, workers=1)
+    d, (port, lone, off) = start_ppfwd(
+        lambda ps: route(ps, [Port, ups[0], ups[1]], "balance=roundrobin&next-upstream=on") +
+        ["tcp://127.0.0.1:%d/127.0.0.1:%d?next-upstream=on" % (ps[1], dead_port)] +
+        ["tcp://127.0.0.1:%d/127.0.0.1:%d,127.0.0.1:%d" % (ps[2], dead_port, ups[0].port)],
+        3, workers=1)
     got = [ask(port, payload=b"hello %d" % i) for i in range(6)]
     check(all(g in ("a", "b") for g in got), "every client answered: %r" % got)
     got_bytes = sorted(ups[0].got + ups[1].got)
@@ -200,6 +203,8 @@ def failed_connect_goes_on_to_the_next():
     check(errs and all(e.get("upstream") == "127.0.0.1:%d" % dead_port for e in errs),
           "the refused connects logged: %r" % errs)
     eq(ask(lone), "", "a lone refused upstream: closed")
+    got = [ask(off) for _ in range(2)]
+    eq(sorted(got), ["", "a"], "next-upstream off: the client that drew the dead one is closed")
     d.wait_event("conn_close", lambda e: e.get("upstream") == "127.0.0.1:%d" % dead_port
                  and e.get("error"))
 

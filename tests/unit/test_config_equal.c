@@ -41,6 +41,7 @@ static const struct {
     {"deny", "10.0.0.1", "10.0.0.2"},
     {"max-conns", "1", "2"},
     {"balance", "roundrobin", "source"},
+    {"next-upstream", "on", "off"},
     {"check", "1s", "2s"},
     {"connect-timeout", "1s", "1500ms"},
     {"header-timeout", "1s", "2s"},

@@ -332,7 +332,8 @@ static void test_url_combinations(void **state)
 static void test_url_tcp_only_keys(void **state)
 {
     static const char *const keys[] = {"check=1s", "connect-timeout=1s", "header-timeout=1s",
-                                       "check=off", "header_timeout=5s"};
+                                       "check=off", "header_timeout=5s",
+                                       "next-upstream=on", "next_upstream=off"};
     char url[128], key[32];
 
     (void)state;
