@@ -25,6 +25,7 @@
 struct probe {
     struct route *r;
     struct loop *loop;
+    int wid; /* the worker whose loop runs it (its stats slot) */
     size_t idx;
     int fd;
     struct timer tick;     /* next check */
@@ -49,7 +50,10 @@ static void probe_close(struct probe *p)
     p->fd = -1;
 }
 
-/* Records the verdict; logs it when it changes. */
+/* Records the verdict; logs it when it changes. A failed check is a
+ * failed connect, and counts in ppfwd_upstream_errors_total as any does
+ * (INTERFACE.md: "every failed connect"): while an upstream is down its
+ * errors grow by one per check, as HAProxy's chkfail does. */
 static void probe_done(struct probe *p, int err)
 {
     struct upstream_state *u = &p->r->ups[p->idx];
@@ -57,6 +61,8 @@ static void probe_done(struct probe *p, int err)
 
     loop_timer_cancel(p->loop, &p->deadline);
     probe_close(p);
+    if (!up)
+        route_count(p->r, p->wid, STAT_UPSTREAM_ERRORS, 1);
     if (was != up)
         log_event(up ? LOG_INFO : LOG_WARN, up ? "upstream_up" : "upstream_down", p->r->cfg->name,
                   "upstream", LOG_STR, p->r->cfg->up[p->idx].name, "error", LOG_STR,
@@ -152,7 +158,7 @@ static int health_start(struct worker *w, struct route *r)
     h->seen = 1;
     for (size_t j = 0; j < h->n; j++) {
         struct probe *p = &h->p[j];
-        *p = (struct probe){.r = r, .loop = w->loop, .idx = j, .fd = -1};
+        *p = (struct probe){.r = r, .loop = w->loop, .wid = w->id, .idx = j, .fd = -1};
         loop_timer_set(w->loop, &p->tick, 0, tick_cb, p);
     }
     h->next = w->health;

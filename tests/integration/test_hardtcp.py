@@ -293,6 +293,23 @@ def metric(mport, name, route):
 
 
 @scenario
+def failed_checks_count_as_upstream_errors():
+    """A failed health check is a failed connect: it counts in
+    ppfwd_upstream_errors_total, one per check, with no client at all; the
+    log says upstream_down once, not once per check."""
+    dead, mport = free_port(), free_port()
+    routes = lambda ps: ["tcp://127.0.0.1:%d/127.0.0.1:%d?check=200ms" % (ps[0], dead)]  # noqa: E731
+    d, (port,) = start_ppfwd(routes, 1, workers=1, extra=["--metrics", "127.0.0.1:%d" % mport])
+    name = routes([port])[0]
+    d.wait_event("upstream_down", timeout=3.0)
+    n = wait_for(lambda: (lambda v: v if v >= 4 else None)(
+        metric(mport, "ppfwd_upstream_errors_total", name)), 5, "four failed checks counted")
+    eq(len(d.events("upstream_down")), 1, "upstream_down lines")
+    eq(d.events("upstream_error"), [], "upstream_error lines (no client connected)")
+    print("  %d failed checks counted" % n)
+
+
+@scenario
 def paused_upstreams_still_tried():
     """Item 11: after a failed connect, a route's only upstream is tried
     again at once (not "no live upstream" for 2 s), and when both upstreams
