@@ -29,7 +29,7 @@ static int check_socket(const char *path, const char *spec)
     return -1;
 }
 
-int check_main(int argc, char **argv)
+int check_main(int argc, char **argv, const char *config, int docker_on, const char *docker)
 {
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
@@ -39,8 +39,7 @@ int check_main(int argc, char **argv)
     };
     struct cfg cfg = {0};
     struct cfg_errors errs = {0};
-    const char *path = NULL, *docker = NULL;
-    int docker_on = 0;
+    const char *path = config;
     int c, rc;
 
     optind = 0;

@@ -319,7 +319,7 @@ static int main_dispatch(int argc, char **argv)
                            : strcmp(o.log_format, "json") == 0 ? LOG_FORMAT_JSON
                                                                : LOG_FORMAT_TEXT);
     if (cmd != NULL && strcmp(cmd, "check") == 0)
-        return check_main(argc - optind, argv + optind);
+        return check_main(argc - optind, argv + optind, o.config, o.docker_on, o.docker);
     if (cmd != NULL || o.config != NULL || o.docker_on)
         return main_run(&o, argc - optind, argv + optind);
     cli_error(NULL, "nothing to do: give ROUTE..., -c FILE or a subcommand");

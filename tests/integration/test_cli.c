@@ -75,8 +75,9 @@ static void test_bad_invocations(void **state)
 }
 
 /* Routes that `ppfwd check` refuses are refused at start too, before any
- * socket is opened: keys that mean nothing on UDP, in a URL and in a file,
- * and a config file over its limits. Exit 1, nothing on stdout. */
+ * socket is opened: keys that mean nothing on UDP, in a URL and in a file
+ * (`ppfwd -c FILE check` checks it as `ppfwd check -c FILE` does), and a
+ * config file over its limits. Exit 1, nothing on stdout. */
 static void test_refused_at_start(void **state)
 {
     char path[] = "/tmp/test_cli.XXXXXX";
@@ -98,6 +99,9 @@ static void test_refused_at_start(void **state)
           fp);
     assert_int_equal(fclose(fp), 0);
     crun_expect_fail(ARGS("-c", path), NULL, 0, 1,
+                     NEEDLES(":5: route dns: key check:", "TCP only"));
+    /* -c before the word check is the file to check, as after it. */
+    crun_expect_fail(ARGS("-c", path, "check"), NULL, 0, 1,
                      NEEDLES(":5: route dns: key check:", "TCP only"));
     fp = fopen(path, "w");
     assert_non_null(fp);

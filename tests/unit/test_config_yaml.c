@@ -389,7 +389,7 @@ static int run_check(const char *a1, const char *a2)
     fflush(stdout);
     dup2(null, 1);
     dup2(null, 2);
-    rc = check_main(a2 ? 3 : 2, argv);
+    rc = check_main(a2 ? 3 : 2, argv, NULL, 0, NULL);
     fflush(stdout);
     dup2(out, 1);
     dup2(err, 2);
