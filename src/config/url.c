@@ -141,6 +141,41 @@ const char *cfg_set_upstreams(struct route_cfg *r, const struct key *k, const ch
     return NULL;
 }
 
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Decodes s's %XX escapes in place (RFC 3986), so a value may hold what
+ * the query syntax would cut (a '&', '=' or '#': authority=a%26b). '+'
+ * stays a '+' (a space only in HTML forms). Returns -1 for a '%' without
+ * two hex digits after it, or one that decodes to NUL. */
+static int pct_decode(char *s)
+{
+    char *out = s;
+
+    for (const char *in = s; *in != '\0'; in++) {
+        int hi, lo;
+
+        if (*in != '%') {
+            *out++ = *in;
+            continue;
+        }
+        if ((hi = hexval(in[1])) < 0 || (lo = hexval(in[2])) < 0 || (hi | lo) == 0)
+            return -1;
+        *out++ = (char)(hi << 4 | lo);
+        in += 2;
+    }
+    *out = '\0';
+    return 0;
+}
+
 /* PROTO://[BIND]:PORT/UPSTREAM[,UPSTREAM...][?KEY=VALUE&KEY=VALUE...] */
 static void url_route(struct cfg *c, struct cfg_errors *errs, const char *url)
 {
@@ -178,6 +213,10 @@ static void url_route(struct cfg *c, struct cfg_errors *errs, const char *url)
             continue;
         }
         *eq = '\0';
+        if (pct_decode(kv) != 0 || pct_decode(eq + 1) != 0) {
+            cfg_problem(&at, kv, "bad percent-encoding (%%XX, XX two hex digits, not 00)");
+            continue;
+        }
         cfg_key_set(r, &at, kv, eq + 1);
     }
     free(query);

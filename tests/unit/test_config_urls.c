@@ -301,6 +301,15 @@ static void test_url_query_shape(void **state)
     cfgt_expect_error("expected [ADDR]:PORT", NULL);
     cfgt_load_url_ok("tcp6://[]:80/[::1]:80");
     cfgt_check_sa(&cfgt_route(0)->bind, AF_INET6, "::", 80);
+    /* Keys and values are percent-decoded: what '&' or '=' would cut. */
+    cfgt_load_url_ok("tcp://:80/127.0.0.1:1?send-proxy=v2&authority=a%26b%3dc%2Fd+e");
+    assert_string_equal(cfgt_route(0)->authority, "a&b=c/d+e");
+    cfgt_load_url_ok("tcp://:80/127.0.0.1:1?trusted=10.0.0.0%2f8&max%2Dconns=3");
+    assert_int_equal(cfgt_route(0)->max_conns, 3);
+    cfgt_url_fails("tcp://:80/127.0.0.1:1?send-proxy=v2&authority=100%", "authority");
+    cfgt_expect_error("bad percent-encoding", NULL);
+    cfgt_url_fails("tcp://:80/127.0.0.1:1?send-proxy=v2&authority=a%zz", "authority");
+    cfgt_url_fails("tcp://:80/127.0.0.1:1?send-proxy=v2&authority=a%00b", "authority");
 }
 
 static void test_url_unresolvable(void **state)
