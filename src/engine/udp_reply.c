@@ -140,6 +140,7 @@ void udp_reply_cb(struct loop *l, int fd, void *arg, unsigned events)
          * sessions avoid it for a while, as after a failed TCP connect;
          * this one stays, the upstream may come back before idle-timeout. */
         balance_result(u->r, (size_t)(s->up - u->rc->up), err, loop_now(l));
+        s->err = err;
         udp_drop(u, DROP_UPSTREAM, strerror(err), (const struct sockaddr *)&s->peer,
              (const struct sockaddr *)&s->client);
         return;

@@ -93,7 +93,8 @@ static void release(struct udp_lsn *u, struct udp_sess *s, const char *reason, i
               (const struct sockaddr *)&s->peer, "upstream", LOG_STR, s->up->name, "datagrams_in",
               LOG_UINT, s->dg_in, "datagrams_out", LOG_UINT, s->dg_out, "bytes_in", LOG_UINT,
               s->bytes_in, "bytes_out", LOG_UINT, s->bytes_out, "duration_ms", LOG_UINT,
-              now - s->start_ms, "reason", LOG_STR, reason, LOG_END);
+              now - s->start_ms, "reason", LOG_STR, reason, "error", LOG_STR,
+              s->err != 0 ? strerror(s->err) : NULL, LOG_END);
     loop_timer_cancel(u->w->loop, &s->timer);
     loop_remove(u->w->loop, s->fd);
     close(s->fd);

@@ -50,6 +50,7 @@ struct udp_sess {
     uint8_t ctl[64];
     size_t ctllen;
     uint64_t dg_in, dg_out, bytes_in, bytes_out;
+    int err; /* the last upstream error (a refused read, a failed send), or 0 */
     /* Until the upstream first answers, the session is in its listener's
      * list of unanswered sessions, oldest first: they end after
      * reply-timeout, and the oldest gives way at the session cap. */

@@ -301,5 +301,31 @@ def unanswered_session_ends_after_reply_timeout():
     ask(answered, (V4, uport), b"hello again")
 
 
+
+@scenario
+def session_close_names_the_upstream_error():
+    """A session whose upstream refused (ICMP port unreachable) says so in
+    its udp_session_close line ("error"), as a TCP conn_close does; one
+    that saw no error has no "error" key."""
+    up = UdpEcho(answer=lambda d: True)
+    dead = free_port()
+    # The TCP route is how start_ppfwd sees that ppfwd listens.
+    d, (_, ok_port, dead_port) = start_ppfwd(lambda ps: [
+        "tcp://127.0.0.1:%d/127.0.0.1:%d" % (ps[0], up.port),
+        "udp://127.0.0.1:%d/127.0.0.1:%d?idle-timeout=1s" % (ps[1], up.port),
+        "udp://127.0.0.1:%d/127.0.0.1:%d?idle-timeout=1s" % (ps[2], dead)], 3)
+    good, bad = udp_client(), udp_client()
+    ask(good, (V4, ok_port), b"hello")
+    bad.sendto(b"anyone?", (V4, dead_port))
+    d.wait_event("upstream_error", timeout=5.0)
+    evs = {}
+    for c in (good, bad):
+        peer = "127.0.0.1:%d" % c.getsockname()[1]
+        evs[c] = d.wait_event("udp_session_close", lambda e, p=peer: e.get("peer") == p,
+                              timeout=5.0)[0]
+    eq(evs[bad].get("error"), "Connection refused", "the refused session's error")
+    check("error" not in evs[good], "no error on the answered session: %r" % evs[good])
+
+
 if __name__ == "__main__":
     sys.exit(run())
