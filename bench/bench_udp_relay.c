@@ -104,7 +104,8 @@ static int session(struct relay *r, const struct sockaddr_in *c)
         struct sess *s = &r->sess[i];
 
         if (s->client.sin_family == AF_INET) {
-            if (s->client.sin_addr.s_addr == c->sin_addr.s_addr && s->client.sin_port == c->sin_port)
+            if (s->client.sin_addr.s_addr == c->sin_addr.s_addr &&
+                s->client.sin_port == c->sin_port)
                 return (int)i;
             continue;
         }
@@ -153,9 +154,11 @@ static int add_runs(struct relay *r, int m, struct iovec *iov, int n, void *name
     for (int i = 0; i < n;) {
         int j = i + 1;
 
-        while (j < n && iov[j].iov_len == iov[i].iov_len && (size_t)(j - i + 1) * iov[i].iov_len <= 65000)
+        while (j < n && iov[j].iov_len == iov[i].iov_len &&
+               (size_t)(j - i + 1) * iov[i].iov_len <= 65000)
             j++;
-        if (j < n && iov[j].iov_len < iov[i].iov_len && (size_t)(j - i + 1) * iov[i].iov_len <= 65000)
+        if (j < n && iov[j].iov_len < iov[i].iov_len &&
+            (size_t)(j - i + 1) * iov[i].iov_len <= 65000)
             j++; /* a shorter last one ends the run */
         run_msg(r, m++, iov + i, j - i, name, namelen);
         i = j;
@@ -288,10 +291,17 @@ int main(int argc, char **argv)
 
     while ((c = getopt(argc, argv, "p:u:j:")) != -1) {
         switch (c) {
-        case 'p': port = atoi(optarg); break;
-        case 'u': up_port = atoi(optarg); break;
-        case 'j': nthreads = atoi(optarg); break;
-        default: goto usage;
+        case 'p':
+            port = atoi(optarg);
+            break;
+        case 'u':
+            up_port = atoi(optarg);
+            break;
+        case 'j':
+            nthreads = atoi(optarg);
+            break;
+        default:
+            goto usage;
         }
     }
     if (port <= 0 || up_port <= 0 || nthreads < 1 || nthreads > 64)

@@ -130,7 +130,8 @@ static void write_counters(FILE *f, const struct server *srv)
             sample(f, "ppfwd_proxy_headers_total", srv->routes[i], extra, sum(srv, i, hdr[j].k));
         }
     }
-    family(f, "ppfwd_upstream_errors_total", "counter", "Failed upstream connects, health checks included.");
+    family(f, "ppfwd_upstream_errors_total", "counter",
+           "Failed upstream connects, health checks included.");
     for (size_t i = 0; i < srv->nroutes; i++)
         sample(f, "ppfwd_upstream_errors_total", srv->routes[i], "",
                sum(srv, i, STAT_UPSTREAM_ERRORS));
