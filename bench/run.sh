@@ -81,7 +81,8 @@ while [ "$r" -le "$ROUNDS" ]; do
     r=$((r + 1))
 done
 
-awk -F '\t' -v rounds="$ROUNDS" -v runs="$RUNS" -v iters="$ITERS" -v nogo="$nogo" '
+awk -F '\t' -v rounds="$ROUNDS" -v runs="$RUNS" -v iters="$ITERS" -v nogo="$nogo" \
+    -v pinned="${pin:+CPU ${BENCH_CPU:-1} (BENCH_CPU)}" '
 function median(key, n,    i, j, t, v) {
     n = cnt[key]
     for (i = 1; i <= n; i++)
@@ -176,6 +177,9 @@ END {
     print "mailgun/proxyproto is not packaged: its column is the published range per header"
     print "(268-389 ns v2, 498-1331 ns v1), measured on other hardware, not here."
     print "Targets: v2 parse <= 20 ns, v1 TCP4-Typical parse <= 60 ns, v2 build <= 25 ns."
+    # The vCPUs of a VM need not run alike: on the host of 12-06 the CRC32C cases took twice as
+    # long on CPU 0 as on CPU 1, and the others half as long (docs/design.md).
+    printf "C and Go ran on %s; compare figures taken on the same vCPU.\n", pinned != "" ? pinned : "any CPU (no taskset)"
 }' "$tmp/c.tsv" "$tmp/go.tsv"
 
 # Second part: the TCP proxy benchmark (bench/tcp.sh: ppfwd beside HAProxy,
