@@ -45,6 +45,10 @@ static const char *resolve(const char *s, int family, int passive, struct sockad
         return "bad port (expected 1-65535)";
     memcpy(host, h, hlen);
     host[hlen] = '\0';
+    /* A zone in a URL is written %25 (RFC 6874: [fe80::1%25eth0]); the
+     * bare % (getaddrinfo's spelling) is taken too. */
+    if (h != s && (end = strstr(host, "%25")) != NULL)
+        memmove(host + (end - host) + 1, end + 3, strlen(end + 3) + 1);
     hints.ai_family = family;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = (passive ? AI_PASSIVE : 0) | AI_NUMERICSERV;

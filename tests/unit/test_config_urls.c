@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <net/if.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -301,6 +302,12 @@ static void test_url_query_shape(void **state)
     cfgt_expect_error("expected [ADDR]:PORT", NULL);
     cfgt_load_url_ok("tcp6://[]:80/[::1]:80");
     cfgt_check_sa(&cfgt_route(0)->bind, AF_INET6, "::", 80);
+    /* An IPv6 zone, as RFC 6874 writes it in a URL (%25) and bare. */
+    cfgt_load_url_ok("tcp6://[fe80::1%25lo]:80/[fe80::2%lo]:80");
+    assert_int_equal(((const struct sockaddr_in6 *)&cfgt_route(0)->bind)->sin6_scope_id,
+                     if_nametoindex("lo"));
+    assert_int_equal(((const struct sockaddr_in6 *)&cfgt_route(0)->up[0].addr)->sin6_scope_id,
+                     if_nametoindex("lo"));
     /* Keys and values are percent-decoded: what '&' or '=' would cut. */
     cfgt_load_url_ok("tcp://:80/127.0.0.1:1?send-proxy=v2&authority=a%26b%3dc%2Fd+e");
     assert_string_equal(cfgt_route(0)->authority, "a&b=c/d+e");
