@@ -357,6 +357,19 @@ int udpt_fd_count(pid_t pid)
     return n;
 }
 
+int udpt_fd_count_settled(pid_t pid)
+{
+    long end = udpt_now_ms() + ANSWER_MS;
+    int n = udpt_fd_count(pid), prev = -1;
+
+    while (n != prev && udpt_now_ms() < end) {
+        udpt_sleep_ms(50);
+        prev = n;
+        n = udpt_fd_count(pid);
+    }
+    return n;
+}
+
 char *udpt_route(const char *fmt, ...)
 {
     static char buf[4][512];

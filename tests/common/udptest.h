@@ -94,6 +94,11 @@ void udpt_ask_whoami(int fd, int family, uint16_t port);
 
 int udpt_fd_count(pid_t pid);
 
+/* udpt_fd_count once two counts 50 ms apart agree (at most ANSWER_MS):
+ * a worker that is starting opens and closes descriptors of its own (the
+ * ring's probe socket), which a count taken at that moment would include. */
+int udpt_fd_count_settled(pid_t pid);
+
 char *udpt_route(const char *fmt, ...);
 
 /* Datagram seq of client c: "cC-SEQ", padded with NULs for whoami. */
