@@ -13,6 +13,7 @@
 
 #include "config/config.h"
 #include "config/internal.h"
+#include "config/tlv_policy.h"
 
 /* Resolves "HOST:PORT" or "[V6]:PORT" (an empty HOST is any address, as a
  * passive socket). Returns NULL or what is wrong. */
@@ -145,17 +146,6 @@ const char *cfg_set_upstreams(struct route_cfg *r, const struct key *k, const ch
     return NULL;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes s's %XX escapes in place (RFC 3986), so a value may hold what
  * the query syntax would cut (a '&', '=' or '#': authority=a%26b). '+'
  * stays a '+' (a space only in HTML forms). Returns -1 for a '%' without
@@ -165,15 +155,16 @@ static int pct_decode(char *s)
     char *out = s;
 
     for (const char *in = s; *in != '\0'; in++) {
-        int hi, lo;
+        uint8_t c;
 
         if (*in != '%') {
             *out++ = *in;
             continue;
         }
-        if ((hi = hexval(in[1])) < 0 || (lo = hexval(in[2])) < 0 || (hi | lo) == 0)
+        /* tlv_hex_decode checks the digits in order: a NUL ends it. */
+        if (tlv_hex_decode(in + 1, 2, &c) != 0 || c == 0)
             return -1;
-        *out++ = (char)(hi << 4 | lo);
+        *out++ = (char)c;
         in += 2;
     }
     *out = '\0';

@@ -73,11 +73,11 @@ static void run_flush(struct udp_lsn *u, struct udp_sess *s, unsigned from, unsi
     if (s == NULL || to == from)
         return;
     lost = udp_send(u, s->fd, u->smsg + from, to - from, NULL, &err);
-    if (lost > 0 && err != 0)
-        s->err = err;
-    if (lost > 0)
-        udp_drop(u, DROP_SEND_UP, strerror(err), (const struct sockaddr *)&s->peer,
-                 (const struct sockaddr *)&s->client);
+    if (lost == 0)
+        return;
+    s->err = err; /* udp_send leaves the error of every loss */
+    udp_drop(u, DROP_SEND_UP, strerror(err), (const struct sockaddr *)&s->peer,
+             (const struct sockaddr *)&s->client);
 }
 
 /* Queues slot i's datagram as message m of its session's run. */
